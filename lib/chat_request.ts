@@ -1,0 +1,131 @@
+/**
+ * Turns an OpenAI chat completion request into what the generator needs: the prompt (the last
+ * user message's text), the input images (its `image_url` parts), and the loose body fields.
+ * @module
+ */
+import { z } from "zod";
+import { type ApiError, invalidParam } from "./errors.ts";
+
+/** A chat request reduced to what image generation needs. */
+export interface ChatRequest {
+  /** The requested model id or alias. */
+  model: string;
+  /** Text of the last user message, parts joined by newlines. */
+  prompt: string;
+  /** `image_url` parts of the last user message, in order. */
+  images: string[];
+  /** Whether to answer as a server-sent event stream. */
+  stream: boolean;
+  /** `stream_options.include_usage`. */
+  includeUsage: boolean;
+  /** Index of the last user message in `messages`. */
+  userIndex: number;
+  /** All messages, as sent. */
+  messages: ChatMessage[];
+  /** The whole body, for the per-model parameters. */
+  fields: Record<string, unknown>;
+}
+
+const Part = z.looseObject({ type: z.string() });
+const Message = z.looseObject({
+  role: z.string(),
+  content: z.union([z.string(), z.array(Part)]).nullish(),
+});
+/** One chat message as the schema accepts it. */
+export type ChatMessage = z.infer<typeof Message>;
+
+const Body = z.looseObject({
+  model: z.string().min(1, "model is required"),
+  messages: z.array(Message).min(1, "messages must not be empty"),
+  stream: z.boolean().nullish(),
+  stream_options: z.looseObject({ include_usage: z.boolean().nullish() }).nullish(),
+});
+
+/** Formats a zod issue path as `messages[0].content`. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const key of path) {
+    out += typeof key === "number" ? `[${key}]` : `${out ? "." : ""}${String(key)}`;
+  }
+  return out || "body";
+}
+
+/** Turns a zod failure into a 400 that names the field. */
+export function zodError(error: z.ZodError): ApiError {
+  const issue = error.issues[0];
+  const param = formatPath(issue.path);
+  return invalidParam(param, `Invalid ${param}: ${issue.message}`);
+}
+
+const IMAGE_URL = /^(https?:\/\/[^\s]+|data:image\/[a-z0-9.+-]+;base64,[A-Za-z0-9+/=\s]+)$/i;
+
+/** The URL of an `image_url` part, accepting both `{url}` and a bare string. */
+function imageUrlOf(part: Record<string, unknown>, param: string): string {
+  const raw = part.image_url;
+  const url = typeof raw === "string"
+    ? raw
+    : raw && typeof raw === "object"
+    ? (raw as Record<string, unknown>).url
+    : undefined;
+  if (typeof url !== "string" || !IMAGE_URL.test(url)) {
+    throw invalidParam(
+      `${param}.image_url`,
+      "image_url must be an http(s) URL or a data:image/...;base64 URI",
+      "invalid_image_url",
+    );
+  }
+  return url;
+}
+
+/** The text and images of one message's content. */
+export function messageParts(
+  content: ChatMessage["content"],
+  param: string,
+): { text: string; images: string[] } {
+  if (typeof content === "string") return { text: content, images: [] };
+  const texts: string[] = [];
+  const images: string[] = [];
+  (content ?? []).forEach((part, j) => {
+    const at = `${param}[${j}]`;
+    if (part.type === "text") {
+      if (typeof part.text !== "string") throw invalidParam(`${at}.text`, "text must be a string");
+      texts.push(part.text);
+    } else if (part.type === "image_url") {
+      images.push(imageUrlOf(part, at));
+    }
+    // Other part types (audio, files) mean nothing to an image model and are skipped.
+  });
+  return { text: texts.join("\n"), images };
+}
+
+/** Parses and checks a chat completion body. */
+export function parseChatRequest(body: unknown): ChatRequest {
+  if (!body || typeof body !== "object" || Array.isArray(body)) {
+    throw invalidParam("body", "The request body must be a JSON object");
+  }
+  const parsed = Body.safeParse(body);
+  if (!parsed.success) throw zodError(parsed.error);
+  const { model, messages, stream, stream_options } = parsed.data;
+  let userIndex = -1;
+  for (let i = messages.length - 1; i >= 0; i--) {
+    if (messages[i].role === "user") {
+      userIndex = i;
+      break;
+    }
+  }
+  if (userIndex < 0) throw invalidParam("messages", "messages must contain a user message");
+  const { text, images } = messageParts(
+    messages[userIndex].content,
+    `messages[${userIndex}].content`,
+  );
+  return {
+    model,
+    prompt: text,
+    images,
+    stream: stream === true,
+    includeUsage: stream === true && stream_options?.include_usage === true,
+    userIndex,
+    messages,
+    fields: body as Record<string, unknown>,
+  };
+}

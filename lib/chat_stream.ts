@@ -1,0 +1,133 @@
+/**
+ * OpenAI chat completion answers: the non-streamed `chat.completion` object and the streaming
+ * encoder, a `TransformStream` from {@link ChatStreamEvent}s to server-sent event bytes.
+ * @module
+ */
+import type { ApiError } from "./errors.ts";
+
+/** Token usage; images have no tokens, so the counts are zero. */
+export interface Usage {
+  /** Prompt tokens. */
+  prompt_tokens: number;
+  /** Completion tokens. */
+  completion_tokens: number;
+  /** Both. */
+  total_tokens: number;
+}
+
+/** The usage reported for an image generation. */
+export const ZERO_USAGE: Usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
+
+/** What a streamed answer is made of, in order. */
+export type ChatStreamEvent =
+  | { kind: "role" }
+  | { kind: "keepalive" }
+  | { kind: "reasoning"; text: string }
+  | { kind: "content"; text: string }
+  | { kind: "finish" }
+  | { kind: "usage"; usage: Usage }
+  | { kind: "error"; error: ApiError };
+
+/** Identity shared by all chunks of one answer. */
+export interface CompletionMeta {
+  /** `chatcmpl-…`. */
+  id: string;
+  /** Unix seconds. */
+  created: number;
+  /** The model id echoed back. */
+  model: string;
+}
+
+/** A non-streamed `chat.completion`. */
+export function toChatCompletion(meta: CompletionMeta, content: string): Record<string, unknown> {
+  return {
+    id: meta.id,
+    object: "chat.completion",
+    created: meta.created,
+    model: meta.model,
+    choices: [{
+      index: 0,
+      message: { role: "assistant", content, refusal: null },
+      finish_reason: "stop",
+      logprobs: null,
+    }],
+    usage: ZERO_USAGE,
+  };
+}
+
+/** One `chat.completion.chunk`. */
+export function toChatChunk(
+  meta: CompletionMeta,
+  delta: Record<string, unknown>,
+  finishReason: string | null,
+  includeUsage: boolean,
+): Record<string, unknown> {
+  const chunk: Record<string, unknown> = {
+    id: meta.id,
+    object: "chat.completion.chunk",
+    created: meta.created,
+    model: meta.model,
+    choices: [{ index: 0, delta, finish_reason: finishReason, logprobs: null }],
+  };
+  if (includeUsage) chunk.usage = null;
+  return chunk;
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * One SSE frame. Written by hand rather than with std's `ServerSentEventStream`, because that
+ * writes `data:x` without the space, and some hand-rolled clients match `data: [DONE]` literally.
+ */
+function frame(data: string): Uint8Array {
+  return encoder.encode(`data: ${data}\n\n`);
+}
+
+/**
+ * Encodes chat stream events as OpenAI server-sent events. Keep-alives are complete chunks with
+ * an empty content delta: comment frames and empty `data:` frames break SDKs that parse every
+ * frame as JSON. After an error event the stream ends without `[DONE]`.
+ */
+export class ChatChunkStream extends TransformStream<ChatStreamEvent, Uint8Array> {
+  /** Creates an encoder for one answer. */
+  constructor(meta: CompletionMeta, includeUsage: boolean) {
+    let failed = false;
+    super({
+      transform(event, controller) {
+        if (failed) return;
+        const chunk = (delta: Record<string, unknown>, finish: string | null = null) =>
+          controller.enqueue(frame(JSON.stringify(toChatChunk(meta, delta, finish, includeUsage))));
+        switch (event.kind) {
+          case "role":
+            return chunk({ role: "assistant", content: "" });
+          case "keepalive":
+            return chunk({ content: "" });
+          case "reasoning":
+            return chunk({ reasoning_content: event.text });
+          case "content":
+            return chunk({ content: event.text });
+          case "finish":
+            return chunk({}, "stop");
+          case "usage":
+            if (!includeUsage) return;
+            controller.enqueue(frame(JSON.stringify({
+              id: meta.id,
+              object: "chat.completion.chunk",
+              created: meta.created,
+              model: meta.model,
+              choices: [],
+              usage: event.usage,
+            })));
+            return;
+          case "error":
+            failed = true;
+            controller.enqueue(frame(JSON.stringify(event.error.toJSON())));
+            return;
+        }
+      },
+      flush(controller) {
+        if (!failed) controller.enqueue(frame("[DONE]"));
+      },
+    });
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * Command-line flags of the compiled binary (and `main.ts`). Each flag mirrors an environment
+ * variable and wins over it.
+ * @module
+ */
+import { parseArgs } from "@std/cli/parse-args";
+import { ConfigError } from "./config.ts";
+
+/** Flag name → environment variable it mirrors. */
+export const FLAG_ENV: Readonly<Record<string, string>> = {
+  "port": "PORT",
+  "host": "HOST",
+  "base-url": "SILICONFLOW_BASE_URL",
+  "timeout-ms": "UPSTREAM_TIMEOUT_MS",
+  "keepalive-ms": "KEEPALIVE_MS",
+  "max-body-bytes": "MAX_BODY_BYTES",
+  "log-format": "LOG_FORMAT",
+  "model-aliases": "MODEL_ALIASES",
+};
+
+/** What the command line asked for. */
+export interface CliOptions {
+  /** `--help`. */
+  help: boolean;
+  /** `--version`. */
+  version: boolean;
+  /** Environment overrides from flags (`--demo` sets `DEMO`). */
+  env: Record<string, string>;
+}
+
+/** Parses the command line; unknown flags are an error that names them. */
+export function parseCli(args: string[]): CliOptions {
+  const unknown: string[] = [];
+  const parsed = parseArgs(args, {
+    string: Object.keys(FLAG_ENV),
+    boolean: ["help", "version", "demo"],
+    alias: { h: "help", v: "version", p: "port" },
+    unknown: (arg: string) => {
+      unknown.push(arg);
+      return false;
+    },
+  });
+  if (unknown.length) {
+    throw new ConfigError("command line", `unknown argument ${unknown[0]}; see --help`);
+  }
+  const env: Record<string, string> = {};
+  for (const [flag, name] of Object.entries(FLAG_ENV)) {
+    const value = parsed[flag];
+    if (typeof value === "string") env[name] = value;
+  }
+  if (parsed.demo) env.DEMO = "true";
+  return { help: parsed.help === true, version: parsed.version === true, env };
+}
+
+/** The `--help` text. */
+export function helpText(version: string): string {
+  const flags = Object.entries(FLAG_ENV)
+    .map(([flag, name]) => `  --${flag.padEnd(16)} same as ${name}`)
+    .join("\n");
+  return `siliconflow-image-proxy ${version}
+OpenAI-compatible API for SiliconFlow's image models.
+
+Usage: siliconflow-image-proxy [flags]
+
+Flags (each wins over its environment variable):
+${flags}
+  --demo             serve from the built-in stand-in (no key, no network)
+  -h, --help         show this help
+  -v, --version      show the version
+`;
+}

@@ -1,0 +1,148 @@
+/**
+ * The built-in stand-in for SiliconFlow. It answers `POST …/images/generations` like the real
+ * API (same per-model rules, same error bodies, a trace id header) and serves the PNG images it
+ * "generates" at `GET /demo/images/{W}x{H}/{seed}.png`, drawn on demand from the URL alone, so
+ * it keeps no state. The demo mode and the test suite's fake upstream both use it.
+ * @module
+ */
+import { findModel, modelSchema, SIZE_PATTERN, UPSTREAM_PARAM_NAMES } from "./models.ts";
+import { encodePng } from "./png.ts";
+
+/** The path prefix under which the stand-in serves its images. */
+export const DEMO_IMAGE_PREFIX = "/demo/images/";
+
+/** Options of {@link createDemoUpstream}. */
+export interface DemoUpstreamOptions {
+  /** Waits this long before answering a generation (0 by default). */
+  delayMs?: number;
+  /** Largest side of a drawn image; larger requests are drawn scaled down. */
+  maxSide?: number;
+}
+
+function json(status: number, body: unknown, traceId: string): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: {
+      "content-type": "application/json; charset=utf-8",
+      "x-siliconcloud-trace-id": traceId,
+    },
+  });
+}
+
+function sfError(status: number, code: number, message: string, traceId: string): Response {
+  return json(status, { code, message, data: null }, traceId);
+}
+
+/** Draws the demo picture for a seed: a two-colour diagonal gradient with soft bands. */
+export function drawDemoImage(
+  width: number,
+  height: number,
+  seed: number,
+): Promise<Uint8Array<ArrayBuffer>> {
+  const hue = (seed * 2654435761) % 360;
+  const a = hsl(hue, 0.65, 0.55);
+  const b = hsl((hue + 140) % 360, 0.7, 0.35);
+  return encodePng(width, height, (x, y) => {
+    const t = (x / width + y / height) / 2;
+    const band = 0.92 + 0.08 * Math.sin((x + y) / 24);
+    return [
+      Math.round((a[0] * (1 - t) + b[0] * t) * band),
+      Math.round((a[1] * (1 - t) + b[1] * t) * band),
+      Math.round((a[2] * (1 - t) + b[2] * t) * band),
+    ];
+  });
+}
+
+function hsl(h: number, s: number, l: number): [number, number, number] {
+  const k = (n: number) => (n + h / 30) % 12;
+  const f = (n: number) =>
+    l - s * Math.min(l, 1 - l) * Math.max(-1, Math.min(k(n) - 3, 9 - k(n), 1));
+  return [Math.round(f(0) * 255), Math.round(f(8) * 255), Math.round(f(4) * 255)];
+}
+
+/** Creates the stand-in's request handler. */
+export function createDemoUpstream(
+  options: DemoUpstreamOptions = {},
+): (request: Request) => Promise<Response> {
+  const maxSide = options.maxSide ?? 2048;
+  return async (request) => {
+    const url = new URL(request.url);
+    const traceId = `demo-${crypto.randomUUID()}`;
+    const image = url.pathname.startsWith(DEMO_IMAGE_PREFIX)
+      ? /^(\d{1,4})x(\d{1,4})\/(\d{1,10})\.png$/.exec(url.pathname.slice(DEMO_IMAGE_PREFIX.length))
+      : null;
+    if (image && request.method === "GET") {
+      let [w, h] = [Number(image[1]), Number(image[2])];
+      const scale = Math.min(1, maxSide / Math.max(w, h, 1));
+      [w, h] = [Math.max(1, Math.round(w * scale)), Math.max(1, Math.round(h * scale))];
+      const png = await drawDemoImage(w, h, Number(image[3]));
+      return new Response(png, {
+        headers: {
+          "content-type": "image/png",
+          "cache-control": "public, max-age=31536000, immutable",
+        },
+      });
+    }
+    if (!url.pathname.endsWith("/images/generations") || request.method !== "POST") {
+      return new Response("404 page not found", {
+        status: 404,
+        headers: { "x-siliconcloud-trace-id": traceId },
+      });
+    }
+    if (!/^Bearer \S+$/.test(request.headers.get("authorization") ?? "")) {
+      return new Response('"Invalid token"', {
+        status: 401,
+        headers: { "x-siliconcloud-trace-id": traceId },
+      });
+    }
+    let body: Record<string, unknown>;
+    try {
+      body = await request.json();
+      if (!body || typeof body !== "object" || Array.isArray(body)) {
+        throw new Error("not an object");
+      }
+    } catch {
+      return sfError(400, 20015, "Invalid JSON body", traceId);
+    }
+    const model = typeof body.model === "string" ? findModel(body.model) : undefined;
+    if (!model || model.id !== body.model) {
+      return sfError(400, 20012, "Model does not exist. Please check it carefully.", traceId);
+    }
+    if (typeof body.prompt !== "string" || !body.prompt.trim()) {
+      return sfError(400, 20015, "prompt is required", traceId);
+    }
+    const images = ["image", "image2", "image3"].filter((k) => body[k] !== undefined);
+    const allowed = new Set(["model", "prompt", ...Object.keys(model.params)]);
+    ["image", "image2", "image3"].slice(0, model.inputImages.max).forEach((k) => allowed.add(k));
+    for (const key of Object.keys(body)) {
+      if (!allowed.has(key) && (UPSTREAM_PARAM_NAMES.includes(key) || key.startsWith("image"))) {
+        return sfError(400, 20015, `Parameter ${key} is not supported by ${model.id}`, traceId);
+      }
+    }
+    if (images.length < model.inputImages.min) {
+      return sfError(400, 20015, `${model.id} requires an input image`, traceId);
+    }
+    const params = Object.fromEntries(Object.keys(model.params).map((k) => [k, body[k]]));
+    const parsed = modelSchema(model).safeParse(params);
+    if (!parsed.success) {
+      return sfError(400, 20015, `Invalid parameter: ${parsed.error.issues[0].message}`, traceId);
+    }
+    if (options.delayMs) {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(resolve, options.delayMs);
+        request.signal.addEventListener("abort", () => {
+          clearTimeout(timer);
+          reject(new DOMException("client went away", "AbortError"));
+        }, { once: true });
+      });
+    }
+    const size = SIZE_PATTERN.exec(typeof body.image_size === "string" ? body.image_size : "") ??
+      [null, "1024", "1024"];
+    const seed = typeof body.seed === "number" ? body.seed : Math.floor(Math.random() * 1e9);
+    const count = typeof body.batch_size === "number" ? body.batch_size : 1;
+    const list = Array.from({ length: count }, (_, i) => ({
+      url: `${url.origin}${DEMO_IMAGE_PREFIX}${size[1]}x${size[2]}/${(seed + i) % 1e10}.png`,
+    }));
+    return json(200, { images: list, data: list, timings: { inference: 0.01 }, seed }, traceId);
+  };
+}

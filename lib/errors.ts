@@ -1,0 +1,104 @@
+/**
+ * The OpenAI error shape and the one error class that carries it through the code.
+ *
+ * Deep code throws {@link ApiError}; the request handler turns it into a response in one place.
+ * @module
+ */
+
+/** The body of every error this server answers: OpenAI's `{"error":{…}}`. */
+export interface OpenAIErrorBody {
+  /** The error object itself. */
+  error: {
+    /** A human-readable message. */
+    message: string;
+    /** The error category, e.g. `invalid_request_error`. */
+    type: string;
+    /** The request field the error is about, or `null`. */
+    param: string | null;
+    /** A machine-readable code, or `null`. */
+    code: string | null;
+  };
+}
+
+/** Options for {@link ApiError}. */
+export interface ApiErrorOptions {
+  /** OpenAI error `type`; derived from the status when omitted. */
+  type?: string;
+  /** The request field at fault. */
+  param?: string | null;
+  /** Machine-readable code. */
+  code?: string | null;
+  /** Extra response headers, e.g. `Retry-After`. */
+  headers?: Record<string, string>;
+}
+
+const TYPE_BY_STATUS: Record<number, string> = {
+  400: "invalid_request_error",
+  401: "authentication_error",
+  403: "permission_error",
+  404: "not_found_error",
+  405: "invalid_request_error",
+  413: "invalid_request_error",
+  415: "invalid_request_error",
+  429: "rate_limit_error",
+  500: "server_error",
+  502: "upstream_error",
+  503: "service_unavailable_error",
+  504: "timeout_error",
+};
+
+/** An error that becomes an OpenAI-shaped response with a given HTTP status. */
+export class ApiError extends Error {
+  /** HTTP status of the response. */
+  readonly status: number;
+  /** OpenAI error `type`. */
+  readonly type: string;
+  /** The request field at fault, or `null`. */
+  readonly param: string | null;
+  /** Machine-readable code, or `null`. */
+  readonly code: string | null;
+  /** Extra response headers. */
+  readonly headers: Record<string, string>;
+
+  /** Creates an error answered with `status` and `message`. */
+  constructor(status: number, message: string, options: ApiErrorOptions = {}) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.type = options.type ?? TYPE_BY_STATUS[status] ??
+      (status >= 500 ? "server_error" : "invalid_request_error");
+    this.param = options.param ?? null;
+    this.code = options.code ?? null;
+    this.headers = options.headers ?? {};
+  }
+
+  /** The OpenAI error body for this error. */
+  toJSON(): OpenAIErrorBody {
+    return {
+      error: { message: this.message, type: this.type, param: this.param, code: this.code },
+    };
+  }
+}
+
+/** A 400 about one request field. */
+export function invalidParam(param: string, message: string, code = "invalid_value"): ApiError {
+  return new ApiError(400, message, { param, code });
+}
+
+/** Turns any thrown value into an {@link ApiError}; unknown errors become a 500. */
+export function toApiError(err: unknown, requestId: string): ApiError {
+  if (err instanceof ApiError) return err;
+  return new ApiError(
+    500,
+    `Internal error (request id ${requestId}). This is a bug in the proxy; please report it.`,
+    { code: "internal_error" },
+  );
+}
+
+/** Builds the JSON response for an error. */
+export function errorResponse(err: ApiError, headers: HeadersInit = {}): Response {
+  const h = new Headers(headers);
+  h.set("content-type", "application/json; charset=utf-8");
+  for (const [k, v] of Object.entries(err.headers)) h.set(k, v);
+  return new Response(JSON.stringify(err.toJSON()), { status: err.status, headers: h });
+}

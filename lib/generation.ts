@@ -1,0 +1,175 @@
+/**
+ * Turns what a client asked for (prompt, images, loose body fields) into the SiliconFlow calls
+ * to make, validated against the model's own schema. Chat and the Images API share it.
+ * @module
+ */
+import { ApiError, invalidParam, toApiError } from "./errors.ts";
+import type { UpstreamResult } from "./siliconflow.ts";
+import { batchLimit, modelSchema, type ModelSpec, UPSTREAM_PARAM_NAMES } from "./models.ts";
+import { resolveImageSize } from "./sizes.ts";
+
+/** The most images one request may ask for (`n`). */
+export const MAX_N = 4;
+
+/** What a client asked for, before validation. */
+export interface GenerationInput {
+  /** The model entry. */
+  model: ModelSpec;
+  /** The prompt text. */
+  prompt: string;
+  /** Input images: http(s) URLs or data URIs, in order. */
+  images: string[];
+  /** Loose request fields: SiliconFlow parameter names plus `size`, `aspect_ratio` and `n`. */
+  fields: Record<string, unknown>;
+  /** The request field that carries the images, for error messages. */
+  imagesParam: string;
+  /** The request field that carries the prompt, for error messages. */
+  promptParam: string;
+}
+
+/** The validated upstream calls for one request. */
+export interface GenerationPlan {
+  /** The model entry. */
+  model: ModelSpec;
+  /** One SiliconFlow request body per upstream call, in result order. */
+  calls: Record<string, unknown>[];
+  /** How many images the client asked for in all. */
+  n: number;
+  /** The `image_size` sent, if any. */
+  imageSize?: string;
+}
+
+function present(v: unknown): boolean {
+  return v !== undefined && v !== null && v !== "";
+}
+
+function parseN(value: unknown): number {
+  if (!present(value)) return 1;
+  const n = typeof value === "string" && /^\s*\d+\s*$/.test(value) ? Number(value) : value;
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > MAX_N) {
+    throw invalidParam("n", `n must be an integer from 1 to ${MAX_N}`);
+  }
+  return n;
+}
+
+/** Validates a request against its model and plans the upstream calls. */
+export function planGeneration(input: GenerationInput): GenerationPlan {
+  const { model, fields } = input;
+  const prompt = input.prompt.trim();
+  if (!prompt) {
+    throw invalidParam(input.promptParam, "A prompt is required: describe the image to make.");
+  }
+  const { min, max } = model.inputImages;
+  if (input.images.length < min || input.images.length > max) {
+    const wanted = max === 0
+      ? "takes no input images; use an edit model to change an image"
+      : min === max
+      ? `takes exactly ${min} input image${min === 1 ? "" : "s"}`
+      : `takes ${min} to ${max} input images`;
+    throw invalidParam(
+      input.imagesParam,
+      `${model.id} ${wanted}, but the request has ${input.images.length}.`,
+      min > input.images.length ? "image_required" : "too_many_images",
+    );
+  }
+
+  const params: Record<string, unknown> = {};
+  for (const name of UPSTREAM_PARAM_NAMES) {
+    const value = fields[name];
+    if (!present(value) || name === "image_size") continue;
+    if (!(name in model.params)) {
+      throw invalidParam(
+        name,
+        `${model.id} does not accept ${name}. It accepts: ${
+          Object.keys(model.params).join(", ") || "no extra parameters"
+        }.`,
+        "unsupported_parameter",
+      );
+    }
+    params[name] = value;
+  }
+  const imageSize = resolveImageSize(model, {
+    imageSize: fields.image_size,
+    aspectRatio: fields.aspect_ratio,
+    size: fields.size,
+  });
+  if (imageSize !== undefined) params.image_size = imageSize;
+
+  const parsed = modelSchema(model).safeParse(params);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const param = String(issue.path[0] ?? "body");
+    throw invalidParam(param, `Invalid ${param} for ${model.id}: ${issue.message}`);
+  }
+  const valid = parsed.data as Record<string, unknown>;
+
+  const n = parseN(fields.n);
+  const limit = batchLimit(model);
+  const base: Record<string, unknown> = { model: model.id, prompt, ...valid };
+  input.images.forEach((image, i) => (base[i === 0 ? "image" : `image${i + 1}`] = image));
+
+  let calls: Record<string, unknown>[];
+  if (limit > 1) {
+    if (valid.batch_size === undefined && n > 1) base.batch_size = n;
+    calls = [base];
+  } else {
+    const seed = valid.seed as number | undefined;
+    calls = Array.from({ length: n }, (_, i) => (seed === undefined ? { ...base } : {
+      ...base,
+      seed: (seed + i) % 10_000_000_000,
+    }));
+  }
+  const total = limit > 1 ? (base.batch_size as number | undefined) ?? 1 : n;
+  return { model, calls, n: total, imageSize: valid.image_size as string | undefined };
+}
+
+/** One generated image. */
+export interface GeneratedImage {
+  /** Its URL (or data URI). */
+  url: string;
+  /** The seed that produced it, where known exactly. */
+  seed?: number;
+}
+
+/** What a plan produced: images in order, and the calls that failed. */
+export interface GenerationOutcome {
+  /** Images in request order. */
+  images: GeneratedImage[];
+  /** Failed calls; empty when all succeeded. */
+  failures: ApiError[];
+  /** Upstream trace ids seen. */
+  traceIds: string[];
+}
+
+/** Something that can make one upstream call (the SiliconFlow client, in practice). */
+export type GenerateCall = (body: Record<string, unknown>) => Promise<UpstreamResult>;
+
+/**
+ * Runs the plan's calls concurrently and merges their images in order. When every call fails the
+ * first error is thrown; when only some fail, the rest is returned with the failures listed, so
+ * that callers can say so instead of returning fewer images in silence.
+ */
+export async function runGeneration(
+  plan: GenerationPlan,
+  call: GenerateCall,
+): Promise<GenerationOutcome> {
+  const settled = await Promise.allSettled(plan.calls.map((body) => call(body)));
+  const images: GeneratedImage[] = [];
+  const failures: ApiError[] = [];
+  const traceIds: string[] = [];
+  for (const [i, result] of settled.entries()) {
+    if (result.status === "rejected") {
+      failures.push(
+        result.reason instanceof ApiError ? result.reason : toApiError(result.reason, ""),
+      );
+      continue;
+    }
+    const { images: urls, seed, traceId } = result.value;
+    if (traceId) traceIds.push(traceId);
+    const known = seed ?? (plan.calls[i].seed as number | undefined);
+    // A batch reports one seed for several images, so no single image can claim it.
+    for (const url of urls) images.push({ url, seed: urls.length === 1 ? known : undefined });
+  }
+  if (images.length === 0) throw failures[0];
+  return { images, failures, traceIds };
+}

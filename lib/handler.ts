@@ -1,0 +1,147 @@
+/**
+ * The server as one function from `Request` to `Response`: request ids, CORS, routing, the
+ * error boundary and the per-request log line. `main.ts` and `mod.ts` build on it.
+ * @module
+ */
+import type { Config } from "./config.ts";
+import type { RequestContext } from "./context.ts";
+import { createDemoUpstream, DEMO_IMAGE_PREFIX } from "./demo_upstream.ts";
+import { ApiError, errorResponse, toApiError } from "./errors.ts";
+import { createLogger, type Logger } from "./logger.ts";
+import { ROUTES } from "./routes.ts";
+import { SiliconFlowClient, TRACE_HEADER } from "./siliconflow.ts";
+
+/** Dependencies of {@link createHandler}; everything but `config` has a default. */
+export interface HandlerOptions {
+  /** The configuration (see `loadConfig`). */
+  config: Config;
+  /** The fetch used for upstream calls. */
+  fetch?: typeof fetch;
+  /** Where log records go. */
+  logger?: Logger;
+  /** The clock. */
+  now?: () => number;
+}
+
+/** A request handler, as `Deno.serve` and `export default { fetch }` take it. */
+export type Handler = (request: Request) => Promise<Response>;
+
+const CORS_HEADERS: Record<string, string> = {
+  "access-control-allow-origin": "*",
+  "access-control-expose-headers": `x-request-id, ${TRACE_HEADER}, retry-after`,
+};
+
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+/** Builds the server's request handler. */
+export function createHandler(options: HandlerOptions): Handler {
+  const { config } = options;
+  const now = options.now ?? Date.now;
+  const logger = options.logger ?? createLogger(config.logFormat);
+  const demo = config.demo ? createDemoUpstream() : undefined;
+  // In demo mode upstream calls never leave the process: the stand-in answers them directly.
+  const upstreamFetch: typeof fetch = demo
+    ? (input, init) => demo(new Request(input, init))
+    : options.fetch ?? globalThis.fetch;
+  const client = new SiliconFlowClient({
+    fetch: upstreamFetch,
+    timeoutMs: config.upstreamTimeoutMs,
+  });
+
+  return async (request) => {
+    const started = now();
+    const url = new URL(request.url);
+    const incomingId = request.headers.get("x-request-id");
+    const requestId = incomingId && REQUEST_ID.test(incomingId) ? incomingId : crypto.randomUUID();
+    const ctx: RequestContext = {
+      request,
+      url,
+      requestId,
+      params: {},
+      config,
+      now,
+      logger,
+      log: {},
+      client,
+      baseUrl: demo ? `${url.origin}/demo/v1` : config.baseUrl,
+    };
+
+    let response: Response;
+    if (request.method === "OPTIONS") {
+      response = new Response(null, {
+        status: 204,
+        headers: {
+          "access-control-allow-methods": "GET, POST, OPTIONS",
+          "access-control-allow-headers": request.headers.get("access-control-request-headers") ??
+            "authorization, content-type, x-request-id",
+          "access-control-max-age": "86400",
+        },
+      });
+    } else if (demo && request.method === "GET" && url.pathname.startsWith(DEMO_IMAGE_PREFIX)) {
+      response = await demo(request);
+    } else {
+      response = await route(ctx);
+    }
+
+    const headers = new Headers(response.headers);
+    for (const [k, v] of Object.entries(CORS_HEADERS)) headers.set(k, v);
+    headers.set("x-request-id", requestId);
+    if (ctx.log.traceId && !ctx.streamDone) headers.set(TRACE_HEADER, ctx.log.traceId);
+    const final = new Response(response.body, { status: response.status, headers });
+
+    const logLine = (status: number) =>
+      logger({
+        level: status >= 500 && status !== 502 && status !== 504 ? "error" : "info",
+        msg: `${request.method} ${url.pathname}`,
+        status,
+        ms: now() - started,
+        model: ctx.log.model,
+        trace: ctx.log.traceId,
+        outcome: ctx.log.outcome,
+        req: requestId,
+      });
+    if (ctx.streamDone) ctx.streamDone.then(logLine);
+    else logLine(response.status);
+    return final;
+  };
+}
+
+async function route(ctx: RequestContext): Promise<Response> {
+  const { request, url } = ctx;
+  let pathMatched = false;
+  try {
+    for (const r of ROUTES) {
+      const match = r.pattern.exec({ pathname: url.pathname });
+      if (!match) continue;
+      pathMatched = true;
+      if (r.method !== request.method) continue;
+      for (const [k, v] of Object.entries(match.pathname.groups)) {
+        try {
+          ctx.params[k] = v === undefined ? undefined : decodeURIComponent(v);
+        } catch {
+          ctx.params[k] = v;
+        }
+      }
+      return await r.handle(ctx);
+    }
+    throw pathMatched
+      ? new ApiError(405, `${request.method} is not allowed on ${url.pathname}`, {
+        code: "method_not_allowed",
+      })
+      : new ApiError(404, `No route for ${request.method} ${url.pathname}`, { code: "not_found" });
+  } catch (err) {
+    const error = toApiError(err, ctx.requestId);
+    if (!(err instanceof ApiError)) {
+      ctx.logger({
+        level: "error",
+        msg: "unhandled error",
+        req: ctx.requestId,
+        error: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
+      });
+    }
+    ctx.log.outcome = error.code ?? undefined;
+    // Drain what is left of the body so the connection can be reused.
+    request.body?.cancel().catch(() => {});
+    return errorResponse(error);
+  }
+}

@@ -1,0 +1,210 @@
+/**
+ * The model registry: one entry per SiliconFlow image model. Validation, `/v1/models`, size
+ * mapping and the demo stand-in all read this one table, so adding a model is adding an entry.
+ * @module
+ */
+import { z } from "zod";
+
+/** How one upstream parameter is validated. */
+export type ParamSpec =
+  | { readonly type: "integer"; readonly min: number; readonly max: number }
+  | { readonly type: "number"; readonly min: number; readonly max: number }
+  | { readonly type: "string"; readonly maxLength: number }
+  | { readonly type: "boolean" }
+  | { readonly type: "enum"; readonly values: readonly string[] }
+  | { readonly type: "size" };
+
+/** One image model as SiliconFlow serves it. */
+export interface ModelSpec {
+  /** SiliconFlow model id, e.g. `Qwen/Qwen-Image`. */
+  readonly id: string;
+  /** Shown as `owned_by` in `/v1/models`. */
+  readonly ownedBy: string;
+  /** How many input images it takes (sent as `image`, `image2`, `image3`). */
+  readonly inputImages: { readonly min: number; readonly max: number };
+  /** The upstream parameters it accepts, besides `model`, `prompt` and the images. */
+  readonly params: Readonly<Record<string, ParamSpec>>;
+  /** Recommended `image_size` values; the first is the default. Empty if it takes no size. */
+  readonly sizes: readonly string[];
+  /** False where the entry rests on third-party or incomplete documentation. */
+  readonly verified: boolean;
+}
+
+const SEED: ParamSpec = { type: "integer", min: 0, max: 9_999_999_999 };
+const STEPS: ParamSpec = { type: "integer", min: 1, max: 100 };
+const NEGATIVE: ParamSpec = { type: "string", maxLength: 10_000 };
+const SIZE: ParamSpec = { type: "size" };
+const QWEN_CFG: ParamSpec = { type: "number", min: 0.1, max: 20 };
+
+const QWEN_SIZES = [
+  "1328x1328",
+  "1664x928",
+  "928x1664",
+  "1472x1140",
+  "1140x1472",
+  "1584x1056",
+  "1056x1584",
+] as const;
+
+/** Every model this server knows, in the order `/v1/models` lists them. */
+export const MODELS: readonly ModelSpec[] = [
+  {
+    id: "Kwai-Kolors/Kolors",
+    ownedBy: "Kwai-Kolors",
+    inputImages: { min: 0, max: 1 },
+    params: {
+      image_size: SIZE,
+      batch_size: { type: "integer", min: 1, max: 4 },
+      seed: SEED,
+      num_inference_steps: STEPS,
+      guidance_scale: { type: "number", min: 0, max: 20 },
+      negative_prompt: NEGATIVE,
+    },
+    sizes: ["1024x1024", "960x1280", "768x1024", "720x1440", "720x1280"],
+    verified: true,
+  },
+  {
+    id: "Qwen/Qwen-Image",
+    ownedBy: "Qwen",
+    inputImages: { min: 0, max: 0 },
+    params: {
+      image_size: SIZE,
+      seed: SEED,
+      num_inference_steps: STEPS,
+      cfg: QWEN_CFG,
+      negative_prompt: NEGATIVE,
+    },
+    sizes: QWEN_SIZES,
+    verified: true,
+  },
+  {
+    id: "Qwen/Qwen-Image-Edit",
+    ownedBy: "Qwen",
+    inputImages: { min: 1, max: 1 },
+    params: { seed: SEED, num_inference_steps: STEPS, cfg: QWEN_CFG, negative_prompt: NEGATIVE },
+    sizes: [],
+    verified: true,
+  },
+  {
+    id: "Qwen/Qwen-Image-Edit-2509",
+    ownedBy: "Qwen",
+    inputImages: { min: 1, max: 3 },
+    params: { seed: SEED, num_inference_steps: STEPS, cfg: QWEN_CFG, negative_prompt: NEGATIVE },
+    sizes: [],
+    verified: true,
+  },
+  {
+    // International docs: image_size enum, seed, output_format.
+    id: "black-forest-labs/FLUX.2-pro",
+    ownedBy: "black-forest-labs",
+    inputImages: { min: 0, max: 0 },
+    params: {
+      image_size: {
+        type: "enum",
+        values: ["512x512", "768x1024", "1024x768", "576x1024", "1024x576"],
+      },
+      seed: SEED,
+      output_format: { type: "enum", values: ["png", "jpeg"] },
+    },
+    sizes: ["512x512", "768x1024", "1024x768", "576x1024", "1024x576"],
+    verified: true,
+  },
+  {
+    // International docs example: image_size, seed, prompt_enhancement. Sizes are not listed there.
+    id: "black-forest-labs/FLUX.1-schnell",
+    ownedBy: "black-forest-labs",
+    inputImages: { min: 0, max: 0 },
+    params: { image_size: SIZE, seed: SEED, prompt_enhancement: { type: "boolean" } },
+    sizes: ["1024x1024", "1024x768", "768x1024", "1024x576", "576x1024"],
+    verified: false,
+  },
+  {
+    // From Cherry Studio's catalogue, not from SiliconFlow's own reference.
+    id: "Tongyi-MAI/Z-Image-Turbo",
+    ownedBy: "Tongyi-MAI",
+    inputImages: { min: 0, max: 0 },
+    params: { image_size: SIZE, seed: SEED },
+    sizes: ["1024x1024", "1200x896", "1264x848", "1376x768", "896x1200", "768x1376"],
+    verified: false,
+  },
+];
+
+const BY_ID = new Map(MODELS.map((m) => [m.id.toLowerCase(), m]));
+
+/** Finds a model by id (case-insensitive). */
+export function findModel(id: string): ModelSpec | undefined {
+  return BY_ID.get(id.toLowerCase());
+}
+
+/** Every parameter name that any model accepts: the fields picked out of a request body. */
+export const UPSTREAM_PARAM_NAMES: readonly string[] = [
+  ...new Set(MODELS.flatMap((m) => Object.keys(m.params))),
+];
+
+/** Whether a model takes `image_size`. */
+export function takesImageSize(model: ModelSpec): boolean {
+  return "image_size" in model.params;
+}
+
+/** Whether a model takes `batch_size` (several images from one call). */
+export function batchLimit(model: ModelSpec): number {
+  const spec = model.params.batch_size;
+  return spec && spec.type === "integer" ? spec.max : 1;
+}
+
+/** `WIDTHxHEIGHT`, each side 64–4096. */
+export const SIZE_PATTERN: RegExp = /^([1-9][0-9]{1,3})x([1-9][0-9]{1,3})$/;
+
+// Clients such as Cherry Studio's custom parameters may send numbers as strings.
+function numeric(inner: z.ZodNumber): z.ZodType<number> {
+  return z.preprocess(
+    (v) => (typeof v === "string" && /^\s*-?\d+(\.\d+)?\s*$/.test(v) ? Number(v) : v),
+    inner,
+  ) as unknown as z.ZodType<number>;
+}
+
+function sizeOk(s: string): boolean {
+  const m = SIZE_PATTERN.exec(s);
+  if (!m) return false;
+  const [w, h] = [Number(m[1]), Number(m[2])];
+  return w >= 64 && h >= 64 && w <= 4096 && h <= 4096;
+}
+
+/** Builds the zod schema of one parameter. */
+export function paramSchema(spec: ParamSpec): z.ZodType {
+  switch (spec.type) {
+    case "integer":
+      return numeric(z.number().int().min(spec.min).max(spec.max));
+    case "number":
+      return numeric(z.number().min(spec.min).max(spec.max));
+    case "string":
+      return z.string().max(spec.maxLength);
+    case "boolean":
+      return z.preprocess(
+        (v) => (v === "true" ? true : v === "false" ? false : v),
+        z.boolean(),
+      );
+    case "enum":
+      return z.enum(spec.values as [string, ...string[]]);
+    case "size":
+      return z.string().refine(sizeOk, {
+        message: "must be WIDTHxHEIGHT, each side 64 to 4096, e.g. 1024x1024",
+      });
+  }
+}
+
+const schemaCache = new WeakMap<ModelSpec, z.ZodObject>();
+
+/** The zod schema of a model's parameters: every field optional, only its own fields. */
+export function modelSchema(model: ModelSpec): z.ZodObject {
+  let schema = schemaCache.get(model);
+  if (!schema) {
+    schema = z.object(
+      Object.fromEntries(
+        Object.entries(model.params).map(([name, spec]) => [name, paramSchema(spec).optional()]),
+      ),
+    );
+    schemaCache.set(model, schema);
+  }
+  return schema;
+}

@@ -1,0 +1,279 @@
+/**
+ * The SiliconFlow client: one `POST {base}/images/generations`, with a timeout, abort on client
+ * disconnect, a cap on the response size, and the mapping of upstream failures to OpenAI errors.
+ * @module
+ */
+import { ApiError } from "./errors.ts";
+
+/** The header SiliconFlow puts on every response, for its support desk. */
+export const TRACE_HEADER = "x-siliconcloud-trace-id";
+
+/** The largest upstream JSON answer read; anything longer is a fault. */
+export const MAX_UPSTREAM_RESPONSE_BYTES: number = 16 * 1024 * 1024;
+
+/** What one successful upstream call produced. */
+export interface UpstreamResult {
+  /** Image URLs (or data URIs), in order. */
+  images: string[];
+  /** The seed SiliconFlow reports, if any. */
+  seed?: number;
+  /** The upstream trace id, if any. */
+  traceId?: string;
+}
+
+/** Per-call options. */
+export interface CallOptions {
+  /** The SiliconFlow key to send. */
+  apiKey: string;
+  /** Aborts the call when the client goes away. */
+  signal?: AbortSignal;
+  /** Base URL, e.g. `https://api.siliconflow.cn/v1`. */
+  baseUrl: string;
+  /** Called with the trace id as soon as the upstream headers arrive. */
+  onTraceId?: (traceId: string) => void;
+}
+
+/** The status this proxy answers when the client itself went away (nginx's convention). */
+export const CLIENT_CLOSED = 499;
+
+/** Reads a body as text, failing once it passes `limit` bytes. */
+export async function readLimited(
+  body: ReadableStream<Uint8Array> | null,
+  limit: number,
+): Promise<Uint8Array | undefined> {
+  if (!body) return new Uint8Array();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = body.getReader();
+  try {
+    while (true) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.byteLength;
+      if (total > limit) {
+        await reader.cancel().catch(() => {});
+        return undefined;
+      }
+      chunks.push(value);
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const c of chunks) {
+    out.set(c, offset);
+    offset += c.byteLength;
+  }
+  return out;
+}
+
+function withTrace(message: string, traceId?: string): string {
+  return traceId ? `${message} (SiliconFlow trace id: ${traceId})` : message;
+}
+
+/** Pulls a readable message out of an upstream error body (JSON `{code,message,data}` or text). */
+export function upstreamMessage(text: string): { message: string; code?: string } {
+  const trimmed = text.trim();
+  try {
+    const parsed: unknown = JSON.parse(trimmed);
+    if (typeof parsed === "string") return { message: parsed };
+    if (parsed && typeof parsed === "object") {
+      const o = parsed as Record<string, unknown>;
+      const inner = o.error && typeof o.error === "object"
+        ? (o.error as Record<string, unknown>)
+        : undefined;
+      const message = o.message ?? inner?.message ?? o.error;
+      const code = o.code ?? inner?.code;
+      if (typeof message === "string" && message) {
+        return { message, code: code === undefined || code === null ? undefined : String(code) };
+      }
+    }
+  } catch {
+    // Plain text: SiliconFlow answers 401/403/404/504 that way.
+  }
+  return { message: trimmed.slice(0, 500) };
+}
+
+const KEPT_STATUSES = new Set([400, 401, 403, 429, 503]);
+const CODE_BY_STATUS: Record<number, string> = {
+  401: "invalid_api_key",
+  403: "permission_denied",
+  429: "rate_limit_exceeded",
+  503: "upstream_overloaded",
+  504: "upstream_timeout",
+};
+
+/** Maps a non-200 SiliconFlow answer to the error this proxy answers. */
+export function mapUpstreamError(
+  status: number,
+  text: string,
+  headers: Headers,
+  traceId?: string,
+): ApiError {
+  const { message, code } = upstreamMessage(text);
+  const text500 = message || `HTTP ${status}`;
+  const extra: Record<string, string> = {};
+  const retryAfter = headers.get("retry-after");
+  if (status === 429 && retryAfter && /^[\w ,:+-]{1,64}$/.test(retryAfter)) {
+    extra["retry-after"] = retryAfter;
+  }
+  if (KEPT_STATUSES.has(status)) {
+    return new ApiError(status, withTrace(`SiliconFlow: ${text500}`, traceId), {
+      code: CODE_BY_STATUS[status] ?? code ?? null,
+      headers: extra,
+    });
+  }
+  if (status === 504) {
+    return new ApiError(504, withTrace(`SiliconFlow timed out: ${text500}`, traceId), {
+      code: "upstream_timeout",
+    });
+  }
+  return new ApiError(
+    502,
+    withTrace(`SiliconFlow answered HTTP ${status}: ${text500}`, traceId),
+    { code: "upstream_error" },
+  );
+}
+
+/** Parses a 200 answer: `images` (or `data`) entries with `url` (or `b64_json`). */
+export function parseUpstreamSuccess(text: string, traceId?: string): UpstreamResult {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new ApiError(
+      502,
+      withTrace("SiliconFlow answered with something that is not JSON", traceId),
+      {
+        code: "upstream_bad_response",
+      },
+    );
+  }
+  const o = parsed && typeof parsed === "object" ? parsed as Record<string, unknown> : undefined;
+  const list = o?.images ?? o?.data;
+  if (!Array.isArray(list)) {
+    throw new ApiError(502, withTrace("SiliconFlow's answer has no images list", traceId), {
+      code: "upstream_bad_response",
+    });
+  }
+  const images: string[] = [];
+  for (const item of list) {
+    const entry = item && typeof item === "object" ? item as Record<string, unknown> : {};
+    if (typeof entry.url === "string" && /^(https?:|data:image\/)/i.test(entry.url)) {
+      images.push(entry.url);
+    } else if (typeof entry.b64_json === "string" && entry.b64_json) {
+      images.push(`data:image/png;base64,${entry.b64_json}`);
+    } else {
+      throw new ApiError(
+        502,
+        withTrace("SiliconFlow's answer has an image without a URL", traceId),
+        {
+          code: "upstream_bad_response",
+        },
+      );
+    }
+  }
+  if (images.length === 0) {
+    throw new ApiError(
+      400,
+      withTrace(
+        "SiliconFlow returned no images. This usually means its content filter blocked the prompt or an input image; try rewording it.",
+        traceId,
+      ),
+      { code: "no_images_returned" },
+    );
+  }
+  const seed = typeof o?.seed === "number" ? o.seed : undefined;
+  return { images, seed, traceId };
+}
+
+/** Options of {@link SiliconFlowClient}. */
+export interface SiliconFlowClientOptions {
+  /** The fetch to use; tests and the demo mode pass their own. */
+  fetch?: typeof fetch;
+  /** Gives up on a call after this many milliseconds. */
+  timeoutMs: number;
+}
+
+/** Calls SiliconFlow's image generation endpoint. */
+export class SiliconFlowClient {
+  #fetch: typeof fetch;
+  #timeoutMs: number;
+
+  /** Creates a client. */
+  constructor(options: SiliconFlowClientOptions) {
+    this.#fetch = options.fetch ?? globalThis.fetch;
+    this.#timeoutMs = options.timeoutMs;
+  }
+
+  /** Makes one generation call; throws {@link ApiError} on any failure. */
+  async generate(body: Record<string, unknown>, options: CallOptions): Promise<UpstreamResult> {
+    const controller = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, this.#timeoutMs);
+    const onAbort = () => controller.abort();
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    let traceId: string | undefined;
+    try {
+      if (options.signal?.aborted) throw new DOMException("aborted", "AbortError");
+      const response = await this.#fetch(
+        `${options.baseUrl.replace(/\/+$/, "")}/images/generations`,
+        {
+          method: "POST",
+          headers: {
+            "authorization": `Bearer ${options.apiKey}`,
+            "content-type": "application/json",
+            "accept": "application/json",
+          },
+          body: JSON.stringify(body),
+          signal: controller.signal,
+        },
+      );
+      traceId = response.headers.get(TRACE_HEADER)?.slice(0, 128) || undefined;
+      if (traceId) options.onTraceId?.(traceId);
+      const bytes = await readLimited(response.body, MAX_UPSTREAM_RESPONSE_BYTES);
+      if (bytes === undefined) {
+        throw new ApiError(502, withTrace("SiliconFlow's answer is too large", traceId), {
+          code: "upstream_bad_response",
+        });
+      }
+      let text = new TextDecoder().decode(bytes);
+      // Should SiliconFlow ever echo the key in an error, it must not reach our client or logs.
+      if (options.apiKey.length >= 16) text = text.replaceAll(options.apiKey, "[redacted]");
+      if (response.status !== 200) {
+        throw mapUpstreamError(response.status, text, response.headers, traceId);
+      }
+      return parseUpstreamSuccess(text, traceId);
+    } catch (err) {
+      if (err instanceof ApiError) throw err;
+      if (options.signal?.aborted) {
+        throw new ApiError(CLIENT_CLOSED, "The client closed the request", {
+          code: "client_closed",
+        });
+      }
+      if (timedOut) {
+        throw new ApiError(
+          504,
+          withTrace(`SiliconFlow did not answer within ${this.#timeoutMs} ms`, traceId),
+          { code: "upstream_timeout" },
+        );
+      }
+      throw new ApiError(
+        502,
+        withTrace(
+          `Could not reach SiliconFlow: ${(err as Error)?.name ?? "network error"}`,
+          traceId,
+        ),
+        { code: "upstream_unreachable" },
+      );
+    } finally {
+      clearTimeout(timer);
+      options.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+}
