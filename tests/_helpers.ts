@@ -1,0 +1,240 @@
+/**
+ * Shared test helpers: the loopback fake SiliconFlow (built on the demo stand-in, and told to
+ * misbehave per test), a raw TCP upstream for connection-level faults, and the real server on an
+ * ephemeral port with a capturing logger.
+ */
+import { type Config, loadConfig } from "../lib/config.ts";
+import { createDemoUpstream } from "../lib/demo_upstream.ts";
+import { createHandler } from "../lib/handler.ts";
+import type { LogRecord } from "../lib/logger.ts";
+
+/** A canned answer the fake gives instead of the stand-in's. */
+export interface CannedAnswer {
+  status: number;
+  body: string;
+  headers?: Record<string, string>;
+  /** Waits before answering. */
+  delayMs?: number;
+}
+
+/** A request the fake received. */
+export interface Received {
+  path: string;
+  authorization: string | null;
+  body: Record<string, unknown>;
+}
+
+/** The loopback fake SiliconFlow. */
+export interface FakeUpstream extends AsyncDisposable {
+  /** `http://127.0.0.1:PORT/v1`. */
+  baseUrl: string;
+  /** Every generation request received. */
+  received: Received[];
+  /** Answers queued for the next generation requests; the stand-in answers when empty. */
+  queue: CannedAnswer[];
+  /** Generation requests being worked on right now. */
+  inFlight(): number;
+  /** Generation requests whose client went away before the answer. */
+  aborted(): number;
+  /** Delay of the stand-in's answers. */
+  delayMs: number;
+}
+
+/** Starts the fake on a free loopback port. */
+export function startFakeUpstream(): FakeUpstream {
+  const demo = createDemoUpstream();
+  let inFlight = 0;
+  let aborted = 0;
+  const fake: FakeUpstream = {
+    baseUrl: "",
+    received: [],
+    queue: [],
+    delayMs: 0,
+    inFlight: () => inFlight,
+    aborted: () => aborted,
+    async [Symbol.asyncDispose]() {
+      await server.shutdown();
+    },
+  };
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    if (!new URL(req.url).pathname.endsWith("/images/generations")) return demo(req);
+    const text = await req.text();
+    let body: Record<string, unknown> = {};
+    try {
+      body = JSON.parse(text);
+    } catch { /* recorded as empty */ }
+    fake.received.push({
+      path: new URL(req.url).pathname,
+      authorization: req.headers.get("authorization"),
+      body,
+    });
+    const canned = fake.queue.shift();
+    const delay = canned?.delayMs ?? fake.delayMs;
+    inFlight++;
+    try {
+      if (delay) {
+        const finished = await new Promise<boolean>((resolve) => {
+          const timer = setTimeout(() => resolve(true), delay);
+          req.signal.addEventListener("abort", () => {
+            clearTimeout(timer);
+            resolve(false);
+          }, { once: true });
+        });
+        if (!finished) {
+          aborted++;
+          return new Response(null, { status: 499 });
+        }
+      }
+      if (canned) {
+        return new Response(canned.body, {
+          status: canned.status,
+          headers: { "x-siliconcloud-trace-id": "fake-trace-1", ...canned.headers },
+        });
+      }
+      return await demo(new Request(req.url, { method: "POST", headers: req.headers, body: text }));
+    } finally {
+      inFlight--;
+    }
+  });
+  fake.baseUrl = `http://127.0.0.1:${server.addr.port}/v1`;
+  return fake;
+}
+
+/** How the raw TCP upstream misbehaves. */
+export type RawFault =
+  | "reset-before-headers"
+  | "reset-mid-body"
+  | "stall-after-headers"
+  | "hang"
+  | "slow-drip";
+
+/** A TCP server that reads a request and then misbehaves at the HTTP level. */
+export function startRawUpstream(fault: RawFault): { baseUrl: string } & AsyncDisposable {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  const timers = new Set<ReturnType<typeof setTimeout>>();
+  const enc = new TextEncoder();
+  const serveConn = async (conn: Deno.Conn) => {
+    conns.add(conn);
+    try {
+      const buf = new Uint8Array(65536);
+      await conn.read(buf);
+      const head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 200\r\n\r\n";
+      switch (fault) {
+        case "reset-before-headers":
+          conn.close();
+          conns.delete(conn);
+          return;
+        case "reset-mid-body":
+          await conn.write(enc.encode(`${head}{"images":[{"url":"ht`));
+          conn.close();
+          conns.delete(conn);
+          return;
+        case "stall-after-headers":
+          await conn.write(enc.encode(head));
+          return;
+        case "hang":
+          return;
+        case "slow-drip": {
+          await conn.write(enc.encode(head));
+          for (const ch of '{"images":[]}') {
+            await new Promise((r) => {
+              const t = setTimeout(r, 50);
+              timers.add(t);
+            });
+            await conn.write(enc.encode(ch));
+          }
+          return;
+        }
+      }
+    } catch {
+      // The proxy hung up first.
+    }
+  };
+  (async () => {
+    try {
+      for await (const conn of listener) serveConn(conn);
+    } catch { /* closed */ }
+  })();
+  return {
+    baseUrl: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}/v1`,
+    [Symbol.asyncDispose]() {
+      for (const t of timers) clearTimeout(t);
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch { /* already closed */ }
+      }
+      listener.close();
+      return Promise.resolve();
+    },
+  };
+}
+
+/** The real server on a free loopback port, with its log records captured. */
+export interface TestServer extends AsyncDisposable {
+  /** `http://127.0.0.1:PORT`. */
+  url: string;
+  /** The configuration it runs with. */
+  config: Config;
+  /** Every log record, as objects. */
+  logs: LogRecord[];
+  /** Every log line, as text. */
+  lines: string[];
+}
+
+/** Starts the server with `env` as its environment. */
+export function startServer(env: Record<string, string> = {}): TestServer {
+  const config = loadConfig((name) => env[name]);
+  const logs: LogRecord[] = [];
+  const lines: string[] = [];
+  const handler = createHandler({
+    config,
+    logger: (record) => {
+      logs.push(record);
+      lines.push(JSON.stringify(record));
+    },
+  });
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, handler);
+  return {
+    url: `http://127.0.0.1:${server.addr.port}`,
+    config,
+    logs,
+    lines,
+    async [Symbol.asyncDispose]() {
+      await server.shutdown();
+    },
+  };
+}
+
+/** POSTs JSON with a key. */
+export function post(
+  url: string,
+  body: unknown,
+  init: { key?: string | null; headers?: Record<string, string>; signal?: AbortSignal } = {},
+): Promise<Response> {
+  const headers: Record<string, string> = { "content-type": "application/json", ...init.headers };
+  if (init.key !== null) headers.authorization = `Bearer ${init.key ?? TEST_KEY}`;
+  return fetch(url, {
+    method: "POST",
+    headers,
+    body: typeof body === "string" ? body : JSON.stringify(body),
+    signal: init.signal,
+  });
+}
+
+/** A key that must never show up in a log line or a response. */
+export const TEST_KEY = "sk-test-9f8e7d6c5b4a39281706f5e4d3c2b1a0";
+
+/** Reads a server-sent event stream into its `data:` payloads. */
+export async function readSse(response: Response): Promise<string[]> {
+  const text = await response.text();
+  return text.split("\n\n").filter((f) => f.trim()).map((f) => {
+    if (!f.startsWith("data: ")) throw new Error(`not a data frame: ${JSON.stringify(f)}`);
+    return f.slice("data: ".length);
+  });
+}
+
+/** A tiny valid PNG as a data URI. */
+export const PNG_DATA_URI =
+  "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC";
