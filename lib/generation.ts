@@ -8,6 +8,16 @@ import type { UpstreamResult } from "./siliconflow.ts";
 import { batchLimit, modelSchema, type ModelSpec, UPSTREAM_PARAM_NAMES } from "./models.ts";
 import { resolveImageSize } from "./sizes.ts";
 
+/**
+ * Names that mean the same thing on different models: the guidance strength is `guidance_scale`
+ * on Kolors and `cfg` on the Qwen family. A client (or the original project's own README) that
+ * sends one to a model that takes the other is understood, not refused.
+ */
+export const PARAM_SYNONYMS: Readonly<Record<string, string>> = {
+  guidance_scale: "cfg",
+  cfg: "guidance_scale",
+};
+
 /** The most images one request may ask for (`n`). */
 export const MAX_N = 4;
 
@@ -74,9 +84,19 @@ export function planGeneration(input: GenerationInput): GenerationPlan {
   }
 
   const params: Record<string, unknown> = {};
+  const sentAs: Record<string, string> = {};
   for (const name of UPSTREAM_PARAM_NAMES) {
     const value = fields[name];
     if (!present(value) || name === "image_size") continue;
+    const synonym = PARAM_SYNONYMS[name];
+    if (!(name in model.params) && synonym && synonym in model.params) {
+      // The model's own name wins when both are sent.
+      if (!present(fields[synonym])) {
+        params[synonym] = value;
+        sentAs[synonym] = name;
+      }
+      continue;
+    }
     if (!(name in model.params)) {
       throw invalidParam(
         name,
@@ -98,7 +118,8 @@ export function planGeneration(input: GenerationInput): GenerationPlan {
   const parsed = modelSchema(model).safeParse(params);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    const param = String(issue.path[0] ?? "body");
+    const key = String(issue.path[0] ?? "body");
+    const param = sentAs[key] ?? key;
     throw invalidParam(param, `Invalid ${param} for ${model.id}: ${issue.message}`);
   }
   const valid = parsed.data as Record<string, unknown>;

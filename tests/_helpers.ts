@@ -119,7 +119,8 @@ export function startRawUpstream(fault: RawFault): { baseUrl: string } & AsyncDi
     try {
       const buf = new Uint8Array(65536);
       await conn.read(buf);
-      const head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 200\r\n\r\n";
+      const head =
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 200\r\n\r\n";
       switch (fault) {
         case "reset-before-headers":
           conn.close();

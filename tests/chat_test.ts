@@ -1,5 +1,5 @@
 import { assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
-import { PNG_DATA_URI, post, readSse, startFakeUpstream, startServer, TEST_KEY } from "./_helpers.ts";
+import { PNG_DATA_URI, post, startFakeUpstream, startServer, TEST_KEY } from "./_helpers.ts";
 
 const user = (content: unknown) => [{ role: "user", content }];
 
@@ -20,38 +20,53 @@ Deno.test("chat completion: prompt, images and parameters reach SiliconFlow as i
     const body = await res.json();
     assertEquals(body.object, "chat.completion");
     assertEquals(body.choices[0].message.role, "assistant");
-    assertMatch(body.choices[0].message.content, /^!\[seed 7\]\(http:\/\/127\.0\.0\.1:\d+\/demo\/images\/1328x1328\/7\.png\)$/);
+    assertMatch(
+      body.choices[0].message.content,
+      /^!\[seed 7\]\(http:\/\/127\.0\.0\.1:\d+\/demo\/images\/1328x1328\/7\.png\)$/,
+    );
     assertEquals(res.headers.get("x-siliconcloud-trace-id")?.startsWith("demo-"), true);
     const sent = fake.received.at(-1)!;
     assertEquals(sent.authorization, `Bearer ${TEST_KEY}`);
-    assertEquals(sent.body, { model: "Qwen/Qwen-Image", prompt: "a red fox", seed: 7, image_size: "1328x1328" });
+    assertEquals(sent.body, {
+      model: "Qwen/Qwen-Image",
+      prompt: "a red fox",
+      seed: 7,
+      image_size: "1328x1328",
+    });
   });
 
-  await t.step("last user message wins; text parts join with newlines; both image_url forms", async () => {
-    const res = await post(chat, {
-      model: "Qwen/Qwen-Image-Edit-2509",
-      messages: [
-        ...user("old prompt"),
-        { role: "assistant", content: "ok" },
-        ...user([
-          { type: "text", text: "put them" },
-          { type: "image_url", image_url: { url: PNG_DATA_URI, detail: "high" } },
-          { type: "text", text: "side by side" },
-          { type: "image_url", image_url: "https://example.com/b.png" },
-        ]),
-      ],
-    });
-    assertEquals(res.status, 200, await res.clone().text());
-    assertEquals(fake.received.at(-1)!.body, {
-      model: "Qwen/Qwen-Image-Edit-2509",
-      prompt: "put them\nside by side",
-      image: PNG_DATA_URI,
-      image2: "https://example.com/b.png",
-    });
-  });
+  await t.step(
+    "last user message wins; text parts join with newlines; both image_url forms",
+    async () => {
+      const res = await post(chat, {
+        model: "Qwen/Qwen-Image-Edit-2509",
+        messages: [
+          ...user("old prompt"),
+          { role: "assistant", content: "ok" },
+          ...user([
+            { type: "text", text: "put them" },
+            { type: "image_url", image_url: { url: PNG_DATA_URI, detail: "high" } },
+            { type: "text", text: "side by side" },
+            { type: "image_url", image_url: "https://example.com/b.png" },
+          ]),
+        ],
+      });
+      assertEquals(res.status, 200, await res.clone().text());
+      assertEquals(fake.received.at(-1)!.body, {
+        model: "Qwen/Qwen-Image-Edit-2509",
+        prompt: "put them\nside by side",
+        image: PNG_DATA_URI,
+        image2: "https://example.com/b.png",
+      });
+    },
+  );
 
   await t.step("several images come back one markdown image per line", async () => {
-    const res = await post(chat, { model: "Kwai-Kolors/Kolors", messages: user("cats"), batch_size: 3 });
+    const res = await post(chat, {
+      model: "Kwai-Kolors/Kolors",
+      messages: user("cats"),
+      batch_size: 3,
+    });
     const content: string = (await res.json()).choices[0].message.content;
     assertEquals(content.split("\n").length, 3);
     for (const line of content.split("\n")) assertMatch(line, /^!\[image \d\]\(http[^)]+\.png\)$/);
@@ -59,7 +74,12 @@ Deno.test("chat completion: prompt, images and parameters reach SiliconFlow as i
 
   await t.step("n on a model without batches makes concurrent seeded calls", async () => {
     const before = fake.received.length;
-    const res = await post(chat, { model: "Qwen/Qwen-Image", messages: user("owl"), n: 2, seed: 100 });
+    const res = await post(chat, {
+      model: "Qwen/Qwen-Image",
+      messages: user("owl"),
+      n: 2,
+      seed: 100,
+    });
     const content: string = (await res.json()).choices[0].message.content;
     assertEquals(content.split("\n").map((l) => l.slice(0, 12)), ["![seed 100](", "![seed 101]("]);
     assertEquals(fake.received.slice(before).map((r) => r.body.seed).sort(), [100, 101]);
@@ -84,19 +104,60 @@ Deno.test("chat completion: bad input gets an OpenAI error naming the field", as
     ["no model", { messages: user("x") }, 400, "model"],
     ["unknown model", { model: "gpt-4o", messages: user("x") }, 404, "model"],
     ["messages not array", { model: "Qwen/Qwen-Image", messages: "hi" }, 400, "messages"],
-    ["no user message", { model: "Qwen/Qwen-Image", messages: [{ role: "system", content: "x" }] }, 400, "messages"],
-    ["empty prompt", { model: "Qwen/Qwen-Image", messages: user("  ") }, 400, "messages[0].content"],
-    ["content wrong type", { model: "Qwen/Qwen-Image", messages: user(42) }, 400, "messages[0].content"],
+    [
+      "no user message",
+      { model: "Qwen/Qwen-Image", messages: [{ role: "system", content: "x" }] },
+      400,
+      "messages",
+    ],
+    [
+      "empty prompt",
+      { model: "Qwen/Qwen-Image", messages: user("  ") },
+      400,
+      "messages[0].content",
+    ],
+    [
+      "content wrong type",
+      { model: "Qwen/Qwen-Image", messages: user(42) },
+      400,
+      "messages[0].content",
+    ],
     [
       "bad image url",
-      { model: "Qwen/Qwen-Image-Edit", messages: user([{ type: "image_url", image_url: { url: "ftp://x" } }, { type: "text", text: "x" }]) },
+      {
+        model: "Qwen/Qwen-Image-Edit",
+        messages: user([{ type: "image_url", image_url: { url: "ftp://x" } }, {
+          type: "text",
+          text: "x",
+        }]),
+      },
       400,
       "messages[0].content[0].image_url",
     ],
-    ["seed out of range", { model: "Qwen/Qwen-Image", messages: user("x"), seed: 1e11 }, 400, "seed"],
-    ["steps wrong type", { model: "Qwen/Qwen-Image", messages: user("x"), num_inference_steps: "many" }, 400, "num_inference_steps"],
-    ["edit without image", { model: "Qwen/Qwen-Image-Edit", messages: user("x") }, 400, "messages[0].content"],
-    ["stream not boolean", { model: "Qwen/Qwen-Image", messages: user("x"), stream: "yes" }, 400, "stream"],
+    [
+      "seed out of range",
+      { model: "Qwen/Qwen-Image", messages: user("x"), seed: 1e11 },
+      400,
+      "seed",
+    ],
+    [
+      "steps wrong type",
+      { model: "Qwen/Qwen-Image", messages: user("x"), num_inference_steps: "many" },
+      400,
+      "num_inference_steps",
+    ],
+    [
+      "edit without image",
+      { model: "Qwen/Qwen-Image-Edit", messages: user("x") },
+      400,
+      "messages[0].content",
+    ],
+    [
+      "stream not boolean",
+      { model: "Qwen/Qwen-Image", messages: user("x"), stream: "yes" },
+      400,
+      "stream",
+    ],
   ];
   for (const [name, body, status, param] of cases) {
     await t.step(name, async () => {
@@ -119,15 +180,30 @@ Deno.test("models, CORS, request ids and unknown routes", async (t) => {
       const body = await (await fetch(server.url + path)).json();
       assertEquals(body.object, "list");
       const ids = body.data.map((m: { id: string }) => m.id);
-      for (const id of ["Kwai-Kolors/Kolors", "Qwen/Qwen-Image", "Qwen/Qwen-Image-Edit", "Qwen/Qwen-Image-Edit-2509", "dall-e-3"]) {
+      for (
+        const id of [
+          "Kwai-Kolors/Kolors",
+          "Qwen/Qwen-Image",
+          "Qwen/Qwen-Image-Edit",
+          "Qwen/Qwen-Image-Edit-2509",
+          "dall-e-3",
+        ]
+      ) {
         assertEquals(ids.includes(id), true, id);
       }
-      for (const m of body.data) assertEquals(Object.keys(m).sort(), ["created", "id", "object", "owned_by"]);
+      for (const m of body.data) {
+        assertEquals(Object.keys(m).sort(), ["created", "id", "object", "owned_by"]);
+      }
     }
   });
   await t.step("GET /v1/models/{id} with a slash in the id, and 404", async () => {
     const one = await (await fetch(`${server.url}/v1/models/Qwen/Qwen-Image-Edit-2509`)).json();
-    assertEquals(one, { id: "Qwen/Qwen-Image-Edit-2509", object: "model", created: one.created, owned_by: "Qwen" });
+    assertEquals(one, {
+      id: "Qwen/Qwen-Image-Edit-2509",
+      object: "model",
+      created: one.created,
+      owned_by: "Qwen",
+    });
     const missing = await fetch(`${server.url}/v1/models/nope/nothing`);
     assertEquals(missing.status, 404);
     assertEquals((await missing.json()).error.code, "model_not_found");
@@ -147,7 +223,9 @@ Deno.test("models, CORS, request ids and unknown routes", async (t) => {
     const kept = await fetch(`${server.url}/v1/models`, { headers: { "x-request-id": "abc-123" } });
     await kept.body?.cancel();
     assertEquals(kept.headers.get("x-request-id"), "abc-123");
-    const replaced = await fetch(`${server.url}/v1/models`, { headers: { "x-request-id": "bad id <script>" } });
+    const replaced = await fetch(`${server.url}/v1/models`, {
+      headers: { "x-request-id": "bad id <script>" },
+    });
     await replaced.body?.cancel();
     assertMatch(replaced.headers.get("x-request-id")!, /^[0-9a-f-]{36}$/);
   });

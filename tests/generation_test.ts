@@ -24,7 +24,10 @@ function rejects(i: GenerationInput, param: string) {
 
 Deno.test("every registry entry builds a schema and has sane sizes", () => {
   for (const m of MODELS) {
-    const plan = planGeneration({ ...input(m.id), images: Array(m.inputImages.min).fill(PNG_DATA_URI) });
+    const plan = planGeneration({
+      ...input(m.id),
+      images: Array(m.inputImages.min).fill(PNG_DATA_URI),
+    });
     assertEquals(plan.calls.length, 1);
     if ("image_size" in m.params) assertEquals(plan.calls[0].image_size, m.sizes[0]);
   }
@@ -41,15 +44,24 @@ Deno.test("Kolors: batch_size 1-4, guidance_scale 0-20, 0-1 images", () => {
   });
   rejects(input("Kwai-Kolors/Kolors", { batch_size: 5 }), "batch_size");
   rejects(input("Kwai-Kolors/Kolors", { guidance_scale: 20.5 }), "guidance_scale");
-  rejects(input("Kwai-Kolors/Kolors", { cfg: 4 }), "cfg");
-  assertEquals(planGeneration(input("Kwai-Kolors/Kolors", {}, [PNG_DATA_URI])).calls[0].image, PNG_DATA_URI);
+  assertEquals(planGeneration(input("Kwai-Kolors/Kolors", { cfg: 4 })).calls[0].guidance_scale, 4);
+  rejects(input("Kwai-Kolors/Kolors", { prompt_enhancement: true }), "prompt_enhancement");
+  assertEquals(
+    planGeneration(input("Kwai-Kolors/Kolors", {}, [PNG_DATA_URI])).calls[0].image,
+    PNG_DATA_URI,
+  );
   rejects(input("Kwai-Kolors/Kolors", {}, [PNG_DATA_URI, PNG_DATA_URI]), "messages[0].content");
 });
 
 Deno.test("Qwen-Image: no images, cfg 0.1-20, seed and steps ranges", () => {
   rejects(input("Qwen/Qwen-Image", {}, [PNG_DATA_URI]), "messages[0].content");
   rejects(input("Qwen/Qwen-Image", { cfg: 0 }), "cfg");
-  rejects(input("Qwen/Qwen-Image", { guidance_scale: 3 }), "guidance_scale");
+  assertEquals(planGeneration(input("Qwen/Qwen-Image", { guidance_scale: 3 })).calls[0].cfg, 3);
+  assertEquals(
+    planGeneration(input("Qwen/Qwen-Image", { guidance_scale: 3, cfg: 5 })).calls[0].cfg,
+    5,
+  );
+  rejects(input("Qwen/Qwen-Image", { guidance_scale: 0 }), "guidance_scale");
   rejects(input("Qwen/Qwen-Image", { batch_size: 2 }), "batch_size");
   rejects(input("Qwen/Qwen-Image", { seed: 10_000_000_000 }), "seed");
   rejects(input("Qwen/Qwen-Image", { seed: -1 }), "seed");
@@ -80,16 +92,29 @@ Deno.test("Qwen-Image: no images, cfg 0.1-20, seed and steps ranges", () => {
 Deno.test("edit models: image counts, and image_size is never sent", () => {
   rejects(input("Qwen/Qwen-Image-Edit"), "messages[0].content");
   rejects(input("Qwen/Qwen-Image-Edit", {}, [PNG_DATA_URI, PNG_DATA_URI]), "messages[0].content");
-  const edit = planGeneration(input("Qwen/Qwen-Image-Edit", { image_size: "1024x1024" }, [PNG_DATA_URI]));
-  assertEquals(edit.calls[0], { model: "Qwen/Qwen-Image-Edit", prompt: "a cat", image: PNG_DATA_URI });
+  const edit = planGeneration(
+    input("Qwen/Qwen-Image-Edit", { image_size: "1024x1024" }, [PNG_DATA_URI]),
+  );
+  assertEquals(edit.calls[0], {
+    model: "Qwen/Qwen-Image-Edit",
+    prompt: "a cat",
+    image: PNG_DATA_URI,
+  });
   const three = planGeneration(
-    input("Qwen/Qwen-Image-Edit-2509", { cfg: 4 }, ["https://a/1.png", "https://a/2.png", "https://a/3.png"]),
+    input("Qwen/Qwen-Image-Edit-2509", { cfg: 4 }, [
+      "https://a/1.png",
+      "https://a/2.png",
+      "https://a/3.png",
+    ]),
   );
   assertEquals(
     [three.calls[0].image, three.calls[0].image2, three.calls[0].image3],
     ["https://a/1.png", "https://a/2.png", "https://a/3.png"],
   );
-  rejects(input("Qwen/Qwen-Image-Edit-2509", {}, Array(4).fill(PNG_DATA_URI)), "messages[0].content");
+  rejects(
+    input("Qwen/Qwen-Image-Edit-2509", {}, Array(4).fill(PNG_DATA_URI)),
+    "messages[0].content",
+  );
 });
 
 Deno.test("n becomes batch_size on Kolors and seeded concurrent calls elsewhere", () => {

@@ -31,12 +31,28 @@ Deno.test("upstream statuses map to OpenAI errors, streamed and not", async (t) 
   await using server = startServer({ SILICONFLOW_BASE_URL: fake.baseUrl });
   const chat = `${server.url}/v1/chat/completions`;
   const cases: [number, string, number, string, Record<string, string>?][] = [
-    [400, '{"code":20012,"message":"Model does not exist. Please check it carefully.","data":null}', 400, "Model does not exist"],
+    [
+      400,
+      '{"code":20012,"message":"Model does not exist. Please check it carefully.","data":null}',
+      400,
+      "Model does not exist",
+    ],
     [401, '"Invalid token"', 401, "Invalid token"],
     [401, "Invalid token", 401, "Invalid token"],
     [403, "Forbidden", 403, "Forbidden"],
-    [429, '{"message":"Request was rejected due to rate limiting. Details:TPM limit reached.","data":"x"}', 429, "rate limiting", { "retry-after": "30" }],
-    [503, '{"code":50505,"message":"Model service overloaded. Please try again later.","data":"x"}', 503, "overloaded"],
+    [
+      429,
+      '{"message":"Request was rejected due to rate limiting. Details:TPM limit reached.","data":"x"}',
+      429,
+      "rate limiting",
+      { "retry-after": "30" },
+    ],
+    [
+      503,
+      '{"code":50505,"message":"Model service overloaded. Please try again later.","data":"x"}',
+      503,
+      "overloaded",
+    ],
     [504, "upstream timeout", 504, "timed out"],
     [500, "oops", 502, "HTTP 500"],
     [404, "404 page not found", 502, "404 page not found"],
@@ -47,17 +63,20 @@ Deno.test("upstream statuses map to OpenAI errors, streamed and not", async (t) 
   ];
   for (const stream of [false, true]) {
     for (const [status, text, expected, fragment, headers] of cases) {
-      await t.step(`${stream ? "streamed" : "plain"}: upstream ${status} ${text.slice(0, 30)}`, async () => {
-        fake.queue.push({ status, body: text, headers });
-        const res = await post(chat, body(stream));
-        const got = await errorOf(res, stream);
-        if (!stream) assertEquals(got.status, expected);
-        assertStringIncludes(got.error.message, fragment);
-        assertStringIncludes(got.error.message, "fake-trace-1");
-        assertEquals(typeof got.error.type, "string");
-        if (!stream && status === 429) assertEquals(got.headers.get("retry-after"), "30");
-        if (!stream) assertEquals(got.headers.get("x-siliconcloud-trace-id"), "fake-trace-1");
-      });
+      await t.step(
+        `${stream ? "streamed" : "plain"}: upstream ${status} ${text.slice(0, 30)}`,
+        async () => {
+          fake.queue.push({ status, body: text, headers });
+          const res = await post(chat, body(stream));
+          const got = await errorOf(res, stream);
+          if (!stream) assertEquals(got.status, expected);
+          assertStringIncludes(got.error.message, fragment);
+          assertStringIncludes(got.error.message, "fake-trace-1");
+          assertEquals(typeof got.error.type, "string");
+          if (!stream && status === 429) assertEquals(got.headers.get("retry-after"), "30");
+          if (!stream) assertEquals(got.headers.get("x-siliconcloud-trace-id"), "fake-trace-1");
+        },
+      );
     }
   }
   await t.step("a normal request still works afterwards", async () => {
@@ -78,7 +97,10 @@ Deno.test("connection faults become 502 or 504 within the timeout", async (t) =>
       let baseUrl = "http://127.0.0.1:9/v1";
       await using raw = fault === "refused" ? undefined : startRawUpstream(fault);
       if (raw) baseUrl = raw.baseUrl;
-      await using server = startServer({ SILICONFLOW_BASE_URL: baseUrl, UPSTREAM_TIMEOUT_MS: "300" });
+      await using server = startServer({
+        SILICONFLOW_BASE_URL: baseUrl,
+        UPSTREAM_TIMEOUT_MS: "300",
+      });
       const started = Date.now();
       const res = await post(`${server.url}/v1/chat/completions`, body());
       const json = await res.json();
@@ -104,7 +126,9 @@ Deno.test("streaming: role chunk at once, JSON keep-alives, content, stop, usage
   assertEquals(frames.at(-1), "[DONE]");
   const chunks = frames.slice(0, -1).map((f) => JSON.parse(f));
   assertEquals(chunks[0].choices[0].delta, { role: "assistant", content: "" });
-  const keepAlives = chunks.filter((c) => c.choices[0]?.delta?.content === "" && !c.choices[0].delta.role);
+  const keepAlives = chunks.filter((c) =>
+    c.choices[0]?.delta?.content === "" && !c.choices[0].delta.role
+  );
   assertEquals(keepAlives.length >= 3, true, `got ${keepAlives.length} keep-alives`);
   for (const c of chunks) {
     assertEquals(c.object, "chat.completion.chunk");
@@ -128,7 +152,9 @@ Deno.test("a client that disconnects aborts the upstream call at once", async (t
     await t.step(stream ? "streamed" : "not streamed", async () => {
       const before = fake.aborted();
       const controller = new AbortController();
-      const res = post(`${server.url}/v1/chat/completions`, body(stream), { signal: controller.signal });
+      const res = post(`${server.url}/v1/chat/completions`, body(stream), {
+        signal: controller.signal,
+      });
       while (fake.inFlight() === 0) await new Promise((r) => setTimeout(r, 5));
       if (stream) {
         const reader = (await res).body!.getReader();
@@ -140,7 +166,9 @@ Deno.test("a client that disconnects aborts the upstream call at once", async (t
         await res.catch(() => {});
       }
       const deadline = Date.now() + 2000;
-      while (fake.inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      while (fake.inFlight() > 0 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 5));
+      }
       assertEquals(fake.inFlight(), 0);
       assertEquals(fake.aborted(), before + 1);
     });

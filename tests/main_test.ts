@@ -1,0 +1,112 @@
+import { assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
+import { loadConfig } from "../lib/config.ts";
+import { VERSION } from "../lib/version.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+/** Runs main.ts the way the compiled binary would: flags on the command line. */
+function runMain(args: string[], env: Record<string, string> = {}) {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "--unstable-no-legacy-abort", "--allow-net", "--allow-env", MAIN, ...args],
+    env: { NO_COLOR: "1", ...env },
+    clearEnv: true,
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
+Deno.test("version in lib/version.ts matches deno.json", async () => {
+  const denoJson = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+  assertEquals(VERSION, denoJson.version);
+});
+
+Deno.test("--help and --version", async () => {
+  const help = await runMain(["--help"]).output();
+  assertEquals(help.code, 0);
+  const text = new TextDecoder().decode(help.stdout);
+  for (
+    const flag of ["--port", "--host", "--base-url", "--timeout-ms", "--keepalive-ms", "--demo"]
+  ) {
+    assertStringIncludes(text, flag);
+  }
+  const version = await runMain(["--version"]).output();
+  assertEquals(new TextDecoder().decode(version.stdout).trim(), VERSION);
+});
+
+Deno.test("bad configuration stops start-up with a message naming the variable", async (t) => {
+  const cases: [string[], Record<string, string>, string][] = [
+    [[], { PORT: "eighty" }, "PORT"],
+    [[], { UPSTREAM_TIMEOUT_MS: "-5" }, "UPSTREAM_TIMEOUT_MS"],
+    [[], { KEEPALIVE_MS: "0" }, "KEEPALIVE_MS"],
+    [[], { SILICONFLOW_BASE_URL: "not a url" }, "SILICONFLOW_BASE_URL"],
+    [[], { MODEL_ALIASES: "dall-e-3=No/Such-Model" }, "MODEL_ALIASES"],
+    [["--port", "99999"], {}, "PORT"],
+    [["--bogus"], {}, "--bogus"],
+  ];
+  for (const [args, env, name] of cases) {
+    await t.step(`${args.join(" ")} ${JSON.stringify(env)}`, async () => {
+      const out = await runMain(args, env).output();
+      assertEquals(out.code, 2);
+      assertStringIncludes(new TextDecoder().decode(out.stderr), name);
+    });
+  }
+});
+
+Deno.test("config defaults and overrides", () => {
+  const defaults = loadConfig(() => undefined);
+  assertEquals(
+    [
+      defaults.port,
+      defaults.host,
+      defaults.baseUrl,
+      defaults.upstreamTimeoutMs,
+      defaults.keepAliveMs,
+    ],
+    [8000, "0.0.0.0", "https://api.siliconflow.cn/v1", 180000, 10000],
+  );
+  const env: Record<string, string> = {
+    SILICONFLOW_BASE_URL: "https://api.siliconflow.com/v1/",
+    MODEL_ALIASES: "my-edit=Qwen/Qwen-Image|Qwen/Qwen-Image-Edit, dall-e-3=Kwai-Kolors/Kolors",
+  };
+  const custom = loadConfig((n) => env[n]);
+  assertEquals(custom.baseUrl, "https://api.siliconflow.com/v1");
+  assertEquals(custom.modelAliases["my-edit"], {
+    generate: "Qwen/Qwen-Image",
+    edit: "Qwen/Qwen-Image-Edit",
+  });
+  assertEquals(custom.modelAliases["dall-e-3"].generate, "Kwai-Kolors/Kolors");
+});
+
+Deno.test("the entry module serves the demo from flags, as the binary would", async () => {
+  const child = runMain(["--demo", "--port", "0", "--host", "127.0.0.1"]).spawn();
+  try {
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let seen = "";
+    let port = "";
+    while (!port) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`exited early: ${seen}`);
+      seen += value;
+      port = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(seen)?.[1] ?? "";
+    }
+    assertStringIncludes(seen, "demo mode");
+    const res = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
+      method: "POST",
+      body: JSON.stringify({
+        model: "Qwen/Qwen-Image",
+        messages: [{ role: "user", content: "a tree" }],
+      }),
+    });
+    const content: string = (await res.json()).choices[0].message.content;
+    const url = /\((http[^)]+)\)/.exec(content)![1];
+    assertMatch(url, new RegExp(`^http://127\\.0\\.0\\.1:${port}/demo/images/`));
+    const png = new Uint8Array(await (await fetch(url)).arrayBuffer());
+    assertEquals([...png.slice(1, 4)], [80, 78, 71]);
+    reader.releaseLock();
+  } finally {
+    child.kill("SIGTERM");
+    await child.status;
+    await child.stdout.cancel().catch(() => {});
+    await child.stderr.cancel().catch(() => {});
+  }
+});

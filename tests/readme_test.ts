@@ -1,0 +1,64 @@
+/** The README's examples and tables are tested as they stand, so they cannot drift from the code. */
+import { assertEquals } from "@std/assert";
+import { findModel, MODELS } from "../lib/models.ts";
+import { resolveImageSize } from "../lib/sizes.ts";
+import { post, readSse, startFakeUpstream, startServer } from "./_helpers.ts";
+
+const README = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+
+/** Every curl example aimed at a path, with its JSON body and whether it streams. */
+function curlExamples(path: string): { body: Record<string, unknown> }[] {
+  const blocks = [...README.matchAll(/```sh\n(curl[\s\S]*?)```/g)].map((m) => m[1]);
+  return blocks.filter((b) => b.includes(path) && b.includes("-d '")).map((b) => ({
+    body: JSON.parse(/-d '([\s\S]*?)'/.exec(b)![1]),
+  }));
+}
+
+Deno.test("README chat examples work as written", async (t) => {
+  await using fake = startFakeUpstream();
+  await using server = startServer({ SILICONFLOW_BASE_URL: fake.baseUrl });
+  const examples = curlExamples("/v1/chat/completions");
+  assertEquals(examples.length >= 4, true, "demo example plus the three original ones");
+  for (const { body } of examples) {
+    await t.step(`${body.model}${body.stream ? " (streamed)" : ""}`, async () => {
+      const res = await post(`${server.url}/v1/chat/completions`, body);
+      assertEquals(res.status, 200, await res.clone().text());
+      const text = body.stream
+        ? (await readSse(res)).filter((f) => f !== "[DONE]").map((f) => JSON.parse(f))
+          .map((c) => c.choices[0]?.delta?.content ?? "").join("")
+        : (await res.json()).choices[0].message.content;
+      const images = text.split("\n").filter((l: string) => l.startsWith("!["));
+      assertEquals(images.length, (body.batch_size as number | undefined) ?? 1);
+    });
+  }
+  const [qwen, kolors, edit] = fake.received.slice(-3).map((r) => r.body);
+  assertEquals(qwen.cfg, 7.5, "guidance_scale reaches Qwen-Image as cfg");
+  assertEquals([qwen.image_size, qwen.num_inference_steps, qwen.seed], ["1664x928", 30, 12345]);
+  assertEquals(qwen.negative_prompt, "blurry, low quality");
+  assertEquals(kolors.batch_size, 2);
+  assertEquals([typeof edit.image, typeof edit.image2, edit.image3], [
+    "string",
+    "string",
+    undefined,
+  ]);
+});
+
+Deno.test("README size table matches the size mapping", () => {
+  const section = README.slice(README.indexOf("### Sizes"), README.indexOf("### Aliases"));
+  const rows = section.split("\n").filter((l) => l.startsWith("| `") && !l.startsWith("| `size`"));
+  const header = section.split("\n").find((l) => l.startsWith("| `size`"))!;
+  const names = header.split("|").slice(2, -1).map((c) => c.trim());
+  const models = names.map((n) => MODELS.find((m) => m.id.endsWith(`/${n}`))!);
+  assertEquals(rows.length, 8);
+  for (const row of rows) {
+    const cells = row.split("|").slice(1, -1).map((c) => c.trim().replaceAll("`", ""));
+    models.forEach((m, i) =>
+      assertEquals(resolveImageSize(m, { size: cells[0] }), cells[i + 1], `${m.id} ${cells[0]}`)
+    );
+  }
+});
+
+Deno.test("README model table lists every registry entry", () => {
+  for (const m of MODELS) assertEquals(README.includes(`| \`${m.id}\``), true, m.id);
+  assertEquals(findModel("qwen/qwen-image")?.id, "Qwen/Qwen-Image");
+});
