@@ -33,16 +33,24 @@ export interface RequestContext {
   readonly client: SiliconFlowClient;
   /** The upstream base URL for this request. */
   readonly baseUrl: string;
+  /** The fetch for upstream resources (generated images); in-process in demo mode. */
+  readonly upstreamFetch: typeof fetch;
 }
 
-/** Reads the body up to the configured limit and parses it as JSON. */
-export async function readJson(ctx: RequestContext): Promise<unknown> {
+/** Reads the whole body, failing with a 413 past the configured limit. */
+export async function readBody(ctx: RequestContext): Promise<Uint8Array<ArrayBuffer>> {
   const bytes = await readLimited(ctx.request.body, ctx.config.maxBodyBytes);
   if (bytes === undefined) {
     throw new ApiError(413, `The request body is larger than ${ctx.config.maxBodyBytes} bytes`, {
       code: "request_too_large",
     });
   }
+  return bytes;
+}
+
+/** Reads the body up to the configured limit and parses it as JSON. */
+export async function readJson(ctx: RequestContext): Promise<unknown> {
+  const bytes = await readBody(ctx);
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);

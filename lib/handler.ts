@@ -64,6 +64,7 @@ export function createHandler(options: HandlerOptions): Handler {
       log: {},
       client,
       baseUrl: demo ? `${url.origin}/demo/v1` : config.baseUrl,
+      upstreamFetch,
     };
 
     let response: Response;

@@ -36,11 +36,11 @@ export interface CallOptions {
 /** The status this proxy answers when the client itself went away (nginx's convention). */
 export const CLIENT_CLOSED = 499;
 
-/** Reads a body as text, failing once it passes `limit` bytes. */
+/** Reads a whole body, or returns undefined once it passes `limit` bytes. */
 export async function readLimited(
   body: ReadableStream<Uint8Array> | null,
   limit: number,
-): Promise<Uint8Array | undefined> {
+): Promise<Uint8Array<ArrayBuffer> | undefined> {
   if (!body) return new Uint8Array();
   const chunks: Uint8Array[] = [];
   let total = 0;
@@ -59,7 +59,8 @@ export async function readLimited(
   } finally {
     reader.releaseLock();
   }
-  if (chunks.length === 1) return chunks[0];
+  // Body chunks from fetch and Deno.serve are backed by plain ArrayBuffers.
+  if (chunks.length === 1) return chunks[0] as Uint8Array<ArrayBuffer>;
   const out = new Uint8Array(total);
   let offset = 0;
   for (const c of chunks) {

@@ -86,10 +86,15 @@ Deno.test("chat completion: prompt, images and parameters reach SiliconFlow as i
   });
 
   await t.step("models answer by alias too", async () => {
-    const res = await post(chat, { model: "dall-e-3", messages: user("owl") });
+    const res = await post(chat, { model: "dall-e-3", messages: user("owl"), size: "1792x1024" });
     assertEquals(res.status, 200);
     assertEquals((await res.json()).model, "dall-e-3");
     assertEquals(fake.received.at(-1)!.body.model, "Qwen/Qwen-Image");
+    assertEquals(
+      fake.received.at(-1)!.body.image_size,
+      "1664x928",
+      "size maps as in the Images API",
+    );
   });
 });
 

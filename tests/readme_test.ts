@@ -62,3 +62,27 @@ Deno.test("README model table lists every registry entry", () => {
   for (const m of MODELS) assertEquals(README.includes(`| \`${m.id}\``), true, m.id);
   assertEquals(findModel("qwen/qwen-image")?.id, "Qwen/Qwen-Image");
 });
+
+Deno.test("README images/generations example works as written", async () => {
+  await using fake = startFakeUpstream();
+  await using server = startServer({ SILICONFLOW_BASE_URL: fake.baseUrl });
+  const examples = curlExamples("/v1/images/generations");
+  assertEquals(examples.length, 1);
+  const res = await post(`${server.url}/v1/images/generations`, examples[0].body);
+  assertEquals(res.status, 200);
+  assertEquals(typeof (await res.json()).data[0].b64_json, "string");
+  assertEquals(fake.received.at(-1)!.body.image_size, "1664x928");
+});
+
+Deno.test("README alias table matches the built-in aliases", async () => {
+  const { DEFAULT_ALIASES } = await import("../lib/config.ts");
+  const section = README.slice(
+    README.indexOf("### Aliases"),
+    README.indexOf("## Chat completions"),
+  );
+  for (const [alias, target] of Object.entries(DEFAULT_ALIASES)) {
+    const row = section.split("\n").find((l) => l.startsWith(`| \`${alias}\``));
+    assertEquals(row?.includes(target.generate), true, alias);
+    if (target.edit) assertEquals(row?.includes(target.edit), true, alias);
+  }
+});

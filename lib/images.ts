@@ -1,0 +1,201 @@
+/**
+ * OpenAI's Images API on top of the same registry, planner and SiliconFlow client as chat:
+ * `POST /v1/images/generations` (JSON) and `POST /v1/images/edits` (multipart, or JSON with
+ * `images: [{image_url}]`).
+ * @module
+ */
+import { encodeBase64 } from "@std/encoding/base64";
+import { z } from "zod";
+import { zodError } from "./chat_request.ts";
+import {
+  jsonResponse,
+  readBody,
+  readJson,
+  type RequestContext,
+  requireApiKey,
+  resolveModel,
+  upstreamCaller,
+} from "./context.ts";
+import { downloadImage } from "./download.ts";
+import { ApiError, invalidParam } from "./errors.ts";
+import { type GenerationOutcome, planGeneration, runGeneration } from "./generation.ts";
+
+/** The largest input image accepted by `/v1/images/edits`, per file. */
+export const MAX_EDIT_IMAGE_BYTES: number = 10 * 1024 * 1024;
+
+/** The model used when a request names none (OpenAI's own default is `dall-e-2`). */
+export const DEFAULT_IMAGES_MODEL = "dall-e-2";
+
+const Common = z.looseObject({
+  prompt: z.string({ error: "prompt is required and must be a string" }),
+  model: z.string().nullish(),
+  response_format: z.enum(["url", "b64_json"]).nullish(),
+  user: z.string().nullish(),
+});
+
+/** Sniffs an image type from its first bytes: png, jpeg or webp. */
+export function sniffImageType(bytes: Uint8Array): string | undefined {
+  const b = bytes;
+  if (b.length >= 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47) {
+    return "image/png";
+  }
+  if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return "image/jpeg";
+  if (
+    b.length >= 12 && String.fromCharCode(...b.subarray(0, 4)) === "RIFF" &&
+    String.fromCharCode(...b.subarray(8, 12)) === "WEBP"
+  ) return "image/webp";
+  return undefined;
+}
+
+async function respond(
+  ctx: RequestContext,
+  outcome: GenerationOutcome,
+  format: "url" | "b64_json",
+  signal: AbortSignal,
+): Promise<Response> {
+  const data = format === "url"
+    ? outcome.images.map((image) => ({ url: image.url }))
+    : await Promise.all(outcome.images.map(async (image) => ({
+      b64_json: (await downloadImage(image.url, {
+        fetch: ctx.upstreamFetch,
+        timeoutMs: ctx.config.upstreamTimeoutMs,
+        signal,
+      })).base64,
+    })));
+  const body: Record<string, unknown> = { created: Math.floor(ctx.now() / 1000), data };
+  const headers: Record<string, string> = {};
+  if (outcome.failures.length) {
+    const requested = outcome.images.length + outcome.failures.length;
+    const message = `${outcome.failures.length} of ${requested} images failed: ${
+      outcome.failures[0].message
+    }`;
+    body.partial_failure = { failed: outcome.failures.length, requested, message };
+    headers["x-partial-failure"] = message.replace(/[^\x20-\x7e]/g, "?").slice(0, 500);
+  }
+  return jsonResponse(body, 200, headers);
+}
+
+async function generate(
+  ctx: RequestContext,
+  apiKey: string,
+  fields: Record<string, unknown>,
+  images: string[],
+): Promise<Response> {
+  const parsed = Common.safeParse(fields);
+  if (!parsed.success) throw zodError(parsed.error);
+  const model = resolveModel(ctx, parsed.data.model ?? DEFAULT_IMAGES_MODEL, images.length > 0);
+  ctx.log.model = model.id;
+  const plan = planGeneration({
+    model,
+    prompt: parsed.data.prompt,
+    images,
+    fields,
+    imagesParam: "image",
+    promptParam: "prompt",
+  });
+  const signal = ctx.request.signal;
+  const outcome = await runGeneration(plan, upstreamCaller(ctx, apiKey, signal));
+  return respond(ctx, outcome, parsed.data.response_format ?? "url", signal);
+}
+
+/** `POST /v1/images/generations`. */
+export async function imagesGenerations(ctx: RequestContext): Promise<Response> {
+  const apiKey = requireApiKey(ctx);
+  const body = await readJson(ctx);
+  if (!body || typeof body !== "object" || Array.isArray(body)) {
+    throw invalidParam("body", "The request body must be a JSON object");
+  }
+  return generate(ctx, apiKey, body as Record<string, unknown>, []);
+}
+
+/** `POST /v1/images/edits`: multipart files, or JSON `images: [{image_url}]`. */
+export async function imagesEdits(ctx: RequestContext): Promise<Response> {
+  const apiKey = requireApiKey(ctx);
+  const type = ctx.request.headers.get("content-type") ?? "";
+  if (type.startsWith("application/json")) {
+    const body = await readJson(ctx);
+    if (!body || typeof body !== "object" || Array.isArray(body)) {
+      throw invalidParam("body", "The request body must be a JSON object");
+    }
+    const fields = body as Record<string, unknown>;
+    if (fields.mask !== undefined) throw maskError();
+    const list = Array.isArray(fields.images) ? fields.images : [];
+    const images = list.map((entry, i) => {
+      const url = entry && typeof entry === "object"
+        ? (entry as Record<string, unknown>).image_url
+        : undefined;
+      if (typeof url !== "string" || !/^(https?:\/\/|data:image\/)/i.test(url)) {
+        throw invalidParam(
+          `images[${i}].image_url`,
+          "image_url must be an http(s) URL or data URI",
+        );
+      }
+      return url;
+    });
+    return generate(ctx, apiKey, fields, images);
+  }
+  if (!type.startsWith("multipart/form-data")) {
+    throw new ApiError(415, "Send multipart/form-data with the image files (or JSON with images)", {
+      code: "unsupported_media_type",
+    });
+  }
+  const bytes = await readBody(ctx);
+  let form: FormData;
+  try {
+    form = await new Response(bytes, { headers: { "content-type": type } }).formData();
+  } catch {
+    throw invalidParam("body", "The multipart body could not be parsed", "invalid_multipart");
+  }
+  if (form.has("mask")) throw maskError();
+  const fields: Record<string, unknown> = {};
+  const images: string[] = [];
+  for (const [name, value] of form.entries()) {
+    if (name === "image" || name === "image[]") {
+      images.push(await toDataUri(value, name, images.length));
+    } else if (typeof value === "string") {
+      fields[name] = value;
+    }
+  }
+  if (images.length === 0) {
+    throw invalidParam(
+      "image",
+      "Attach at least one image file as image or image[]",
+      "image_required",
+    );
+  }
+  return generate(ctx, apiKey, fields, images);
+}
+
+function maskError(): ApiError {
+  return invalidParam(
+    "mask",
+    "mask is not supported: SiliconFlow's edit models take no mask. Describe the change in the prompt instead.",
+    "unsupported_parameter",
+  );
+}
+
+async function toDataUri(value: FormDataEntryValue, name: string, index: number): Promise<string> {
+  if (typeof value === "string") {
+    if (/^(https?:\/\/|data:image\/)/i.test(value)) return value;
+    throw invalidParam(name, `${name} must be a file (png, jpeg or webp)`, "invalid_image");
+  }
+  if (value.size > MAX_EDIT_IMAGE_BYTES) {
+    throw invalidParam(
+      name,
+      `Image ${
+        index + 1
+      } is ${value.size} bytes; the limit is ${MAX_EDIT_IMAGE_BYTES} bytes per image`,
+      "image_too_large",
+    );
+  }
+  const bytes = new Uint8Array(await value.arrayBuffer());
+  const mime = sniffImageType(bytes);
+  if (!mime) {
+    throw invalidParam(
+      name,
+      `Image ${index + 1} (${value.name || "unnamed"}) is not a png, jpeg or webp file`,
+      "invalid_image_format",
+    );
+  }
+  return `data:${mime};base64,${encodeBase64(bytes)}`;
+}
