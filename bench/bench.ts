@@ -1,0 +1,430 @@
+/**
+ * `deno task bench`: starts the real server (a child process running main.ts) and a loopback fake
+ * SiliconFlow, drives load with bounded loops, prints a markdown table and writes BENCHMARKS.md.
+ * `--smoke` runs every measurement tiny and writes nothing (CI runs it so the benchmark cannot rot).
+ */
+import { createDemoUpstream } from "../lib/demo_upstream.ts";
+import { encodeBase64 } from "@std/encoding/base64";
+
+const SMOKE = Deno.args.includes("--smoke");
+const RUNS = SMOKE ? 1 : 3;
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const KEY = "sk-bench-0000000000000000000000000000";
+
+// ---- the fake SiliconFlow: instant or delayed answers, plus one big image for b64 delivery ----
+let delayMs = 0;
+let bigImageUrl = false;
+const BIG_IMAGE = (() => {
+  const bytes = new Uint8Array(4 * 1024 * 1024);
+  for (let i = 0; i < bytes.length; i += 65536) {
+    crypto.getRandomValues(bytes.subarray(i, i + 65536));
+  }
+  bytes.set([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  return bytes;
+})();
+const demo = createDemoUpstream();
+const fake = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+  const url = new URL(req.url);
+  if (url.pathname === "/big.png") {
+    return new Response(BIG_IMAGE, { headers: { "content-type": "image/png" } });
+  }
+  if (!url.pathname.endsWith("/images/generations")) return demo(req);
+  await req.arrayBuffer();
+  if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
+  const image = bigImageUrl ? `${url.origin}/big.png` : `${url.origin}/demo/images/64x64/1.png`;
+  return Response.json({ images: [{ url: image }], seed: 1 }, {
+    headers: { "x-siliconcloud-trace-id": "bench" },
+  });
+});
+const FAKE = `http://127.0.0.1:${fake.addr.port}/v1`;
+
+// ---- the server under test, as a child process ----
+interface Child {
+  url: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+async function startProxy(env: Record<string, string> = {}): Promise<Child> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--unstable-no-legacy-abort",
+      "--allow-net",
+      "--allow-env",
+      MAIN,
+      "--port",
+      "0",
+      "--host",
+      "127.0.0.1",
+      "--base-url",
+      FAKE,
+    ],
+    env: { NO_COLOR: "1", LOG_FORMAT: "json", ...env },
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = "";
+  let port = "";
+  while (!port) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`server exited: ${seen}`);
+    seen += value;
+    port = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(seen)?.[1] ?? "";
+  }
+  // Keep draining the log so the child never blocks on a full pipe.
+  (async () => {
+    try {
+      while (!(await reader.read()).done) { /* drain */ }
+    } catch { /* closed */ }
+  })();
+  return {
+    url: `http://127.0.0.1:${port}`,
+    pid: child.pid,
+    async stop() {
+      child.kill("SIGKILL");
+      await child.status;
+    },
+  };
+}
+
+function procStatus(pid: number, field: string): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(
+    Deno.readTextFileSync(`/proc/${pid}/status`),
+  );
+  return m ? Number(m[1]) * 1024 : NaN;
+}
+function cpuSeconds(pid: number): number {
+  const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime in clock ticks (100 Hz)
+}
+const peakRss = (pid: number) => procStatus(pid, "VmHWM");
+const rss = (pid: number) => procStatus(pid, "VmRSS");
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const pct = (xs: number[], p: number) =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
+const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+
+const chatBody = (extra: Record<string, unknown> = {}) =>
+  JSON.stringify({
+    model: "Qwen/Qwen-Image",
+    messages: [{ role: "user", content: "a cat" }],
+    ...extra,
+  });
+const generationBody = JSON.stringify({
+  model: "Qwen/Qwen-Image",
+  prompt: "a cat",
+  image_size: "1328x1328",
+});
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const t = performance.now();
+  await fn();
+  return performance.now() - t;
+}
+
+/** Sends `total` requests with `concurrency` in flight; latencies in ms and requests per second. */
+async function load(total: number, concurrency: number, send: () => Promise<Response>) {
+  const latencies: number[] = [];
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < total) {
+      next++;
+      latencies.push(
+        await timed(async () => {
+          const res = await send();
+          await res.arrayBuffer();
+          if (!res.ok) throw new Error(`status ${res.status}`);
+        }),
+      );
+    }
+  }));
+  return {
+    p50: pct(latencies, 0.5),
+    p99: pct(latencies, 0.99),
+    rps: total / ((performance.now() - started) / 1000),
+  };
+}
+
+const rows: string[][] = [];
+const row = (name: string, value: string, target: string, met: boolean | null) =>
+  rows.push([name, value, target, met === null ? "—" : met ? "met" : "**missed**"]);
+
+// 1. Overhead
+{
+  const proxy = await startProxy();
+  const post = (url: string, body: string) => () =>
+    fetch(url, {
+      method: "POST",
+      body,
+      headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+    });
+  for (const concurrency of [1, 32]) {
+    const total = SMOKE ? 20 : concurrency === 1 ? 400 : 3000;
+    const direct: { p50: number; p99: number; rps: number }[] = [];
+    const proxied: typeof direct = [];
+    await load(
+      Math.min(total, 50),
+      concurrency,
+      post(`${proxy.url}/v1/chat/completions`, chatBody()),
+    ); // warm-up
+    for (let i = 0; i < RUNS; i++) {
+      direct.push(
+        await load(total, concurrency, post(`${FAKE}/images/generations`, generationBody)),
+      );
+      proxied.push(
+        await load(total, concurrency, post(`${proxy.url}/v1/chat/completions`, chatBody())),
+      );
+    }
+    const d = {
+      p50: median(direct.map((x) => x.p50)),
+      p99: median(direct.map((x) => x.p99)),
+      rps: median(direct.map((x) => x.rps)),
+    };
+    const p = {
+      p50: median(proxied.map((x) => x.p50)),
+      p99: median(proxied.map((x) => x.p99)),
+      rps: median(proxied.map((x) => x.rps)),
+    };
+    const added = p.p50 - d.p50;
+    row(
+      `Overhead, concurrency ${concurrency}: direct p50 / p99 / req/s`,
+      `${d.p50.toFixed(2)} / ${d.p99.toFixed(2)} ms / ${d.rps.toFixed(0)}`,
+      "—",
+      null,
+    );
+    row(
+      `Overhead, concurrency ${concurrency}: proxied p50 / p99 / req/s`,
+      `${p.p50.toFixed(2)} / ${p.p99.toFixed(2)} ms / ${p.rps.toFixed(0)}`,
+      "—",
+      null,
+    );
+    if (concurrency === 1) {
+      row("Added p50 latency at concurrency 1", `${added.toFixed(2)} ms`, "≤ 1 ms", added <= 1);
+    } else {row(
+        "Proxied throughput vs direct at concurrency 32",
+        `${((p.rps / d.rps) * 100).toFixed(0)} %`,
+        "≥ 70 %",
+        p.rps / d.rps >= 0.7,
+      );}
+  }
+  await proxy.stop();
+}
+
+// 2. Time to first byte of a streamed answer while the upstream takes 5 s
+{
+  delayMs = SMOKE ? 200 : 5000;
+  const proxy = await startProxy();
+  const ttfb: number[] = [];
+  for (let i = 0; i < (SMOKE ? 1 : 5); i++) {
+    const t = performance.now();
+    const res = await fetch(`${proxy.url}/v1/chat/completions`, {
+      method: "POST",
+      body: chatBody({ stream: true }),
+      headers: { authorization: `Bearer ${KEY}` },
+    });
+    const reader = res.body!.getReader();
+    await reader.read();
+    ttfb.push(performance.now() - t);
+    while (!(await reader.read()).done) { /* drain */ }
+  }
+  row(
+    `Streamed time to first byte (upstream ${delayMs / 1000} s)`,
+    `${median(ttfb).toFixed(1)} ms`,
+    "≤ 20 ms",
+    median(ttfb) <= 20,
+  );
+  await proxy.stop();
+  delayMs = 0;
+}
+
+// 3. Many slow generations
+{
+  const count = SMOKE ? 50 : 2000;
+  delayMs = SMOKE ? 500 : 20_000;
+  const proxy = await startProxy({ KEEPALIVE_MS: SMOKE ? "100" : "5000" });
+  const cpuBefore = cpuSeconds(proxy.pid);
+  let completed = 0;
+  await Promise.all(Array.from({ length: count }, async () => {
+    try {
+      const res = await fetch(`${proxy.url}/v1/chat/completions`, {
+        method: "POST",
+        body: chatBody({ stream: true }),
+        headers: { authorization: `Bearer ${KEY}` },
+      });
+      const text = await res.text();
+      if (text.includes("data: [DONE]") && text.includes("![seed")) completed++;
+    } catch { /* counted as not completed */ }
+  }));
+  const peak = peakRss(proxy.pid);
+  row(
+    `${count} concurrent streams, upstream ${delayMs / 1000} s: completed`,
+    `${completed}`,
+    `all ${count}`,
+    completed === count,
+  );
+  row(
+    `${count} concurrent streams: server peak RSS`,
+    mb(peak),
+    "≤ 250 MB",
+    peak <= 250 * 1024 * 1024,
+  );
+  row(
+    `${count} concurrent streams: server CPU`,
+    `${(cpuSeconds(proxy.pid) - cpuBefore).toFixed(2)} s`,
+    "—",
+    null,
+  );
+  await proxy.stop();
+  delayMs = 0;
+}
+
+// 4. A large edit: three 8 MB images as data URIs
+{
+  const size = SMOKE ? 256 * 1024 : 8 * 1024 * 1024;
+  const raw = new Uint8Array(size);
+  for (let i = 0; i < raw.length; i += 65536) crypto.getRandomValues(raw.subarray(i, i + 65536));
+  raw.set([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  const uri = `data:image/png;base64,${encodeBase64(raw)}`;
+  const parts = [1, 2, 3].map(() => ({ type: "image_url", image_url: { url: uri } }));
+  const body = JSON.stringify({
+    model: "Qwen/Qwen-Image-Edit-2509",
+    messages: [{ role: "user", content: [{ type: "text", text: "merge" }, ...parts] }],
+  });
+  const small = chatBody();
+  const added: number[] = [];
+  const rssAdded: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const proxy = await startProxy();
+    const send = (b: string) =>
+      fetch(`${proxy.url}/v1/chat/completions`, {
+        method: "POST",
+        body: b,
+        headers: { authorization: `Bearer ${KEY}` },
+      }).then((r) => r.arrayBuffer());
+    await send(small);
+    const base = peakRss(proxy.pid);
+    const tSmall = await timed(() => send(small));
+    const tLarge = await timed(() => send(body));
+    added.push(tLarge - tSmall);
+    rssAdded.push(peakRss(proxy.pid) - base);
+    await proxy.stop();
+  }
+  const payload = body.length;
+  row(
+    `Large edit (3 × ${mb(size)} as data URIs, ${mb(payload)} body): time added`,
+    `${median(added).toFixed(0)} ms`,
+    "—",
+    null,
+  );
+  row(
+    "Large edit: peak RSS added",
+    `${mb(median(rssAdded))} (${(median(rssAdded) / payload).toFixed(1)}× payload)`,
+    "≤ 4× payload",
+    median(rssAdded) <= 4 * payload,
+  );
+
+  const form = new FormData();
+  form.append("model", "Qwen/Qwen-Image-Edit-2509");
+  form.append("prompt", "merge");
+  for (let i = 0; i < 3; i++) form.append("image[]", new Blob([raw]), `${i}.png`);
+  const editsAdded: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const proxy = await startProxy();
+    const base = peakRss(proxy.pid);
+    await fetch(`${proxy.url}/v1/images/edits`, {
+      method: "POST",
+      body: form,
+      headers: { authorization: `Bearer ${KEY}` },
+    }).then((r) => r.arrayBuffer());
+    editsAdded.push(peakRss(proxy.pid) - base);
+    await proxy.stop();
+  }
+  row(
+    "Large edit via /v1/images/edits: peak RSS added",
+    `${mb(median(editsAdded))} (${(median(editsAdded) / (3 * size)).toFixed(1)}× files)`,
+    "≤ 4× payload",
+    median(editsAdded) <= 4 * 3 * size,
+  );
+}
+
+// 5. b64_json delivery of a 4 MB generated image
+{
+  const proxy = await startProxy();
+  const send = () =>
+    fetch(`${proxy.url}/v1/images/generations`, {
+      method: "POST",
+      body: JSON.stringify({ model: "Qwen/Qwen-Image", prompt: "x", response_format: "b64_json" }),
+      headers: { authorization: `Bearer ${KEY}` },
+    }).then((r) => r.arrayBuffer());
+  bigImageUrl = false;
+  await send();
+  const base = peakRss(proxy.pid);
+  const tSmall = median(await Promise.all([0].map(() => timed(send))));
+  bigImageUrl = true;
+  const times: number[] = [];
+  for (let i = 0; i < RUNS; i++) times.push(await timed(send));
+  const added = peakRss(proxy.pid) - base;
+  bigImageUrl = false;
+  row(
+    "b64_json delivery of a 4 MB image: time added",
+    `${(median(times) - tSmall).toFixed(0)} ms`,
+    "—",
+    null,
+  );
+  row(
+    "b64_json delivery of a 4 MB image: peak RSS added",
+    `${mb(added)} (${(added / BIG_IMAGE.length).toFixed(1)}× image)`,
+    "read once",
+    null,
+  );
+  await proxy.stop();
+}
+
+// 6. Start-up: spawn to first answered request
+{
+  const times: number[] = [];
+  for (let i = 0; i < (SMOKE ? 1 : 5); i++) {
+    const t = performance.now();
+    const proxy = await startProxy();
+    await fetch(`${proxy.url}/v1/models`).then((r) => r.arrayBuffer());
+    times.push(performance.now() - t);
+    await proxy.stop();
+  }
+  row(
+    "Start-up: spawn to first answered request",
+    `${median(times).toFixed(0)} ms`,
+    "≤ 300 ms",
+    median(times) <= 300,
+  );
+}
+
+await fake.shutdown();
+
+const version = Deno.version.deno;
+const table = [
+  `Machine: ${navigator.hardwareConcurrency} cores, Deno ${version}, ${Deno.build.os}/${Deno.build.arch}. ` +
+  `Figures are medians over ${RUNS} run(s)${
+    SMOKE ? " (smoke run: tiny sizes, not comparable)" : ""
+  }. ` +
+  "The load driver, the fake SiliconFlow and the server share the machine.",
+  "",
+  "| measurement | result | target | |",
+  "|---|---|---|---|",
+  ...rows.map((r) => `| ${r.join(" | ")} |`),
+].join("\n");
+console.log(table);
+if (!SMOKE) {
+  const existing = await Deno.readTextFile("BENCHMARKS.md").catch(() => "");
+  const notes = existing.includes("\n## Notes")
+    ? existing.slice(existing.indexOf("\n## Notes"))
+    : "";
+  await Deno.writeTextFile(
+    "BENCHMARKS.md",
+    `# Benchmarks\n\nWritten by \`deno task bench\` on ${
+      new Date().toISOString().slice(0, 10)
+    }.\n\n${table}\n${notes}`,
+  );
+}
