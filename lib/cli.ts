@@ -16,6 +16,8 @@ export const FLAG_ENV: Readonly<Record<string, string>> = {
   "max-body-bytes": "MAX_BODY_BYTES",
   "log-format": "LOG_FORMAT",
   "model-aliases": "MODEL_ALIASES",
+  "image-delivery": "IMAGE_DELIVERY",
+  "progress": "PROGRESS",
 };
 
 /** What the command line asked for. */

@@ -34,6 +34,10 @@ export interface Config {
   readonly demo: boolean;
   /** `MODEL_ALIASES` merged over the built-in aliases. */
   readonly modelAliases: Readonly<Record<string, AliasTarget>>;
+  /** `IMAGE_DELIVERY`: chat images as SiliconFlow's links (`url`) or embedded (`data`). */
+  readonly imageDelivery: "url" | "data";
+  /** `PROGRESS`: `reasoning` sends status lines in streamed answers; `off` by default. */
+  readonly progress: "off" | "reasoning";
 }
 
 /** Every environment variable the server reads (the `--allow-env` list). */
@@ -47,6 +51,8 @@ export const ENV_NAMES: readonly string[] = [
   "LOG_FORMAT",
   "DEMO",
   "MODEL_ALIASES",
+  "IMAGE_DELIVERY",
+  "PROGRESS",
 ];
 
 /** Default values, as documented in the README's configuration table. */
@@ -88,6 +94,14 @@ function integer(
     throw new ConfigError(name, `must be a whole number from ${min} to ${max}, got "${raw}"`);
   }
   return n;
+}
+
+function oneOf<T extends string>(name: string, raw: string | undefined, values: readonly T[]): T {
+  const v = (raw ?? "").trim().toLowerCase() || values[0];
+  if (!values.includes(v as T)) {
+    throw new ConfigError(name, `must be one of ${values.join(", ")}, got "${raw}"`);
+  }
+  return v as T;
 }
 
 function boolean(name: string, raw: string | undefined): boolean {
@@ -134,10 +148,6 @@ export function loadConfig(get: (name: string) => string | undefined): Config {
   if (url.protocol !== "https:" && url.protocol !== "http:") {
     throw new ConfigError("SILICONFLOW_BASE_URL", `must be http(s), got "${baseUrl}"`);
   }
-  const logFormat = (get("LOG_FORMAT") ?? "text").trim() || "text";
-  if (logFormat !== "text" && logFormat !== "json") {
-    throw new ConfigError("LOG_FORMAT", `must be text or json, got "${logFormat}"`);
-  }
   const host = (get("HOST") ?? "").trim() || DEFAULTS.host;
   if (!/^[\w.:[\]-]+$/.test(host)) throw new ConfigError("HOST", `is not a host name: "${host}"`);
   return Object.freeze({
@@ -159,7 +169,9 @@ export function loadConfig(get: (name: string) => string | undefined): Config {
       1024,
       1024 * 1024 * 1024,
     ),
-    logFormat,
+    logFormat: oneOf("LOG_FORMAT", get("LOG_FORMAT"), ["text", "json"] as const),
+    imageDelivery: oneOf("IMAGE_DELIVERY", get("IMAGE_DELIVERY"), ["url", "data"] as const),
+    progress: oneOf("PROGRESS", get("PROGRESS"), ["off", "reasoning"] as const),
     demo: boolean("DEMO", get("DEMO")),
     modelAliases: Object.freeze({ ...DEFAULT_ALIASES, ...parseAliases(get("MODEL_ALIASES")) }),
   });

@@ -39,7 +39,13 @@ export interface RequestContext {
 
 /** Reads the whole body, failing with a 413 past the configured limit. */
 export async function readBody(ctx: RequestContext): Promise<Uint8Array<ArrayBuffer>> {
-  const bytes = await readLimited(ctx.request.body, ctx.config.maxBodyBytes);
+  const length = Number(ctx.request.headers.get("content-length") ?? NaN);
+  // Content-Length only sizes the buffer; the limit is enforced on the bytes that arrive.
+  const bytes = await readLimited(
+    ctx.request.body,
+    ctx.config.maxBodyBytes,
+    Number.isSafeInteger(length) && length >= 0 ? length : undefined,
+  );
   if (bytes === undefined) {
     throw new ApiError(413, `The request body is larger than ${ctx.config.maxBodyBytes} bytes`, {
       code: "request_too_large",

@@ -50,7 +50,12 @@ export async function downloadImage(
         code: "image_download_failed",
       });
     }
-    const bytes = await readLimited(response.body, options.maxBytes ?? MAX_DOWNLOAD_BYTES);
+    const length = Number(response.headers.get("content-length") ?? NaN);
+    const bytes = await readLimited(
+      response.body,
+      options.maxBytes ?? MAX_DOWNLOAD_BYTES,
+      Number.isSafeInteger(length) && length >= 0 ? length : undefined,
+    );
     if (!bytes) {
       throw new ApiError(502, "The generated image is larger than the download limit", {
         code: "image_download_failed",

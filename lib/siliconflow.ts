@@ -36,12 +36,18 @@ export interface CallOptions {
 /** The status this proxy answers when the client itself went away (nginx's convention). */
 export const CLIENT_CLOSED = 499;
 
-/** Reads a whole body, or returns undefined once it passes `limit` bytes. */
+/**
+ * Reads a whole body, or returns undefined once it passes `limit` bytes. With `sizeHint` (a
+ * trusted `Content-Length`) the bytes are copied once into one buffer of that size as they arrive,
+ * instead of being kept as chunks and joined at the end.
+ */
 export async function readLimited(
   body: ReadableStream<Uint8Array> | null,
   limit: number,
+  sizeHint?: number,
 ): Promise<Uint8Array<ArrayBuffer> | undefined> {
   if (!body) return new Uint8Array();
+  let buffer = sizeHint !== undefined && sizeHint <= limit ? new Uint8Array(sizeHint) : undefined;
   const chunks: Uint8Array[] = [];
   let total = 0;
   const reader = body.getReader();
@@ -49,16 +55,23 @@ export async function readLimited(
     while (true) {
       const { done, value } = await reader.read();
       if (done) break;
-      total += value.byteLength;
-      if (total > limit) {
+      if (total + value.byteLength > limit) {
         await reader.cancel().catch(() => {});
         return undefined;
       }
-      chunks.push(value);
+      if (buffer && total + value.byteLength <= buffer.byteLength) {
+        buffer.set(value, total);
+      } else {
+        if (buffer) chunks.push(buffer.subarray(0, total)); // the hint was wrong: go on in chunks
+        buffer = undefined;
+        chunks.push(value);
+      }
+      total += value.byteLength;
     }
   } finally {
     reader.releaseLock();
   }
+  if (buffer) return total === buffer.byteLength ? buffer : buffer.slice(0, total);
   // Body chunks from fetch and Deno.serve are backed by plain ArrayBuffers.
   if (chunks.length === 1) return chunks[0] as Uint8Array<ArrayBuffer>;
   const out = new Uint8Array(total);

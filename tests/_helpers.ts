@@ -57,6 +57,10 @@ export function startFakeUpstream(): FakeUpstream {
     },
   };
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    const blob = /^\/blob\/(\d+)\.png$/.exec(new URL(req.url).pathname);
+    if (blob) {
+      return new Response(bigImage(Number(blob[1])), { headers: { "content-type": "image/png" } });
+    }
     if (!new URL(req.url).pathname.endsWith("/images/generations")) return demo(req);
     const text = await req.text();
     let body: Record<string, unknown> = {};
@@ -98,6 +102,14 @@ export function startFakeUpstream(): FakeUpstream {
   });
   fake.baseUrl = `http://127.0.0.1:${server.addr.port}/v1`;
   return fake;
+}
+
+/** A deterministic "image" of `size` bytes that starts with the PNG signature. */
+export function bigImage(size: number): Uint8Array<ArrayBuffer> {
+  const bytes = new Uint8Array(size);
+  for (let i = 0; i < size; i++) bytes[i] = (i * 7919) & 0xff;
+  bytes.set([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a].slice(0, size));
+  return bytes;
 }
 
 /** How the raw TCP upstream misbehaves. */
