@@ -86,3 +86,21 @@ Deno.test("README alias table matches the built-in aliases", async () => {
     if (target.edit) assertEquals(row?.includes(target.edit), true, alias);
   }
 });
+
+Deno.test("README configuration table and flag table cover every variable and flag", async () => {
+  const { ENV_NAMES } = await import("../lib/config.ts");
+  const { FLAG_ENV } = await import("../lib/cli.ts");
+  const { PROMPT_FLAGS } = await import("../lib/prompt_flags.ts");
+  const config = README.slice(
+    README.indexOf("## Configuration"),
+    README.indexOf("## Models and parameters"),
+  );
+  for (const name of ENV_NAMES) assertEquals(config.includes(`| \`${name}\``), true, name);
+  for (const [flag, name] of Object.entries(FLAG_ENV)) {
+    assertEquals(config.includes(`| \`${name}\` | \`--${flag}\``), true, flag);
+  }
+  const flags = README.slice(README.indexOf("### Prompt flags"), README.indexOf("### Progress"));
+  for (const flag of Object.keys(PROMPT_FLAGS)) {
+    assertEquals(flags.includes(`--${flag}`), true, flag);
+  }
+});
