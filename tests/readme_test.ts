@@ -95,9 +95,12 @@ Deno.test("README configuration table and flag table cover every variable and fl
     README.indexOf("## Configuration"),
     README.indexOf("## Models and parameters"),
   );
-  for (const name of ENV_NAMES) assertEquals(config.includes(`| \`${name}\``), true, name);
+  const rows = config.split("\n").filter((l) => l.startsWith("| `"))
+    .map((l) => l.split("|").slice(1, 3).map((c) => c.trim().replaceAll("`", "")));
+  const table = new Map(rows.map(([name, flag]) => [name, flag]));
+  for (const name of ENV_NAMES) assertEquals(table.has(name), true, name);
   for (const [flag, name] of Object.entries(FLAG_ENV)) {
-    assertEquals(config.includes(`| \`${name}\` | \`--${flag}\``), true, flag);
+    assertEquals(table.get(name), `--${flag}`, flag);
   }
   const flags = README.slice(README.indexOf("### Prompt flags"), README.indexOf("### Progress"));
   for (const flag of Object.keys(PROMPT_FLAGS)) {
