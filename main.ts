@@ -39,7 +39,9 @@ const config = (() => {
   }
 })();
 
-const handler = createHandler({ config });
+// Aborted when the shutdown grace runs out: in-flight generations then end with an error.
+const shutdown = new AbortController();
+const handler = createHandler({ config, shutdownSignal: shutdown.signal });
 
 // `deno serve` calls this before any timer runs; main() below then leaves the serving to it.
 let servedByDenoServe = false;
@@ -56,16 +58,39 @@ export default serveExport;
 if (import.meta.main && !Deno.env.get("DENO_DEPLOYMENT_ID")) {
   setTimeout(() => {
     if (servedByDenoServe) return;
-    Deno.serve({
+    const server = Deno.serve({
       port: config.port,
       hostname: config.host,
       onListen: ({ hostname, port }) => {
         const shown = hostname === "0.0.0.0" ? "localhost" : hostname;
         console.log(
           `siliconflow-image-proxy ${VERSION} listening on http://${shown}:${port}/v1` +
-            (config.demo ? " (demo mode: no key or network needed)" : ` → ${config.baseUrl}`),
+            (config.demo ? " (demo mode: no key or network needed)" : ` → ${config.baseUrl}`) +
+            ` [keys: ${config.keyMode}]`,
         );
       },
     }, handler);
+    let stopping = false;
+    const stop = async (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      console.log(
+        `${signal}: no longer accepting; in-flight generations have ${config.shutdownGraceMs} ms`,
+      );
+      const grace = setTimeout(() => shutdown.abort(), config.shutdownGraceMs);
+      // After the grace, streams end with an error event at once; give them a moment to flush.
+      const hard = setTimeout(() => Deno.exit(1), config.shutdownGraceMs + 5_000);
+      await server.shutdown();
+      clearTimeout(grace);
+      clearTimeout(hard);
+      Deno.exit(0);
+    };
+    for (const signal of ["SIGINT", "SIGTERM"] as const) {
+      try {
+        Deno.addSignalListener(signal, () => stop(signal));
+      } catch {
+        // SIGTERM cannot be listened for on Windows.
+      }
+    }
   }, 0);
 }

@@ -13,15 +13,16 @@ import {
   ZERO_USAGE,
 } from "./chat_stream.ts";
 import {
+  acquireGenerationSlot,
+  authorize,
   jsonResponse,
   readJson,
   type RequestContext,
-  requireApiKey,
   resolveModel,
   upstreamCaller,
 } from "./context.ts";
 import { downloadImage } from "./download.ts";
-import { ApiError, invalidParam, toApiError } from "./errors.ts";
+import { ApiError, invalidParam, toApiError, withRequestId } from "./errors.ts";
 import {
   type GenerationOutcome,
   type GenerationPlan,
@@ -101,7 +102,7 @@ const HISTORY_HINT =
 
 /** Handles a chat completion request. */
 export async function chatCompletions(ctx: RequestContext): Promise<Response> {
-  const apiKey = requireApiKey(ctx);
+  const auth = authorize(ctx);
   const chat = parseChatRequest(await readJson(ctx));
   const flags = parsePromptFlags(chat.prompt);
   const fields = withFlags(chat.fields, flags.fields);
@@ -148,7 +149,7 @@ export async function chatCompletions(ctx: RequestContext): Promise<Response> {
   const produce = async (signal: AbortSignal): Promise<string> => {
     let outcome: GenerationOutcome;
     try {
-      outcome = await runGeneration(plan, upstreamCaller(ctx, apiKey, signal));
+      outcome = await runGeneration(plan, upstreamCaller(ctx, auth, signal));
     } catch (err) {
       if (fromHistory && err instanceof ApiError && err.status === 400) {
         throw new ApiError(400, err.message + HISTORY_HINT, { param, code: err.code });
@@ -159,10 +160,40 @@ export async function chatCompletions(ctx: RequestContext): Promise<Response> {
     return toMarkdown(outcome, notes);
   };
 
+  const release = acquireGenerationSlot(ctx);
   if (!chat.stream) {
-    return jsonResponse(toChatCompletion(meta, await produce(ctx.request.signal)));
+    try {
+      return jsonResponse(toChatCompletion(meta, await produce(ctx.signal)));
+    } finally {
+      release();
+    }
   }
-  return streamAnswer(ctx, meta, chat.includeUsage, progress ? describe(plan) : undefined, produce);
+  return streamAnswer(
+    ctx,
+    meta,
+    chat.includeUsage,
+    progress ? describe(plan) : undefined,
+    async (signal) => {
+      try {
+        return await produce(signal);
+      } finally {
+        release();
+      }
+    },
+  );
+}
+
+/** The error to show for a failure, telling a shutdown apart from a client that left. */
+export function finalError(ctx: RequestContext, err: unknown): ApiError {
+  if (ctx.shutdownSignal.aborted) {
+    return withRequestId(
+      new ApiError(503, "The server is restarting and stopped this generation; please retry", {
+        code: "server_shutting_down",
+      }),
+      ctx.requestId,
+    );
+  }
+  return withRequestId(toApiError(err, ctx.requestId), ctx.requestId);
 }
 
 /** The first progress line: what is being made. */
@@ -180,7 +211,8 @@ function streamAnswer(
 ): Response {
   const abort = new AbortController();
   const onClientGone = () => abort.abort();
-  ctx.request.signal.addEventListener("abort", onClientGone, { once: true });
+  ctx.signal.addEventListener("abort", onClientGone, { once: true });
+  ctx.stats.streams++;
   const started = ctx.now();
   let timer: ReturnType<typeof setInterval> | undefined;
   let finish!: (status: number) => void;
@@ -215,20 +247,21 @@ function streamAnswer(
           return 200;
         },
         (err) => {
-          const error = toApiError(err, ctx.requestId);
+          const error = finalError(ctx, err);
           if (error.status !== CLIENT_CLOSED) send({ kind: "error", error });
           ctx.log.outcome = error.code ?? undefined;
           return error.status;
         },
       ).then((status) => {
         clearInterval(timer);
-        ctx.request.signal.removeEventListener("abort", onClientGone);
+        ctx.signal.removeEventListener("abort", onClientGone);
+        ctx.stats.streams--;
         try {
           controller.close();
         } catch {
           // Already cancelled.
         }
-        finish(abort.signal.aborted ? CLIENT_CLOSED : status);
+        finish(abort.signal.aborted && !ctx.shutdownSignal.aborted ? CLIENT_CLOSED : status);
       });
     },
     cancel() {

@@ -1,6 +1,7 @@
 /**
  * Command-line flags of the compiled binary (and `main.ts`). Each flag mirrors an environment
- * variable and wins over it.
+ * variable and wins over it. Keys have no flags on purpose: a command line is visible to every
+ * user of the machine (`ps`), so they come from the environment only.
  * @module
  */
 import { parseArgs } from "@std/cli/parse-args";
@@ -18,6 +19,9 @@ export const FLAG_ENV: Readonly<Record<string, string>> = {
   "model-aliases": "MODEL_ALIASES",
   "image-delivery": "IMAGE_DELIVERY",
   "progress": "PROGRESS",
+  "max-concurrency": "MAX_CONCURRENCY",
+  "body-timeout-ms": "BODY_TIMEOUT_MS",
+  "shutdown-grace-ms": "SHUTDOWN_GRACE_MS",
 };
 
 /** What the command line asked for. */

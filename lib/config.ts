@@ -4,6 +4,7 @@
  * names the variable.
  * @module
  */
+import type { KeyMode } from "./keys.ts";
 import { findModel } from "./models.ts";
 
 /** Where a model alias points: the model for text-only requests, and optionally one for edits. */
@@ -38,6 +39,18 @@ export interface Config {
   readonly imageDelivery: "url" | "data";
   /** `PROGRESS`: `reasoning` sends status lines in streamed answers; `off` by default. */
   readonly progress: "off" | "reasoning";
+  /** `SILICONFLOW_API_KEY`: the server's own SiliconFlow keys (comma-separated). */
+  readonly siliconflowKeys: readonly string[];
+  /** `PROXY_API_KEYS`: the access keys clients must present (comma-separated). */
+  readonly proxyKeys: readonly string[];
+  /** How keys are handled, derived from the two above and `ALLOW_ANONYMOUS`. */
+  readonly keyMode: KeyMode;
+  /** `MAX_CONCURRENCY`: upstream generations in flight per instance; past it, 429. */
+  readonly maxConcurrency: number;
+  /** `BODY_TIMEOUT_MS`: the longest a request body may take to arrive. */
+  readonly bodyTimeoutMs: number;
+  /** `SHUTDOWN_GRACE_MS`: on SIGINT/SIGTERM, how long in-flight generations may finish. */
+  readonly shutdownGraceMs: number;
 }
 
 /** Every environment variable the server reads (the `--allow-env` list). */
@@ -53,6 +66,12 @@ export const ENV_NAMES: readonly string[] = [
   "MODEL_ALIASES",
   "IMAGE_DELIVERY",
   "PROGRESS",
+  "SILICONFLOW_API_KEY",
+  "PROXY_API_KEYS",
+  "ALLOW_ANONYMOUS",
+  "MAX_CONCURRENCY",
+  "BODY_TIMEOUT_MS",
+  "SHUTDOWN_GRACE_MS",
 ];
 
 /** Default values, as documented in the README's configuration table. */
@@ -63,6 +82,9 @@ export const DEFAULTS = {
   upstreamTimeoutMs: 180_000,
   keepAliveMs: 10_000,
   maxBodyBytes: 32 * 1024 * 1024,
+  maxConcurrency: 64,
+  bodyTimeoutMs: 30_000,
+  shutdownGraceMs: 30_000,
 } as const;
 
 /** OpenAI model names that tools hard-code, mapped to SiliconFlow models. */
@@ -136,8 +158,31 @@ export function parseAliases(raw: string | undefined): Record<string, AliasTarge
   return out;
 }
 
+function keyList(raw: string | undefined): string[] {
+  return (raw ?? "").split(",").map((k) => k.trim()).filter(Boolean);
+}
+
+function keyMode(sf: string[], proxy: string[], allowAnonymous: boolean): KeyMode {
+  if (!sf.length && !proxy.length) return "pass-through";
+  if (!sf.length) {
+    throw new ConfigError(
+      "PROXY_API_KEYS",
+      "needs SILICONFLOW_API_KEY too: the server calls SiliconFlow with its own key(s) when clients present access keys",
+    );
+  }
+  if (proxy.length) return "server-key";
+  if (allowAnonymous) return "anonymous";
+  throw new ConfigError(
+    "SILICONFLOW_API_KEY",
+    "is set without PROXY_API_KEYS, so anyone who can reach this server would spend your credit. " +
+      "Set PROXY_API_KEYS to the access keys you hand out, or ALLOW_ANONYMOUS=true if that is really what you want.",
+  );
+}
+
 /** Reads the configuration; `get` returns a variable's value (from the environment or a flag). */
 export function loadConfig(get: (name: string) => string | undefined): Config {
+  const siliconflowKeys = keyList(get("SILICONFLOW_API_KEY"));
+  const proxyKeys = keyList(get("PROXY_API_KEYS"));
   const baseUrl = (get("SILICONFLOW_BASE_URL") ?? "").trim() || DEFAULTS.baseUrl;
   let url: URL;
   try {
@@ -173,6 +218,34 @@ export function loadConfig(get: (name: string) => string | undefined): Config {
     imageDelivery: oneOf("IMAGE_DELIVERY", get("IMAGE_DELIVERY"), ["url", "data"] as const),
     progress: oneOf("PROGRESS", get("PROGRESS"), ["off", "reasoning"] as const),
     demo: boolean("DEMO", get("DEMO")),
+    siliconflowKeys,
+    proxyKeys,
+    keyMode: keyMode(
+      siliconflowKeys,
+      proxyKeys,
+      boolean("ALLOW_ANONYMOUS", get("ALLOW_ANONYMOUS")),
+    ),
+    maxConcurrency: integer(
+      "MAX_CONCURRENCY",
+      get("MAX_CONCURRENCY"),
+      DEFAULTS.maxConcurrency,
+      1,
+      100_000,
+    ),
+    bodyTimeoutMs: integer(
+      "BODY_TIMEOUT_MS",
+      get("BODY_TIMEOUT_MS"),
+      DEFAULTS.bodyTimeoutMs,
+      1,
+      3_600_000,
+    ),
+    shutdownGraceMs: integer(
+      "SHUTDOWN_GRACE_MS",
+      get("SHUTDOWN_GRACE_MS"),
+      DEFAULTS.shutdownGraceMs,
+      0,
+      3_600_000,
+    ),
     modelAliases: Object.freeze({ ...DEFAULT_ALIASES, ...parseAliases(get("MODEL_ALIASES")) }),
   });
 }

@@ -1,13 +1,23 @@
 /**
  * What a route handler gets for one request: the parsed URL, the request id, the configuration,
- * and helpers that read the body, the key and the model with OpenAI-shaped failures.
+ * and helpers that read the body, check the key, pick the model and call SiliconFlow, each with
+ * OpenAI-shaped failures.
  * @module
  */
 import type { AliasTarget, Config } from "./config.ts";
 import { ApiError } from "./errors.ts";
+import { isAccepted, type KeyPool, withPoolKey } from "./keys.ts";
 import type { Logger } from "./logger.ts";
 import { findModel, MODELS, type ModelSpec } from "./models.ts";
 import { readLimited, type SiliconFlowClient, type UpstreamResult } from "./siliconflow.ts";
+
+/** Live counters of one server instance; `/healthz` reports them. */
+export interface ServerStats {
+  /** Generation requests holding a concurrency slot. */
+  generations: number;
+  /** Streamed answers still open. */
+  streams: number;
+}
 
 /** Per-request state shared by the router and route handlers. */
 export interface RequestContext {
@@ -35,23 +45,57 @@ export interface RequestContext {
   readonly baseUrl: string;
   /** The fetch for upstream resources (generated images); in-process in demo mode. */
   readonly upstreamFetch: typeof fetch;
+  /** The server's own SiliconFlow keys, in server-key and anonymous modes. */
+  readonly keyPool?: KeyPool;
+  /** The instance's counters. */
+  readonly stats: ServerStats;
+  /** Aborts when the client goes away or the server's shutdown grace runs out. */
+  readonly signal: AbortSignal;
+  /** Aborted when the server's shutdown grace runs out. */
+  readonly shutdownSignal: AbortSignal;
 }
 
-/** Reads the whole body, failing with a 413 past the configured limit. */
+/** Reads the whole body within `BODY_TIMEOUT_MS`, failing with a 413 past `MAX_BODY_BYTES`. */
 export async function readBody(ctx: RequestContext): Promise<Uint8Array<ArrayBuffer>> {
-  const length = Number(ctx.request.headers.get("content-length") ?? NaN);
-  // Content-Length only sizes the buffer; the limit is enforced on the bytes that arrive.
-  const bytes = await readLimited(
-    ctx.request.body,
-    ctx.config.maxBodyBytes,
-    Number.isSafeInteger(length) && length >= 0 ? length : undefined,
-  );
-  if (bytes === undefined) {
-    throw new ApiError(413, `The request body is larger than ${ctx.config.maxBodyBytes} bytes`, {
+  const limit = ctx.config.maxBodyBytes;
+  const tooLarge = () =>
+    new ApiError(413, `The request body is larger than ${limit} bytes`, {
       code: "request_too_large",
     });
+  const declared = Number(ctx.request.headers.get("content-length") ?? NaN);
+  if (Number.isSafeInteger(declared) && declared > limit) {
+    await ctx.request.body?.cancel().catch(() => {});
+    throw tooLarge();
   }
-  return bytes;
+  // A slow client is dropped: the body must arrive within BODY_TIMEOUT_MS.
+  const timeout = new AbortController();
+  const timer = setTimeout(() => timeout.abort(), ctx.config.bodyTimeoutMs);
+  try {
+    // Content-Length only sizes the buffer; the limit is enforced on the bytes that arrive.
+    const bytes = await readLimited(
+      ctx.request.body,
+      limit,
+      Number.isSafeInteger(declared) && declared >= 0 ? declared : undefined,
+      timeout.signal,
+    );
+    if (bytes === undefined) throw tooLarge();
+    return bytes;
+  } catch (err) {
+    if (err instanceof ApiError) throw err;
+    if (timeout.signal.aborted) {
+      throw new ApiError(
+        408,
+        `The request body did not arrive within ${ctx.config.bodyTimeoutMs} ms`,
+        {
+          type: "invalid_request_error",
+          code: "request_timeout",
+        },
+      );
+    }
+    throw new ApiError(400, "The request body could not be read", { code: "invalid_body" });
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Reads the body up to the configured limit and parses it as JSON. */
@@ -75,17 +119,34 @@ export async function readJson(ctx: RequestContext): Promise<unknown> {
   }
 }
 
-/** The bearer key the client sent; 401 without one. The demo mode needs none. */
-export function requireApiKey(ctx: RequestContext): string {
+/** Which key pays for a request's upstream calls. */
+export type UpstreamAuth = { kind: "client"; key: string } | { kind: "pool" };
+
+/** Checks the client's key according to the key mode; 401 when it is missing or wrong. */
+export function authorize(ctx: RequestContext): UpstreamAuth {
   const header = ctx.request.headers.get("authorization") ?? "";
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-  if (m) return m[1];
-  if (ctx.config.demo) return "demo";
-  throw new ApiError(
-    401,
-    "Missing API key. Send your SiliconFlow key as 'Authorization: Bearer <key>'.",
-    { code: "missing_api_key" },
-  );
+  const presented = /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1];
+  switch (ctx.config.keyMode) {
+    case "anonymous":
+      return { kind: "pool" };
+    case "server-key":
+      if (presented && isAccepted(presented, ctx.config.proxyKeys)) return { kind: "pool" };
+      throw new ApiError(
+        401,
+        presented
+          ? "Invalid API key: use an access key given out by this server's owner."
+          : "Missing API key. Send the access key you were given as 'Authorization: Bearer <key>'.",
+        { code: presented ? "invalid_api_key" : "missing_api_key" },
+      );
+    case "pass-through":
+      if (presented) return { kind: "client", key: presented };
+      if (ctx.config.demo) return { kind: "client", key: "demo" };
+      throw new ApiError(
+        401,
+        "Missing API key. Send your SiliconFlow key as 'Authorization: Bearer <key>'.",
+        { code: "missing_api_key" },
+      );
+  }
 }
 
 /** Resolves a model id or alias; `withImages` picks an alias's edit model. 404 if unknown. */
@@ -113,19 +174,42 @@ export function resolveModel(
   return model;
 }
 
+/**
+ * Takes one of the instance's `MAX_CONCURRENCY` generation slots, or answers 429 at once rather
+ * than queueing without bound. Call the returned function exactly once to give it back.
+ */
+export function acquireGenerationSlot(ctx: RequestContext): () => void {
+  if (ctx.stats.generations >= ctx.config.maxConcurrency) {
+    throw new ApiError(
+      429,
+      `This server is busy: ${ctx.config.maxConcurrency} generations are already running. Retry shortly.`,
+      { code: "server_busy", headers: { "retry-after": "2" } },
+    );
+  }
+  ctx.stats.generations++;
+  let released = false;
+  return () => {
+    if (!released) ctx.stats.generations--;
+    released = true;
+  };
+}
+
 /** A function making one upstream call with this request's key and cancellation. */
 export function upstreamCaller(
   ctx: RequestContext,
-  apiKey: string,
+  auth: UpstreamAuth,
   signal: AbortSignal,
 ): (body: Record<string, unknown>) => Promise<UpstreamResult> {
-  return (body) =>
+  const call = (apiKey: string, body: Record<string, unknown>) =>
     ctx.client.generate(body, {
       apiKey,
       signal,
       baseUrl: ctx.baseUrl,
       onTraceId: (id) => (ctx.log.traceId = id),
     });
+  if (auth.kind === "client") return (body) => call(auth.key, body);
+  const pool = ctx.keyPool!;
+  return (body) => withPoolKey(pool, (key) => call(key, body));
 }
 
 /** A JSON response. */

@@ -95,6 +95,17 @@ export function toApiError(err: unknown, requestId: string): ApiError {
   );
 }
 
+/** The same error with the request id at the end of its message, so users can quote it. */
+export function withRequestId(err: ApiError, requestId: string): ApiError {
+  if (err.message.includes(requestId)) return err;
+  return new ApiError(err.status, `${err.message} (request id: ${requestId})`, {
+    type: err.type,
+    param: err.param,
+    code: err.code,
+    headers: err.headers,
+  });
+}
+
 /** Builds the JSON response for an error. */
 export function errorResponse(err: ApiError, headers: HeadersInit = {}): Response {
   const h = new Headers(headers);

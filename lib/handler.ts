@@ -4,12 +4,14 @@
  * @module
  */
 import type { Config } from "./config.ts";
-import type { RequestContext } from "./context.ts";
+import { jsonResponse, type RequestContext, type ServerStats } from "./context.ts";
 import { createDemoUpstream, DEMO_IMAGE_PREFIX } from "./demo_upstream.ts";
-import { ApiError, errorResponse, toApiError } from "./errors.ts";
+import { ApiError, errorResponse, toApiError, withRequestId } from "./errors.ts";
+import { KeyPool } from "./keys.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { ROUTES } from "./routes.ts";
-import { SiliconFlowClient, TRACE_HEADER } from "./siliconflow.ts";
+import { CLIENT_CLOSED, SiliconFlowClient, TRACE_HEADER } from "./siliconflow.ts";
+import { VERSION } from "./version.ts";
 
 /** Dependencies of {@link createHandler}; everything but `config` has a default. */
 export interface HandlerOptions {
@@ -21,6 +23,11 @@ export interface HandlerOptions {
   logger?: Logger;
   /** The clock. */
   now?: () => number;
+  /**
+   * Aborting it stops every in-flight generation: streamed answers end with an error event,
+   * others with a 503. `main.ts` aborts it when the shutdown grace has run out.
+   */
+  shutdownSignal?: AbortSignal;
 }
 
 /** A request handler, as `Deno.serve` and `export default { fetch }` take it. */
@@ -47,6 +54,12 @@ export function createHandler(options: HandlerOptions): Handler {
     fetch: upstreamFetch,
     timeoutMs: config.upstreamTimeoutMs,
   });
+  const keyPool = config.keyMode === "pass-through"
+    ? undefined
+    : new KeyPool(config.siliconflowKeys, now, logger);
+  const stats: ServerStats = { generations: 0, streams: 0 };
+  const shutdownSignal = options.shutdownSignal ?? new AbortController().signal;
+  const mode = config.demo ? "demo" : config.keyMode;
 
   return async (request) => {
     const started = now();
@@ -65,6 +78,10 @@ export function createHandler(options: HandlerOptions): Handler {
       client,
       baseUrl: demo ? `${url.origin}/demo/v1` : config.baseUrl,
       upstreamFetch,
+      keyPool,
+      stats,
+      signal: AbortSignal.any([request.signal, shutdownSignal]),
+      shutdownSignal,
     };
 
     let response: Response;
@@ -77,6 +94,14 @@ export function createHandler(options: HandlerOptions): Handler {
             "authorization, content-type, x-request-id",
           "access-control-max-age": "86400",
         },
+      });
+    } else if (request.method === "GET" && url.pathname === "/healthz") {
+      response = jsonResponse({
+        status: shutdownSignal.aborted ? "stopping" : "ok",
+        version: VERSION,
+        mode,
+        in_flight: { ...stats },
+        upstream_keys: keyPool?.status().map((k) => k.state),
       });
     } else if (demo && request.method === "GET" && url.pathname.startsWith(DEMO_IMAGE_PREFIX)) {
       response = await demo(request);
@@ -131,7 +156,16 @@ async function route(ctx: RequestContext): Promise<Response> {
       })
       : new ApiError(404, `No route for ${request.method} ${url.pathname}`, { code: "not_found" });
   } catch (err) {
-    const error = toApiError(err, ctx.requestId);
+    const shutdown = ctx.shutdownSignal.aborted && err instanceof ApiError &&
+      err.status === CLIENT_CLOSED;
+    const error = withRequestId(
+      shutdown
+        ? new ApiError(503, "The server is restarting and stopped this generation; please retry", {
+          code: "server_shutting_down",
+        })
+        : toApiError(err, ctx.requestId),
+      ctx.requestId,
+    );
     if (!(err instanceof ApiError)) {
       ctx.logger({
         level: "error",

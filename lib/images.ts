@@ -8,12 +8,14 @@ import { encodeBase64 } from "@std/encoding/base64";
 import { z } from "zod";
 import { zodError } from "./chat_request.ts";
 import {
+  acquireGenerationSlot,
+  authorize,
   jsonResponse,
   readBody,
   readJson,
   type RequestContext,
-  requireApiKey,
   resolveModel,
+  type UpstreamAuth,
   upstreamCaller,
 } from "./context.ts";
 import { downloadImage } from "./download.ts";
@@ -77,7 +79,7 @@ async function respond(
 
 async function generate(
   ctx: RequestContext,
-  apiKey: string,
+  auth: UpstreamAuth,
   fields: Record<string, unknown>,
   images: string[],
 ): Promise<Response> {
@@ -93,24 +95,28 @@ async function generate(
     imagesParam: "image",
     promptParam: "prompt",
   });
-  const signal = ctx.request.signal;
-  const outcome = await runGeneration(plan, upstreamCaller(ctx, apiKey, signal));
-  return respond(ctx, outcome, parsed.data.response_format ?? "url", signal);
+  const release = acquireGenerationSlot(ctx);
+  try {
+    const outcome = await runGeneration(plan, upstreamCaller(ctx, auth, ctx.signal));
+    return await respond(ctx, outcome, parsed.data.response_format ?? "url", ctx.signal);
+  } finally {
+    release();
+  }
 }
 
 /** `POST /v1/images/generations`. */
 export async function imagesGenerations(ctx: RequestContext): Promise<Response> {
-  const apiKey = requireApiKey(ctx);
+  const auth = authorize(ctx);
   const body = await readJson(ctx);
   if (!body || typeof body !== "object" || Array.isArray(body)) {
     throw invalidParam("body", "The request body must be a JSON object");
   }
-  return generate(ctx, apiKey, body as Record<string, unknown>, []);
+  return generate(ctx, auth, body as Record<string, unknown>, []);
 }
 
 /** `POST /v1/images/edits`: multipart files, or JSON `images: [{image_url}]`. */
 export async function imagesEdits(ctx: RequestContext): Promise<Response> {
-  const apiKey = requireApiKey(ctx);
+  const auth = authorize(ctx);
   const type = ctx.request.headers.get("content-type") ?? "";
   if (type.startsWith("application/json")) {
     const body = await readJson(ctx);
@@ -132,7 +138,7 @@ export async function imagesEdits(ctx: RequestContext): Promise<Response> {
       }
       return url;
     });
-    return generate(ctx, apiKey, fields, images);
+    return generate(ctx, auth, fields, images);
   }
   if (!type.startsWith("multipart/form-data")) {
     throw new ApiError(415, "Send multipart/form-data with the image files (or JSON with images)", {
@@ -163,7 +169,7 @@ export async function imagesEdits(ctx: RequestContext): Promise<Response> {
       "image_required",
     );
   }
-  return generate(ctx, apiKey, fields, images);
+  return generate(ctx, auth, fields, images);
 }
 
 function maskError(): ApiError {

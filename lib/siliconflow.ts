@@ -39,21 +39,33 @@ export const CLIENT_CLOSED = 499;
 /**
  * Reads a whole body, or returns undefined once it passes `limit` bytes. With `sizeHint` (a
  * trusted `Content-Length`) the bytes are copied once into one buffer of that size as they arrive,
- * instead of being kept as chunks and joined at the end.
+ * instead of being kept as chunks and joined at the end. When `signal` aborts, reading stops and
+ * the signal's reason is thrown.
  */
 export async function readLimited(
   body: ReadableStream<Uint8Array> | null,
   limit: number,
   sizeHint?: number,
+  signal?: AbortSignal,
 ): Promise<Uint8Array<ArrayBuffer> | undefined> {
   if (!body) return new Uint8Array();
   let buffer = sizeHint !== undefined && sizeHint <= limit ? new Uint8Array(sizeHint) : undefined;
   const chunks: Uint8Array[] = [];
   let total = 0;
   const reader = body.getReader();
+  let onAbort: (() => void) | undefined;
+  const aborted = signal
+    ? new Promise<never>((_, reject) => {
+      onAbort = () => reject(signal.reason);
+      if (signal.aborted) onAbort();
+      else signal.addEventListener("abort", onAbort, { once: true });
+    })
+    : undefined;
+  aborted?.catch(() => {});
   try {
     while (true) {
-      const { done, value } = await reader.read();
+      const { done, value } =
+        await (aborted ? Promise.race([reader.read(), aborted]) : reader.read());
       if (done) break;
       if (total + value.byteLength > limit) {
         await reader.cancel().catch(() => {});
@@ -68,7 +80,11 @@ export async function readLimited(
       }
       total += value.byteLength;
     }
+  } catch (err) {
+    await reader.cancel().catch(() => {});
+    throw err;
   } finally {
+    if (onAbort) signal?.removeEventListener("abort", onAbort);
     reader.releaseLock();
   }
   if (buffer) return total === buffer.byteLength ? buffer : buffer.slice(0, total);

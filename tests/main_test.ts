@@ -110,3 +110,13 @@ Deno.test("the entry module serves the demo from flags, as the binary would", as
     await child.stderr.cancel().catch(() => {});
   }
 });
+
+Deno.test("every task's --allow-env list is exactly the variables the server reads", async () => {
+  const { ENV_NAMES } = await import("../lib/config.ts");
+  const denoJson = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+  const expected = [...ENV_NAMES, "DENO_DEPLOYMENT_ID"].sort();
+  for (const task of ["start", "start:parallel", "dev", "demo", "compile"]) {
+    const list = /--allow-env=([A-Z_,]+)/.exec(denoJson.tasks[task])![1].split(",").sort();
+    assertEquals(list, expected, task);
+  }
+});

@@ -1,0 +1,159 @@
+/**
+ * Keys: who may call this server, and which SiliconFlow key pays for the call.
+ *
+ * - pass-through (neither `SILICONFLOW_API_KEY` nor `PROXY_API_KEYS`): the client's key goes on.
+ * - server-key (both): clients present one of the access keys; the server's own SiliconFlow keys
+ *   rotate, and the client's `Authorization` is never forwarded.
+ * - anonymous (only `SILICONFLOW_API_KEY`, with `ALLOW_ANONYMOUS=true`): anyone may call, on the
+ *   owner's keys.
+ * @module
+ */
+import { ApiError } from "./errors.ts";
+import type { Logger } from "./logger.ts";
+
+/** How keys are handled. */
+export type KeyMode = "pass-through" | "server-key" | "anonymous";
+
+/** A short, stable, non-reversible name for a key, for logs. Never log the key itself. */
+export function fingerprint(key: string): string {
+  // FNV-1a, 32 bits twice with different offsets: enough to tell keys apart, useless to guess one.
+  let a = 0x811c9dc5;
+  let b = 0x01000193 ^ 0x5bd1e995;
+  for (let i = 0; i < key.length; i++) {
+    const c = key.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193) >>> 0;
+    b = Math.imul(b ^ c, 0x5bd1e995) >>> 0;
+  }
+  return `key#${a.toString(16).padStart(8, "0")}${b.toString(16).padStart(8, "0").slice(0, 4)}`;
+}
+
+/** Compares two strings in time that depends only on their lengths, not on where they differ. */
+export function timingSafeEqual(a: string, b: string): boolean {
+  const ea = new TextEncoder().encode(a);
+  const eb = new TextEncoder().encode(b);
+  let diff = ea.length ^ eb.length;
+  for (let i = 0; i < Math.max(ea.length, eb.length); i++) diff |= (ea[i] ?? 0) ^ (eb[i] ?? 0);
+  return diff === 0;
+}
+
+/** Whether `presented` is one of `accepted`; every key is compared, in constant time. */
+export function isAccepted(presented: string, accepted: readonly string[]): boolean {
+  let ok = false;
+  for (const key of accepted) ok = timingSafeEqual(presented, key) || ok;
+  return ok;
+}
+
+interface KeyState {
+  key: string;
+  fp: string;
+  restingUntil: number;
+  setAside: boolean;
+}
+
+/** The server's SiliconFlow keys, in rotation. */
+export class KeyPool {
+  #keys: KeyState[];
+  #next = 0;
+  #now: () => number;
+  #logger: Logger;
+
+  /** Creates a pool; `now` is the clock, `logger` reports keys that rest or are set aside. */
+  constructor(keys: readonly string[], now: () => number, logger: Logger) {
+    this.#keys = keys.map((key) => ({
+      key,
+      fp: fingerprint(key),
+      restingUntil: 0,
+      setAside: false,
+    }));
+    this.#now = now;
+    this.#logger = logger;
+  }
+
+  /** The next usable key after round-robin, skipping `exclude`; throws when none is usable. */
+  pick(exclude?: string): string {
+    const now = this.#now();
+    for (let i = 0; i < this.#keys.length; i++) {
+      const state = this.#keys[(this.#next + i) % this.#keys.length];
+      if (state.setAside || state.restingUntil > now || state.key === exclude) continue;
+      this.#next = (this.#keys.indexOf(state) + 1) % this.#keys.length;
+      return state.key;
+    }
+    const resting = this.#keys.filter((k) => !k.setAside);
+    if (resting.length) {
+      const wait = Math.max(
+        1,
+        Math.ceil((Math.min(...resting.map((k) => k.restingUntil)) - now) / 1000),
+      );
+      throw new ApiError(429, "Every SiliconFlow key of this server is rate-limited; retry later", {
+        code: "rate_limit_exceeded",
+        headers: { "retry-after": String(wait) },
+      });
+    }
+    throw new ApiError(
+      503,
+      "No usable SiliconFlow key is configured on this server (see its log)",
+      {
+        code: "no_upstream_key",
+      },
+    );
+  }
+
+  /** Reacts to an upstream failure with `key`; returns true when another key may be tried. */
+  failed(key: string, error: ApiError): boolean {
+    const state = this.#keys.find((k) => k.key === key);
+    if (!state) return false;
+    if (error.status === 429) {
+      const seconds = Number(error.headers["retry-after"]);
+      const restMs = Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 60_000;
+      state.restingUntil = this.#now() + restMs;
+      this.#logger({
+        level: "warn",
+        msg: "upstream key rate-limited; resting",
+        key: state.fp,
+        ms: restMs,
+      });
+      return true;
+    }
+    if (error.status === 401 || error.status === 403) {
+      state.setAside = true;
+      this.#logger({
+        level: "error",
+        msg: `upstream key rejected with ${error.status}; set aside until restart`,
+        key: state.fp,
+      });
+      return true;
+    }
+    return false;
+  }
+
+  /** Fingerprints of the keys and their state, for health reports. */
+  status(): { key: string; state: "ready" | "resting" | "set aside" }[] {
+    const now = this.#now();
+    return this.#keys.map((k) => ({
+      key: k.fp,
+      state: k.setAside ? "set aside" : k.restingUntil > now ? "resting" : "ready",
+    }));
+  }
+}
+
+/** Runs `call` with a pool key; after a 429, 401 or 403 it is tried once more on the next key. */
+export async function withPoolKey<T>(pool: KeyPool, call: (key: string) => Promise<T>): Promise<T> {
+  const first = pool.pick();
+  try {
+    return await call(first);
+  } catch (err) {
+    if (!(err instanceof ApiError) || !pool.failed(first, err)) throw err;
+    let second: string;
+    try {
+      second = pool.pick(first);
+    } catch {
+      throw err;
+    }
+    try {
+      return await call(second);
+    } catch (err2) {
+      if (err2 instanceof ApiError) pool.failed(second, err2);
+      throw err2;
+    }
+  }
+}
