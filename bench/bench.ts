@@ -99,7 +99,6 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime in clock ticks (100 Hz)
 }
 const peakRss = (pid: number) => procStatus(pid, "VmHWM");
-const rss = (pid: number) => procStatus(pid, "VmRSS");
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const pct = (xs: number[], p: number) =>

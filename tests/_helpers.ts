@@ -216,6 +216,19 @@ export function startServer(env: Record<string, string> = {}): TestServer {
     lines,
     async [Symbol.asyncDispose]() {
       await server.shutdown();
+      // The log scan: across the whole suite, no key of any kind may reach a log line.
+      const keys = [
+        TEST_KEY,
+        ...`${env.SILICONFLOW_API_KEY ?? ""},${env.PROXY_API_KEYS ?? ""}`.split(","),
+      ]
+        .map((k) => k.trim()).filter((k) => k.length >= 8);
+      for (const line of lines) {
+        for (const key of keys) {
+          if (line.includes(key)) {
+            throw new Error(`a key reached the log: ${line.replace(key, "<key>")}`);
+          }
+        }
+      }
     },
   };
 }

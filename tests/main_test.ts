@@ -42,12 +42,20 @@ Deno.test("bad configuration stops start-up with a message naming the variable",
     [[], { MODEL_ALIASES: "dall-e-3=No/Such-Model" }, "MODEL_ALIASES"],
     [["--port", "99999"], {}, "PORT"],
     [["--bogus"], {}, "--bogus"],
+    [[], { SILICONFLOW_API_KEY: "sk-owner-0000000000000000000000" }, "PROXY_API_KEYS"],
+    [[], { MAX_CONCURRENCY: "0" }, "MAX_CONCURRENCY"],
   ];
   for (const [args, env, name] of cases) {
     await t.step(`${args.join(" ")} ${JSON.stringify(env)}`, async () => {
       const out = await runMain(args, env).output();
       assertEquals(out.code, 2);
-      assertStringIncludes(new TextDecoder().decode(out.stderr), name);
+      const stderr = new TextDecoder().decode(out.stderr);
+      assertStringIncludes(stderr, name);
+      assertEquals(
+        stderr.includes("sk-owner-0000000000000000000000"),
+        false,
+        "the key is not printed",
+      );
     });
   }
 });
