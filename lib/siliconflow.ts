@@ -262,6 +262,8 @@ export class SiliconFlowClient {
           },
           body: JSON.stringify(body),
           signal: controller.signal,
+          // A redirect from the API is a fault to report, never a hop to somewhere else.
+          redirect: "manual",
         },
       );
       traceId = response.headers.get(TRACE_HEADER)?.slice(0, 128) || undefined;

@@ -42,7 +42,8 @@ export interface FakeUpstream extends AsyncDisposable {
 
 /** Starts the fake on a free loopback port. */
 export function startFakeUpstream(): FakeUpstream {
-  const demo = createDemoUpstream();
+  // Small drawings keep b64_json and data-delivery tests fast; sizes in URLs stay as asked.
+  const demo = createDemoUpstream({ maxSide: 64 });
   let inFlight = 0;
   let aborted = 0;
   const fake: FakeUpstream = {
@@ -90,7 +91,8 @@ export function startFakeUpstream(): FakeUpstream {
         }
       }
       if (canned) {
-        return new Response(canned.body, {
+        const noBody = [204, 205, 304].includes(canned.status);
+        return new Response(noBody ? null : canned.body, {
           status: canned.status,
           headers: { "x-siliconcloud-trace-id": "fake-trace-1", ...canned.headers },
         });

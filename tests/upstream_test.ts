@@ -91,6 +91,7 @@ Deno.test("connection faults become 502 or 504 within the timeout", async (t) =>
     ["reset-mid-body", 502],
     ["stall-after-headers", 504],
     ["hang", 504],
+    ["slow-drip", 504],
   ];
   for (const [fault, status] of faults) {
     await t.step(fault, async () => {
