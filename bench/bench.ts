@@ -23,7 +23,7 @@ const BIG_IMAGE = (() => {
   return bytes;
 })();
 const demo = createDemoUpstream();
-const fake = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+const fakeHandler = async (req: Request) => {
   const url = new URL(req.url);
   if (url.pathname === "/big.png") {
     return new Response(BIG_IMAGE, { headers: { "content-type": "image/png" } });
@@ -35,8 +35,21 @@ const fake = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async
   return Response.json({ images: [{ url: image }], seed: 1 }, {
     headers: { "x-siliconcloud-trace-id": "bench" },
   });
-});
+};
+// Plain HTTP/1.1: one upstream connection per call in flight.
+const fake = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, fakeHandler);
 const FAKE = `http://127.0.0.1:${fake.addr.port}/v1`;
+// HTTPS with HTTP/2, as SiliconFlow's API is reached: calls share one multiplexed connection.
+// The certificate in bench/tls/ is a throwaway for localhost, trusted only via DENO_CERT.
+const TLS_DIR = new URL("./tls/", import.meta.url).pathname;
+const fakeTls = Deno.serve({
+  hostname: "127.0.0.1",
+  port: 0,
+  onListen() {},
+  cert: Deno.readTextFileSync(`${TLS_DIR}cert.pem`),
+  key: Deno.readTextFileSync(`${TLS_DIR}key.pem`),
+}, fakeHandler);
+const FAKE_TLS = `https://localhost:${fakeTls.addr.port}/v1`;
 
 // ---- the server under test, as a child process ----
 interface Child {
@@ -44,7 +57,7 @@ interface Child {
   pid: number;
   stop(): Promise<void>;
 }
-async function startProxy(env: Record<string, string> = {}): Promise<Child> {
+async function startProxy(env: Record<string, string> = {}, baseUrl = FAKE): Promise<Child> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -57,9 +70,9 @@ async function startProxy(env: Record<string, string> = {}): Promise<Child> {
       "--host",
       "127.0.0.1",
       "--base-url",
-      FAKE,
+      baseUrl,
     ],
-    env: { NO_COLOR: "1", LOG_FORMAT: "json", ...env },
+    env: { NO_COLOR: "1", LOG_FORMAT: "json", DENO_CERT: `${TLS_DIR}ca.pem`, ...env },
     stdout: "piped",
     stderr: "null",
   }).spawn();
@@ -239,11 +252,14 @@ const row = (name: string, value: string, target: string, met: boolean | null) =
   delayMs = 0;
 }
 
-// 3. Many slow generations
-{
+// 3. Many slow generations, against both kinds of upstream
+for (const [label, baseUrl] of [["HTTP/1.1 upstream", FAKE], ["HTTPS/2 upstream", FAKE_TLS]]) {
   const count = SMOKE ? 50 : 2000;
   delayMs = SMOKE ? 500 : 20_000;
-  const proxy = await startProxy({ KEEPALIVE_MS: SMOKE ? "100" : "5000" });
+  const proxy = await startProxy(
+    { KEEPALIVE_MS: SMOKE ? "100" : "5000", MAX_CONCURRENCY: String(count * 2) },
+    baseUrl,
+  );
   const cpuBefore = cpuSeconds(proxy.pid);
   let completed = 0;
   await Promise.all(Array.from({ length: count }, async () => {
@@ -258,24 +274,10 @@ const row = (name: string, value: string, target: string, met: boolean | null) =
     } catch { /* counted as not completed */ }
   }));
   const peak = peakRss(proxy.pid);
-  row(
-    `${count} concurrent streams, upstream ${delayMs / 1000} s: completed`,
-    `${completed}`,
-    `all ${count}`,
-    completed === count,
-  );
-  row(
-    `${count} concurrent streams: server peak RSS`,
-    mb(peak),
-    "≤ 250 MB",
-    peak <= 250 * 1024 * 1024,
-  );
-  row(
-    `${count} concurrent streams: server CPU`,
-    `${(cpuSeconds(proxy.pid) - cpuBefore).toFixed(2)} s`,
-    "—",
-    null,
-  );
+  const name = `${count} concurrent streams, upstream ${delayMs / 1000} s, ${label}`;
+  row(`${name}: completed`, `${completed}`, `all ${count}`, completed === count);
+  row(`${name}: server peak RSS`, mb(peak), "≤ 250 MB", peak <= 250 * 1024 * 1024);
+  row(`${name}: server CPU`, `${(cpuSeconds(proxy.pid) - cpuBefore).toFixed(2)} s`, "—", null);
   await proxy.stop();
   delayMs = 0;
 }
@@ -401,6 +403,7 @@ const row = (name: string, value: string, target: string, met: boolean | null) =
 }
 
 await fake.shutdown();
+await fakeTls.shutdown();
 
 const version = Deno.version.deno;
 const table = [

@@ -99,6 +99,13 @@ export async function readLimited(
   return out;
 }
 
+/** A network error's message with its cause ("fetch failed" alone says nothing). */
+function describeNetworkError(err: unknown): string {
+  const e = err as { message?: unknown; cause?: { message?: unknown } } | undefined;
+  const cause = e?.cause?.message ? `: ${String(e.cause.message)}` : "";
+  return `${String(e?.message ?? err)}${cause}`.slice(0, 300);
+}
+
 function withTrace(message: string, traceId?: string): string {
   return traceId ? `${message} (SiliconFlow trace id: ${traceId})` : message;
 }
@@ -298,7 +305,7 @@ export class SiliconFlowClient {
       throw new ApiError(
         502,
         withTrace(
-          `Could not reach SiliconFlow: ${(err as Error)?.name ?? "network error"}`,
+          `Could not reach SiliconFlow: ${describeNetworkError(err)}`,
           traceId,
         ),
         { code: "upstream_unreachable" },
