@@ -55,44 +55,88 @@ export interface RequestContext {
   readonly shutdownSignal: AbortSignal;
 }
 
+function tooLarge(limit: number): ApiError {
+  return new ApiError(413, `The request body is larger than ${limit} bytes`, {
+    code: "request_too_large",
+  });
+}
+
+function bodyTimedOut(ctx: RequestContext): ApiError {
+  return new ApiError(
+    408,
+    `The request body did not arrive within ${ctx.config.bodyTimeoutMs} ms`,
+    {
+      type: "invalid_request_error",
+      code: "request_timeout",
+    },
+  );
+}
+
+/** The declared length, after refusing one over the limit before reading anything. */
+async function declaredLength(ctx: RequestContext): Promise<number | undefined> {
+  const declared = Number(ctx.request.headers.get("content-length") ?? NaN);
+  if (!Number.isSafeInteger(declared) || declared < 0) return undefined;
+  if (declared > ctx.config.maxBodyBytes) {
+    await ctx.request.body?.cancel().catch(() => {});
+    throw tooLarge(ctx.config.maxBodyBytes);
+  }
+  return declared;
+}
+
 /** Reads the whole body within `BODY_TIMEOUT_MS`, failing with a 413 past `MAX_BODY_BYTES`. */
 export async function readBody(ctx: RequestContext): Promise<Uint8Array<ArrayBuffer>> {
   const limit = ctx.config.maxBodyBytes;
-  const tooLarge = () =>
-    new ApiError(413, `The request body is larger than ${limit} bytes`, {
-      code: "request_too_large",
-    });
-  const declared = Number(ctx.request.headers.get("content-length") ?? NaN);
-  if (Number.isSafeInteger(declared) && declared > limit) {
-    await ctx.request.body?.cancel().catch(() => {});
-    throw tooLarge();
-  }
+  const declared = await declaredLength(ctx);
   // A slow client is dropped: the body must arrive within BODY_TIMEOUT_MS.
   const timeout = new AbortController();
   const timer = setTimeout(() => timeout.abort(), ctx.config.bodyTimeoutMs);
   try {
     // Content-Length only sizes the buffer; the limit is enforced on the bytes that arrive.
-    const bytes = await readLimited(
-      ctx.request.body,
-      limit,
-      Number.isSafeInteger(declared) && declared >= 0 ? declared : undefined,
-      timeout.signal,
-    );
-    if (bytes === undefined) throw tooLarge();
+    const bytes = await readLimited(ctx.request.body, limit, declared, timeout.signal);
+    if (bytes === undefined) throw tooLarge(limit);
     return bytes;
   } catch (err) {
     if (err instanceof ApiError) throw err;
-    if (timeout.signal.aborted) {
-      throw new ApiError(
-        408,
-        `The request body did not arrive within ${ctx.config.bodyTimeoutMs} ms`,
-        {
-          type: "invalid_request_error",
-          code: "request_timeout",
-        },
-      );
-    }
+    if (timeout.signal.aborted) throw bodyTimedOut(ctx);
     throw new ApiError(400, "The request body could not be read", { code: "invalid_body" });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Parses a multipart body straight from the connection, counting bytes as they arrive (413 past
+ * `MAX_BODY_BYTES`) and giving up after `BODY_TIMEOUT_MS` (408), without buffering it first.
+ */
+export async function readFormData(ctx: RequestContext): Promise<FormData> {
+  await declaredLength(ctx);
+  const limit = ctx.config.maxBodyBytes;
+  let total = 0;
+  let failure: ApiError | undefined;
+  const counted = new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, controller) {
+      total += chunk.byteLength;
+      if (total > limit) {
+        failure = tooLarge(limit);
+        controller.error(failure);
+      } else controller.enqueue(chunk);
+    },
+  });
+  const timer = setTimeout(() => {
+    failure = bodyTimedOut(ctx);
+    counted.writable.abort(failure).catch(() => {});
+  }, ctx.config.bodyTimeoutMs);
+  try {
+    const body = ctx.request.body?.pipeThrough(counted) ?? null;
+    return await new Response(body, {
+      headers: { "content-type": ctx.request.headers.get("content-type") ?? "" },
+    }).formData();
+  } catch {
+    throw failure ??
+      new ApiError(400, "The multipart body could not be parsed", {
+        param: "body",
+        code: "invalid_multipart",
+      });
   } finally {
     clearTimeout(timer);
   }

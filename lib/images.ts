@@ -11,7 +11,7 @@ import {
   acquireGenerationSlot,
   authorize,
   jsonResponse,
-  readBody,
+  readFormData,
   readJson,
   type RequestContext,
   resolveModel,
@@ -145,13 +145,7 @@ export async function imagesEdits(ctx: RequestContext): Promise<Response> {
       code: "unsupported_media_type",
     });
   }
-  const bytes = await readBody(ctx);
-  let form: FormData;
-  try {
-    form = await new Response(bytes, { headers: { "content-type": type } }).formData();
-  } catch {
-    throw invalidParam("body", "The multipart body could not be parsed", "invalid_multipart");
-  }
+  const form = await readFormData(ctx);
   if (form.has("mask")) throw maskError();
   const fields: Record<string, unknown> = {};
   const images: string[] = [];

@@ -328,3 +328,24 @@ Deno.test("the official openai SDK: images.generate and images.edit with toFile"
     assertEquals(err instanceof OpenAI.NotFoundError, true);
   }
 });
+
+Deno.test("images/edits: MAX_BODY_BYTES holds for multipart, declared or streamed", async () => {
+  await using fake = startFakeUpstream();
+  await using server = startServer({ SILICONFLOW_BASE_URL: fake.baseUrl, MAX_BODY_BYTES: "4096" });
+  const edits = `${server.url}/v1/images/edits`;
+  const big = new Uint8Array(10_000);
+  big.set(PNG);
+  const declared = await postForm(edits, form({ prompt: "x" }, [["image", big, "a.png"]]));
+  assertEquals([declared.status, (await declared.json()).error.code], [413, "request_too_large"]);
+  const multipart = new Response(form({ prompt: "x" }, [["image", big, "a.png"]]));
+  const streamed = await fetch(edits, {
+    method: "POST",
+    body: multipart.body,
+    headers: {
+      authorization: `Bearer ${TEST_KEY}`,
+      "content-type": multipart.headers.get("content-type")!,
+    },
+  });
+  assertEquals([streamed.status, (await streamed.json()).error.code], [413, "request_too_large"]);
+  assertEquals(fake.received.length, 0);
+});

@@ -1,19 +1,10 @@
 import { assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { loadConfig } from "../lib/config.ts";
 import { VERSION } from "../lib/version.ts";
-
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
+import { mainCommand, spawnMain } from "./_spawn.ts";
 
 /** Runs main.ts the way the compiled binary would: flags on the command line. */
-function runMain(args: string[], env: Record<string, string> = {}) {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "--unstable-no-legacy-abort", "--allow-net", "--allow-env", MAIN, ...args],
-    env: { NO_COLOR: "1", ...env },
-    clearEnv: true,
-    stdout: "piped",
-    stderr: "piped",
-  });
-}
+const runMain = mainCommand;
 
 Deno.test("version in lib/version.ts matches deno.json", async () => {
   const denoJson = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
@@ -86,19 +77,9 @@ Deno.test("config defaults and overrides", () => {
 });
 
 Deno.test("the entry module serves the demo from flags, as the binary would", async () => {
-  const child = runMain(["--demo", "--port", "0", "--host", "127.0.0.1"]).spawn();
+  const server = await spawnMain(["--demo"]);
   try {
-    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let seen = "";
-    let port = "";
-    while (!port) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`exited early: ${seen}`);
-      seen += value;
-      port = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(seen)?.[1] ?? "";
-    }
-    assertStringIncludes(seen, "demo mode");
-    const res = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
+    const res = await fetch(`${server.url}/v1/chat/completions`, {
       method: "POST",
       body: JSON.stringify({
         model: "Qwen/Qwen-Image",
@@ -107,16 +88,13 @@ Deno.test("the entry module serves the demo from flags, as the binary would", as
     });
     const content: string = (await res.json()).choices[0].message.content;
     const url = /\((http[^)]+)\)/.exec(content)![1];
-    assertMatch(url, new RegExp(`^http://127\\.0\\.0\\.1:${port}/demo/images/`));
+    assertMatch(url, new RegExp(`^${server.url.replaceAll(".", "\\.")}/demo/images/`));
     const png = new Uint8Array(await (await fetch(url)).arrayBuffer());
     assertEquals([...png.slice(1, 4)], [80, 78, 71]);
-    reader.releaseLock();
   } finally {
-    child.kill("SIGTERM");
-    await child.status;
-    await child.stdout.cancel().catch(() => {});
-    await child.stderr.cancel().catch(() => {});
+    await server.stop();
   }
+  assertStringIncludes(await server.output, "demo mode");
 });
 
 Deno.test("every task's --allow-env list is exactly the variables the server reads", async () => {

@@ -3,6 +3,7 @@ import { ConfigError, loadConfig } from "../lib/config.ts";
 import { createLogger } from "../lib/logger.ts";
 import { fingerprint, isAccepted } from "../lib/keys.ts";
 import { post, readSse, startFakeUpstream, startServer, TEST_KEY } from "./_helpers.ts";
+import { spawnMain } from "./_spawn.ts";
 
 const SF_A = "sk-server-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const SF_B = "sk-server-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
@@ -291,96 +292,52 @@ Deno.test("LOG_FORMAT=json writes one JSON object per line; text stays readable"
   assertEquals(lines[1], "1970-01-01T00:00:00.000Z WARN POST /v1/x status=429");
 });
 
-/** Spawns main.ts against `baseUrl`, returning its port and the child. */
-async function spawnServer(env: Record<string, string>) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--unstable-no-legacy-abort",
-      "--allow-net",
-      "--allow-env",
-      new URL("../main.ts", import.meta.url).pathname,
-      "--port",
-      "0",
-      "--host",
-      "127.0.0.1",
-    ],
-    env: { NO_COLOR: "1", ...env },
-    clearEnv: true,
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let seen = "";
-  let port = "";
-  while (!port) {
+/** Reads what is left of a response body as text. */
+async function readRest(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<string> {
+  let text = "";
+  while (true) {
     const { value, done } = await reader.read();
-    if (done) throw new Error(`exited early: ${seen}`);
-    seen += value;
-    port = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(seen)?.[1] ?? "";
+    if (done) return text;
+    text += new TextDecoder().decode(value);
   }
-  const rest = (async () => {
-    let out = seen;
-    while (true) {
-      const { value, done } = await reader.read();
-      if (done) return out;
-      out += value;
-    }
-  })();
-  return { url: `http://127.0.0.1:${port}`, child, output: rest };
 }
 
 Deno.test("shutdown: in-flight generations finish within the grace, later ones get an error event", async (t) => {
   await using fake = startFakeUpstream();
   await t.step("a generation that finishes within the grace completes", async () => {
     fake.delayMs = 300;
-    const { url, child, output } = await spawnServer({
+    const server = await spawnMain([], {
       SILICONFLOW_BASE_URL: fake.baseUrl,
       SHUTDOWN_GRACE_MS: "3000",
     });
-    const res = await post(`${url}/v1/chat/completions`, chatBody(true));
+    const res = await post(`${server.url}/v1/chat/completions`, chatBody(true));
     const reader = res.body!.getReader();
     await reader.read();
-    child.kill("SIGTERM");
-    let text = "";
-    while (true) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += new TextDecoder().decode(value);
-    }
-    assertStringIncludes(text, "data: [DONE]");
-    assertEquals((await child.status).code, 0);
-    assertStringIncludes(await output, "SIGTERM");
-    await child.stderr.cancel();
+    const status = server.stop("SIGTERM");
+    assertStringIncludes(await readRest(reader), "data: [DONE]");
+    assertEquals((await status).code, 0);
+    assertStringIncludes(await server.output, "SIGTERM");
   });
   await t.step(
     "past the grace, the stream ends with an OpenAI error event and the upstream call is aborted",
     async () => {
       fake.delayMs = 10_000;
       const aborted = fake.aborted();
-      const { url, child, output } = await spawnServer({
+      const server = await spawnMain([], {
         SILICONFLOW_BASE_URL: fake.baseUrl,
         SHUTDOWN_GRACE_MS: "200",
         KEEPALIVE_MS: "50",
       });
-      const res = await post(`${url}/v1/chat/completions`, chatBody(true));
+      const res = await post(`${server.url}/v1/chat/completions`, chatBody(true));
       const reader = res.body!.getReader();
       await reader.read();
       const started = Date.now();
-      child.kill("SIGTERM");
-      let text = "";
-      while (true) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        text += new TextDecoder().decode(value);
-      }
-      const frames = await readSse(new Response(text));
+      const status = server.stop("SIGTERM");
+      const frames = await readSse(new Response(await readRest(reader)));
       const last = JSON.parse(frames.at(-1)!);
       assertEquals(last.error.code, "server_shutting_down");
       assert(Date.now() - started < 3000);
-      assertEquals((await child.status).code, 0);
-      await output;
-      await child.stderr.cancel();
+      assertEquals((await status).code, 0);
       const deadline = Date.now() + 2000;
       while (fake.aborted() === aborted && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 10));

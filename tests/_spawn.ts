@@ -1,0 +1,76 @@
+/**
+ * Runs `main.ts` as a child process, the way `deno task start` and the compiled binary run it.
+ * Shared by the entry-module tests, the shutdown tests and the benchmark.
+ */
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+/** The command that runs main.ts with `args`, in exactly the environment `env`. */
+export function mainCommand(args: string[], env: Record<string, string> = {}): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "--unstable-no-legacy-abort", "--allow-net", "--allow-env", MAIN, ...args],
+    env: { NO_COLOR: "1", ...env },
+    clearEnv: true,
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
+/** A running server process. */
+export interface SpawnedServer {
+  /** `http://127.0.0.1:PORT`. */
+  url: string;
+  /** The process. */
+  child: Deno.ChildProcess;
+  /** Everything it printed: stdout and stderr, complete once it has exited. */
+  output: Promise<string>;
+  /** Kills it (SIGKILL unless told otherwise) and waits until it and its pipes are done. */
+  stop(signal?: Deno.Signal): Promise<Deno.CommandStatus>;
+}
+
+async function drain(stream: ReadableStream<Uint8Array>, seen = ""): Promise<string> {
+  let out = seen;
+  for await (const text of stream.pipeThrough(new TextDecoderStream())) out += text;
+  return out;
+}
+
+/** Starts main.ts on a free loopback port and waits until it listens. */
+export async function spawnMain(
+  args: string[] = [],
+  env: Record<string, string> = {},
+): Promise<SpawnedServer> {
+  const child = mainCommand(["--port", "0", "--host", "127.0.0.1", ...args], env).spawn();
+  const stderr = drain(child.stderr);
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = "";
+  let port = "";
+  while (!port) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`main.ts exited before listening: ${seen}${await stderr}`);
+    seen += value;
+    port = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(seen)?.[1] ?? "";
+  }
+  // Keep reading, so that the child never blocks on a full pipe.
+  const stdout = (async () => {
+    let out = seen;
+    while (true) {
+      const { value, done } = await reader.read();
+      if (done) return out;
+      out += value;
+    }
+  })();
+  const output = Promise.all([stdout, stderr]).then(([o, e]) => o + e);
+  return {
+    url: `http://127.0.0.1:${port}`,
+    child,
+    output,
+    async stop(signal: Deno.Signal = "SIGKILL") {
+      try {
+        child.kill(signal);
+      } catch { /* already exited */ }
+      const status = await child.status;
+      await output;
+      return status;
+    },
+  };
+}
