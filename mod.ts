@@ -24,4 +24,5 @@ export { findModel, MODELS, type ModelSpec, type ParamSpec } from "./lib/models.
 export { createDemoUpstream, type DemoUpstreamOptions } from "./lib/demo_upstream.ts";
 export { ApiError, type ApiErrorOptions, type OpenAIErrorBody } from "./lib/errors.ts";
 export { createLogger, type Logger, type LogRecord } from "./lib/logger.ts";
+export { type KeyMode } from "./lib/keys.ts";
 export { VERSION } from "./lib/version.ts";
