@@ -91,6 +91,17 @@ Deno.test("the entry module serves the demo from flags, as the binary would", as
     assertMatch(url, new RegExp(`^${server.url.replaceAll(".", "\\.")}/demo/images/`));
     const png = new Uint8Array(await (await fetch(url)).arrayBuffer());
     assertEquals([...png.slice(1, 4)], [80, 78, 71]);
+    const streamed = await fetch(`${server.url}/v1/chat/completions`, {
+      method: "POST",
+      body: JSON.stringify({
+        model: "Kwai-Kolors/Kolors",
+        stream: true,
+        messages: [{ role: "user", content: "a tree" }],
+      }),
+    });
+    const text = await streamed.text();
+    assertStringIncludes(text, "/demo/images/1024x1024/");
+    assertStringIncludes(text, "data: [DONE]");
   } finally {
     await server.stop();
   }
