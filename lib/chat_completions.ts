@@ -15,6 +15,7 @@ import {
 import {
   acquireGenerationSlot,
   authorize,
+  finalError,
   jsonResponse,
   readJson,
   type RequestContext,
@@ -22,7 +23,7 @@ import {
   upstreamCaller,
 } from "./context.ts";
 import { downloadImage } from "./download.ts";
-import { ApiError, invalidParam, toApiError, withRequestId } from "./errors.ts";
+import { ApiError, invalidParam } from "./errors.ts";
 import {
   type GenerationOutcome,
   type GenerationPlan,
@@ -181,19 +182,6 @@ export async function chatCompletions(ctx: RequestContext): Promise<Response> {
       }
     },
   );
-}
-
-/** The error to show for a failure, telling a shutdown apart from a client that left. */
-export function finalError(ctx: RequestContext, err: unknown): ApiError {
-  if (ctx.shutdownSignal.aborted) {
-    return withRequestId(
-      new ApiError(503, "The server is restarting and stopped this generation; please retry", {
-        code: "server_shutting_down",
-      }),
-      ctx.requestId,
-    );
-  }
-  return withRequestId(toApiError(err, ctx.requestId), ctx.requestId);
 }
 
 /** The first progress line: what is being made. */

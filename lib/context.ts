@@ -5,11 +5,16 @@
  * @module
  */
 import type { AliasTarget, Config } from "./config.ts";
-import { ApiError } from "./errors.ts";
+import { ApiError, toApiError, withRequestId } from "./errors.ts";
 import { isAccepted, type KeyPool, withPoolKey } from "./keys.ts";
 import type { Logger } from "./logger.ts";
 import { findModel, MODELS, type ModelSpec } from "./models.ts";
-import { readLimited, type SiliconFlowClient, type UpstreamResult } from "./siliconflow.ts";
+import {
+  CLIENT_CLOSED,
+  readLimited,
+  type SiliconFlowClient,
+  type UpstreamResult,
+} from "./siliconflow.ts";
 
 /** Live counters of one server instance; `/healthz` reports them. */
 export interface ServerStats {
@@ -261,4 +266,26 @@ export function jsonResponse(body: unknown, status = 200, headers: HeadersInit =
   const h = new Headers(headers);
   h.set("content-type", "application/json; charset=utf-8");
   return new Response(JSON.stringify(body), { status, headers: h });
+}
+
+/**
+ * The error to answer for a failure, with the request id in its message. A call cut short by the
+ * server's shutdown is told apart from a client that left; anything that is not an
+ * {@link ApiError} is a bug, logged and answered as a 500.
+ */
+export function finalError(ctx: RequestContext, err: unknown): ApiError {
+  if (ctx.shutdownSignal.aborted && err instanceof ApiError && err.status === CLIENT_CLOSED) {
+    err = new ApiError(503, "The server is restarting and stopped this generation; please retry", {
+      code: "server_shutting_down",
+    });
+  }
+  if (!(err instanceof ApiError)) {
+    ctx.logger({
+      level: "error",
+      msg: "unhandled error",
+      req: ctx.requestId,
+      error: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
+    });
+  }
+  return withRequestId(toApiError(err), ctx.requestId);
 }

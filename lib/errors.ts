@@ -86,13 +86,11 @@ export function invalidParam(param: string, message: string, code = "invalid_val
 }
 
 /** Turns any thrown value into an {@link ApiError}; unknown errors become a 500. */
-export function toApiError(err: unknown, requestId: string): ApiError {
+export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
-  return new ApiError(
-    500,
-    `Internal error (request id ${requestId}). This is a bug in the proxy; please report it.`,
-    { code: "internal_error" },
-  );
+  return new ApiError(500, "Internal error. This is a bug in the proxy; please report it.", {
+    code: "internal_error",
+  });
 }
 
 /** The same error with the request id at the end of its message, so users can quote it. */

@@ -181,7 +181,7 @@ export async function runGeneration(
   for (const [i, result] of settled.entries()) {
     if (result.status === "rejected") {
       failures.push(
-        result.reason instanceof ApiError ? result.reason : toApiError(result.reason, ""),
+        result.reason instanceof ApiError ? result.reason : toApiError(result.reason),
       );
       continue;
     }

@@ -4,13 +4,13 @@
  * @module
  */
 import type { Config } from "./config.ts";
-import { jsonResponse, type RequestContext, type ServerStats } from "./context.ts";
+import { finalError, jsonResponse, type RequestContext, type ServerStats } from "./context.ts";
 import { createDemoUpstream, DEMO_IMAGE_PREFIX } from "./demo_upstream.ts";
-import { ApiError, errorResponse, toApiError, withRequestId } from "./errors.ts";
+import { ApiError, errorResponse } from "./errors.ts";
 import { KeyPool } from "./keys.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { ROUTES } from "./routes.ts";
-import { CLIENT_CLOSED, SiliconFlowClient, TRACE_HEADER } from "./siliconflow.ts";
+import { SiliconFlowClient, TRACE_HEADER } from "./siliconflow.ts";
 import { VERSION } from "./version.ts";
 
 /** Dependencies of {@link createHandler}; everything but `config` has a default. */
@@ -156,24 +156,7 @@ async function route(ctx: RequestContext): Promise<Response> {
       })
       : new ApiError(404, `No route for ${request.method} ${url.pathname}`, { code: "not_found" });
   } catch (err) {
-    const shutdown = ctx.shutdownSignal.aborted && err instanceof ApiError &&
-      err.status === CLIENT_CLOSED;
-    const error = withRequestId(
-      shutdown
-        ? new ApiError(503, "The server is restarting and stopped this generation; please retry", {
-          code: "server_shutting_down",
-        })
-        : toApiError(err, ctx.requestId),
-      ctx.requestId,
-    );
-    if (!(err instanceof ApiError)) {
-      ctx.logger({
-        level: "error",
-        msg: "unhandled error",
-        req: ctx.requestId,
-        error: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
-      });
-    }
+    const error = finalError(ctx, err);
     ctx.log.outcome = error.code ?? undefined;
     // Drain what is left of the body so the connection can be reused.
     request.body?.cancel().catch(() => {});
