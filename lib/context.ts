@@ -6,6 +6,7 @@
  */
 import type { AliasTarget, Config } from "./config.ts";
 import { ApiError, toApiError, withRequestId } from "./errors.ts";
+import { jsonBody } from "./json_body.ts";
 import { isAccepted, type KeyPool, withPoolKey } from "./keys.ts";
 import type { Logger } from "./logger.ts";
 import { findModel, MODELS, type ModelSpec } from "./models.ts";
@@ -261,11 +262,11 @@ export function upstreamCaller(
   return (body) => withPoolKey(pool, (key) => call(key, body));
 }
 
-/** A JSON response. */
+/** A JSON response; one that carries large images (`b64_json`, data URIs) is streamed. */
 export function jsonResponse(body: unknown, status = 200, headers: HeadersInit = {}): Response {
   const h = new Headers(headers);
   h.set("content-type", "application/json; charset=utf-8");
-  return new Response(JSON.stringify(body), { status, headers: h });
+  return new Response(jsonBody(body), { status, headers: h });
 }
 
 /**

@@ -4,6 +4,7 @@
  * @module
  */
 import { ApiError } from "./errors.ts";
+import { jsonBody } from "./json_body.ts";
 
 /** The header SiliconFlow puts on every response, for its support desk. */
 export const TRACE_HEADER = "x-siliconcloud-trace-id";
@@ -267,7 +268,7 @@ export class SiliconFlowClient {
             "content-type": "application/json",
             "accept": "application/json",
           },
-          body: JSON.stringify(body),
+          body: jsonBody(body),
           signal: controller.signal,
           // A redirect from the API is a fault to report, never a hop to somewhere else.
           redirect: "manual",

@@ -241,3 +241,25 @@ Deno.test("models, CORS, request ids and unknown routes", async (t) => {
     assertEquals([b.status, typeof (await b.json()).error.message], [405, "string"]);
   });
 });
+
+Deno.test("large input images reach SiliconFlow intact (streamed request body)", async () => {
+  await using fake = startFakeUpstream();
+  await using server = startServer({ SILICONFLOW_BASE_URL: fake.baseUrl });
+  const uri = (fill: string) => `data:image/png;base64,${fill.repeat(600_000)}`;
+  const [a, b] = [uri("iVBO"), uri("R0lG")];
+  const res = await post(`${server.url}/v1/chat/completions`, {
+    model: "Qwen/Qwen-Image-Edit-2509",
+    messages: [{
+      role: "user",
+      content: [
+        { type: "text", text: "merge" },
+        { type: "image_url", image_url: { url: a } },
+        { type: "image_url", image_url: { url: b } },
+      ],
+    }],
+  });
+  assertEquals(res.status, 200, await res.clone().text());
+  await res.body?.cancel();
+  const sent = fake.received.at(-1)!.body;
+  assertEquals([sent.image === a, sent.image2 === b, sent.prompt], [true, true, "merge"]);
+});
