@@ -7,6 +7,7 @@ import type { Config } from "./config.ts";
 import { finalError, jsonResponse, type RequestContext, type ServerStats } from "./context.ts";
 import { createDemoUpstream, DEMO_IMAGE_PREFIX } from "./demo_upstream.ts";
 import { ApiError, errorResponse } from "./errors.ts";
+import { MAX_N } from "./generation.ts";
 import { KeyPool } from "./keys.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { ROUTES } from "./routes.ts";
@@ -51,8 +52,10 @@ export function createHandler(options: HandlerOptions): Handler {
     ? (input, init) => demo(new Request(input, init))
     : options.fetch ?? globalThis.fetch;
   const client = new SiliconFlowClient({
-    fetch: upstreamFetch,
+    fetch: demo ? upstreamFetch : options.fetch,
     timeoutMs: config.upstreamTimeoutMs,
+    // Each generation makes up to MAX_N upstream calls.
+    maxInFlight: config.maxConcurrency * MAX_N,
   });
   const keyPool = config.keyMode === "pass-through"
     ? undefined

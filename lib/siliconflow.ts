@@ -233,17 +233,54 @@ export interface SiliconFlowClientOptions {
   fetch?: typeof fetch;
   /** Gives up on a call after this many milliseconds. */
   timeoutMs: number;
+  /**
+   * The most upstream calls that may be in flight at once. With the platform's own fetch, calls
+   * are spread over enough HTTP clients that no connection carries more than
+   * {@link STREAMS_PER_CONNECTION} of them.
+   */
+  maxInFlight?: number;
 }
+
+/**
+ * The most concurrent calls put on one upstream connection. HTTP/2 servers may cap concurrent
+ * streams per connection (RFC 9113 recommends a cap of at least 100), and Deno's fetch queues
+ * calls past the cap on that one connection instead of opening another, so generations that take
+ * tens of seconds would wait for each other.
+ */
+export const STREAMS_PER_CONNECTION = 100;
 
 /** Calls SiliconFlow's image generation endpoint. */
 export class SiliconFlowClient {
   #fetch: typeof fetch;
   #timeoutMs: number;
+  // The first lane is fetch's shared client; each further one, made when the others are full,
+  // has a connection pool of its own. They live as long as the process.
+  #lanes: { client?: Deno.HttpClient; inFlight: number }[] = [{ inFlight: 0 }];
+  #maxLanes: number;
 
   /** Creates a client. */
   constructor(options: SiliconFlowClientOptions) {
     this.#fetch = options.fetch ?? globalThis.fetch;
     this.#timeoutMs = options.timeoutMs;
+    this.#maxLanes = options.fetch
+      ? 1
+      : Math.max(1, Math.ceil((options.maxInFlight ?? 0) / STREAMS_PER_CONNECTION));
+  }
+
+  /** The lane (HTTP client) with the fewest calls in flight, adding one when all are full. */
+  #lane(): { client?: Deno.HttpClient; inFlight: number } {
+    let best = this.#lanes[0];
+    for (const lane of this.#lanes) if (lane.inFlight < best.inFlight) best = lane;
+    if (best.inFlight >= STREAMS_PER_CONNECTION && this.#lanes.length < this.#maxLanes) {
+      best = { client: Deno.createHttpClient({}), inFlight: 0 };
+      this.#lanes.push(best);
+    }
+    return best;
+  }
+
+  /** How many HTTP clients carry upstream calls (for tests and health reports). */
+  get lanes(): number {
+    return this.#lanes.length;
   }
 
   /** Makes one generation call; throws {@link ApiError} on any failure. */
@@ -257,6 +294,8 @@ export class SiliconFlowClient {
     const onAbort = () => controller.abort();
     options.signal?.addEventListener("abort", onAbort, { once: true });
     let traceId: string | undefined;
+    const lane = this.#lane();
+    lane.inFlight++;
     try {
       if (options.signal?.aborted) throw new DOMException("aborted", "AbortError");
       const response = await this.#fetch(
@@ -272,6 +311,7 @@ export class SiliconFlowClient {
           signal: controller.signal,
           // A redirect from the API is a fault to report, never a hop to somewhere else.
           redirect: "manual",
+          ...(lane.client ? { client: lane.client } : {}),
         },
       );
       traceId = response.headers.get(TRACE_HEADER)?.slice(0, 128) || undefined;
@@ -312,6 +352,7 @@ export class SiliconFlowClient {
         { code: "upstream_unreachable" },
       );
     } finally {
+      lane.inFlight--;
       clearTimeout(timer);
       options.signal?.removeEventListener("abort", onAbort);
     }

@@ -205,6 +205,9 @@ export function startServer(env: Record<string, string> = {}): TestServer {
   const lines: string[] = [];
   const handler = createHandler({
     config,
+    // An explicit fetch keeps upstream calls on one HTTP client, so the test's resource sanitizer
+    // sees no extra clients (the lanes themselves are tested through main.ts).
+    fetch: (input, init) => fetch(input, init),
     logger: (record) => {
       logs.push(record);
       lines.push(JSON.stringify(record));

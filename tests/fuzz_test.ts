@@ -220,6 +220,7 @@ Deno.test("fuzz: JSON endpoints never answer 500 and always answer in OpenAI's s
   const unhandled: unknown[] = [];
   const handler = createHandler({
     config,
+    fetch: (input, init) => fetch(input, init),
     logger: (r) => {
       if (r.msg === "unhandled error") unhandled.push(r);
     },

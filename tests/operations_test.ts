@@ -346,3 +346,43 @@ Deno.test("shutdown: in-flight generations finish within the grace, later ones g
     },
   );
 });
+
+Deno.test("upstream HTTP/2: calls spread over connections, so a per-connection stream cap does not queue them", async () => {
+  // The fake speaks HTTPS with HTTP/2 and, as Deno.serve does, caps concurrent streams per
+  // connection (about 200). With 600 slow calls on one connection, 400 would wait a full round.
+  const tls = new URL("../bench/tls/", import.meta.url).pathname;
+  let inFlight = 0;
+  let peak = 0;
+  const fake = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    onListen() {},
+    cert: await Deno.readTextFile(`${tls}cert.pem`),
+    key: await Deno.readTextFile(`${tls}key.pem`),
+  }, async (req) => {
+    await req.arrayBuffer();
+    inFlight++;
+    peak = Math.max(peak, inFlight);
+    await new Promise((r) => setTimeout(r, 1000));
+    inFlight--;
+    return Response.json({ images: [{ url: "https://example.com/a.png" }], seed: 1 });
+  });
+  const server = await spawnMain([], {
+    SILICONFLOW_BASE_URL: `https://localhost:${fake.addr.port}/v1`,
+    DENO_CERT: `${tls}ca.pem`,
+    MAX_CONCURRENCY: "600",
+    UPSTREAM_TIMEOUT_MS: "1900",
+  });
+  try {
+    const statuses = await Promise.all(Array.from({ length: 600 }, async () => {
+      const res = await post(`${server.url}/v1/chat/completions`, chatBody());
+      await res.body?.cancel();
+      return res.status;
+    }));
+    assertEquals(statuses.filter((s) => s !== 200).length, 0);
+    assertEquals(peak, 600, "all calls were in flight upstream at once");
+  } finally {
+    await server.stop();
+    await fake.shutdown();
+  }
+});
