@@ -43,14 +43,25 @@ const config = (() => {
 const shutdown = new AbortController();
 const handler = createHandler({ config, shutdownSignal: shutdown.signal });
 
-// `deno serve` calls this before any timer runs; main() below then leaves the serving to it.
+/** The start-up line: where it listens, against what, in which key mode. */
+function announce({ hostname, port }: Deno.NetAddr, how: string): void {
+  const shown = hostname === "0.0.0.0" ? "localhost" : hostname;
+  console.log(
+    `siliconflow-image-proxy ${VERSION} listening on http://${shown}:${port}/v1 (${how})` +
+      (config.demo ? " (demo mode: no key or network needed)" : ` → ${config.baseUrl}`) +
+      ` [keys: ${config.keyMode}]`,
+  );
+}
+
+// `deno serve` calls this before any timer runs; the block below then leaves the serving to it.
 let servedByDenoServe = false;
 
 /** The handler for `deno serve main.ts` and Deno Deploy. */
 const serveExport: Deno.ServeDefaultExport = {
   fetch: handler,
-  onListen() {
+  onListen(addr) {
     servedByDenoServe = true;
+    announce(addr as Deno.NetAddr, "deno serve");
   },
 };
 export default serveExport;
@@ -61,14 +72,7 @@ if (import.meta.main && !Deno.env.get("DENO_DEPLOYMENT_ID")) {
     const server = Deno.serve({
       port: config.port,
       hostname: config.host,
-      onListen: ({ hostname, port }) => {
-        const shown = hostname === "0.0.0.0" ? "localhost" : hostname;
-        console.log(
-          `siliconflow-image-proxy ${VERSION} listening on http://${shown}:${port}/v1` +
-            (config.demo ? " (demo mode: no key or network needed)" : ` → ${config.baseUrl}`) +
-            ` [keys: ${config.keyMode}]`,
-        );
-      },
+      onListen: (addr) => announce(addr, "Deno.serve"),
     }, handler);
     let stopping = false;
     const stop = async (signal: string) => {

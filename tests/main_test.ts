@@ -117,3 +117,53 @@ Deno.test("every task's --allow-env list is exactly the variables the server rea
     assertEquals(list, expected, task);
   }
 });
+
+Deno.test("`deno serve main.ts` serves the default export and opens no second listener", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const freePort = (listener.addr as Deno.NetAddr).port;
+  listener.close(); // PORT points at a port nobody uses: main.ts must not take it
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "serve",
+      "--unstable-no-legacy-abort",
+      "--allow-net",
+      "--allow-env",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      "0",
+      new URL("../main.ts", import.meta.url).pathname,
+    ],
+    env: { NO_COLOR: "1", DEMO: "true", PORT: String(freePort) },
+    clearEnv: true,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let seen = "";
+  const read = (stream: ReadableStream<Uint8Array>) =>
+    stream.pipeThrough(new TextDecoderStream()).pipeTo(
+      new WritableStream({ write: (text) => void (seen += text) }),
+    );
+  const output = Promise.all([read(child.stdout), read(child.stderr)]);
+  try {
+    const deadline = Date.now() + 10_000;
+    let port = "";
+    while (!port && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+      port = /listening on http:\/\/127\.0\.0\.1:(\d+)\/v1 \(deno serve\)/.exec(seen)?.[1] ?? "";
+    }
+    const health = await (await fetch(`http://127.0.0.1:${port}/healthz`)).json();
+    assertEquals(health.mode, "demo");
+    await new Promise((r) => setTimeout(r, 200));
+    const second = await fetch(`http://127.0.0.1:${freePort}/healthz`).then(
+      async (res) => (await res.body?.cancel(), true),
+      () => false,
+    );
+    assertEquals(second, false, "main.ts did not open its own listener on PORT");
+    assertEquals(seen.includes("(Deno.serve)"), false, "no listener of its own");
+  } finally {
+    child.kill("SIGKILL");
+    await child.status;
+    await output;
+  }
+});
