@@ -349,7 +349,8 @@ Deno.test("shutdown: in-flight generations finish within the grace, later ones g
 
 Deno.test("upstream HTTP/2: calls spread over connections, so a per-connection stream cap does not queue them", async () => {
   // The fake speaks HTTPS with HTTP/2 and, as Deno.serve does, caps concurrent streams per
-  // connection (about 200). With 600 slow calls on one connection, 400 would wait a full round.
+  // connection (about 200). With 600 one-second calls on one connection, the last 200 would start
+  // after two seconds and run past the 2.6 s timeout; spread over connections, all finish in one.
   const tls = new URL("../bench/tls/", import.meta.url).pathname;
   let inFlight = 0;
   let peak = 0;
@@ -371,16 +372,18 @@ Deno.test("upstream HTTP/2: calls spread over connections, so a per-connection s
     SILICONFLOW_BASE_URL: `https://localhost:${fake.addr.port}/v1`,
     DENO_CERT: `${tls}ca.pem`,
     MAX_CONCURRENCY: "600",
-    UPSTREAM_TIMEOUT_MS: "1900",
+    UPSTREAM_TIMEOUT_MS: "2600",
   });
   try {
-    const statuses = await Promise.all(Array.from({ length: 600 }, async () => {
+    const failures: string[] = [];
+    await Promise.all(Array.from({ length: 600 }, async () => {
       const res = await post(`${server.url}/v1/chat/completions`, chatBody());
-      await res.body?.cancel();
-      return res.status;
+      const text = await res.text();
+      if (res.status !== 200) failures.push(`${res.status} ${text.slice(0, 200)}`);
     }));
-    assertEquals(statuses.filter((s) => s !== 200).length, 0);
-    assertEquals(peak, 600, "all calls were in flight upstream at once");
+    assertEquals(failures.length, 0, failures.slice(0, 3).join("\n"));
+    // One connection would have held at most the fake's cap (about 200) at once.
+    assert(peak > 250, `only ${peak} calls were in flight upstream at once`);
   } finally {
     await server.stop();
     await fake.shutdown();
