@@ -15,6 +15,7 @@ import {
 import {
   acquireGenerationSlot,
   authorize,
+  downloadGenerated,
   finalError,
   jsonResponse,
   readJson,
@@ -22,9 +23,9 @@ import {
   resolveModel,
   upstreamCaller,
 } from "./context.ts";
-import { downloadImage } from "./download.ts";
 import { ApiError, invalidParam } from "./errors.ts";
 import {
+  failureSummary,
   type GenerationOutcome,
   type GenerationPlan,
   planGeneration,
@@ -39,12 +40,8 @@ export function toMarkdown(outcome: GenerationOutcome, notes: string[] = []): st
   const lines = outcome.images.map((image, i) =>
     `![${image.seed === undefined ? `image ${i + 1}` : `seed ${image.seed}`}](${image.url})`
   );
-  if (outcome.failures.length) {
-    const total = outcome.images.length + outcome.failures.length;
-    lines.push(
-      `> ${outcome.failures.length} of ${total} images failed: ${outcome.failures[0].message}`,
-    );
-  }
+  const failed = failureSummary(outcome);
+  if (failed) lines.push(`> ${failed}`);
   for (const note of notes) lines.push(`> ${note}`);
   return lines.join("\n");
 }
@@ -81,11 +78,7 @@ async function embedImages(
   const notes: string[] = [];
   await Promise.all(outcome.images.map(async (image, i) => {
     try {
-      const { base64, contentType } = await downloadImage(image.url, {
-        fetch: ctx.upstreamFetch,
-        timeoutMs: ctx.config.upstreamTimeoutMs,
-        signal,
-      });
+      const { base64, contentType } = await downloadGenerated(ctx, image.url, signal);
       image.url = `data:${contentType};base64,${base64}`;
     } catch (err) {
       notes.push(

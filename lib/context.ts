@@ -5,7 +5,8 @@
  * @module
  */
 import type { AliasTarget, Config } from "./config.ts";
-import { ApiError, toApiError, withRequestId } from "./errors.ts";
+import { ApiError, invalidParam, toApiError, withRequestId } from "./errors.ts";
+import { type DownloadedImage, downloadImage } from "./download.ts";
 import { jsonBody } from "./json_body.ts";
 import { isAccepted, type KeyPool, withPoolKey } from "./keys.ts";
 import type { Logger } from "./logger.ts";
@@ -167,6 +168,31 @@ export async function readJson(ctx: RequestContext): Promise<unknown> {
       code: "invalid_json",
     });
   }
+}
+
+/** Reads a JSON body that must be an object (400 otherwise). */
+export async function readJsonObject(ctx: RequestContext): Promise<Record<string, unknown>> {
+  const body = await readJson(ctx);
+  if (!body || typeof body !== "object" || Array.isArray(body)) {
+    throw invalidParam("body", "The request body must be a JSON object");
+  }
+  return body as Record<string, unknown>;
+}
+
+/**
+ * Downloads an image that SiliconFlow generated (never a URL from the request), through the
+ * upstream fetch (in-process in demo mode), with the upstream timeout.
+ */
+export function downloadGenerated(
+  ctx: RequestContext,
+  url: string,
+  signal: AbortSignal,
+): Promise<DownloadedImage> {
+  return downloadImage(url, {
+    fetch: ctx.upstreamFetch,
+    timeoutMs: ctx.config.upstreamTimeoutMs,
+    signal,
+  });
 }
 
 /** Which key pays for a request's upstream calls. */

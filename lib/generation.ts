@@ -194,3 +194,10 @@ export async function runGeneration(
   if (images.length === 0) throw failures[0];
   return { images, failures, traceIds };
 }
+
+/** "2 of 4 images failed: …" when some calls failed, so no caller returns fewer in silence. */
+export function failureSummary(outcome: GenerationOutcome): string | undefined {
+  if (!outcome.failures.length) return undefined;
+  const requested = outcome.images.length + outcome.failures.length;
+  return `${outcome.failures.length} of ${requested} images failed: ${outcome.failures[0].message}`;
+}

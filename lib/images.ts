@@ -10,17 +10,22 @@ import { zodError } from "./chat_request.ts";
 import {
   acquireGenerationSlot,
   authorize,
+  downloadGenerated,
   jsonResponse,
   readFormData,
-  readJson,
+  readJsonObject,
   type RequestContext,
   resolveModel,
   type UpstreamAuth,
   upstreamCaller,
 } from "./context.ts";
-import { downloadImage } from "./download.ts";
 import { ApiError, invalidParam } from "./errors.ts";
-import { type GenerationOutcome, planGeneration, runGeneration } from "./generation.ts";
+import {
+  failureSummary,
+  type GenerationOutcome,
+  planGeneration,
+  runGeneration,
+} from "./generation.ts";
 
 /** The largest input image accepted by `/v1/images/edits`, per file. */
 export const MAX_EDIT_IMAGE_BYTES: number = 10 * 1024 * 1024;
@@ -58,21 +63,18 @@ async function respond(
   const data = format === "url"
     ? outcome.images.map((image) => ({ url: image.url }))
     : await Promise.all(outcome.images.map(async (image) => ({
-      b64_json: (await downloadImage(image.url, {
-        fetch: ctx.upstreamFetch,
-        timeoutMs: ctx.config.upstreamTimeoutMs,
-        signal,
-      })).base64,
+      b64_json: (await downloadGenerated(ctx, image.url, signal)).base64,
     })));
   const body: Record<string, unknown> = { created: Math.floor(ctx.now() / 1000), data };
   const headers: Record<string, string> = {};
-  if (outcome.failures.length) {
-    const requested = outcome.images.length + outcome.failures.length;
-    const message = `${outcome.failures.length} of ${requested} images failed: ${
-      outcome.failures[0].message
-    }`;
-    body.partial_failure = { failed: outcome.failures.length, requested, message };
-    headers["x-partial-failure"] = message.replace(/[^\x20-\x7e]/g, "?").slice(0, 500);
+  const failed = failureSummary(outcome);
+  if (failed) {
+    body.partial_failure = {
+      failed: outcome.failures.length,
+      requested: outcome.images.length + outcome.failures.length,
+      message: failed,
+    };
+    headers["x-partial-failure"] = failed.replace(/[^\x20-\x7e]/g, "?").slice(0, 500);
   }
   return jsonResponse(body, 200, headers);
 }
@@ -107,11 +109,7 @@ async function generate(
 /** `POST /v1/images/generations`. */
 export async function imagesGenerations(ctx: RequestContext): Promise<Response> {
   const auth = authorize(ctx);
-  const body = await readJson(ctx);
-  if (!body || typeof body !== "object" || Array.isArray(body)) {
-    throw invalidParam("body", "The request body must be a JSON object");
-  }
-  return generate(ctx, auth, body as Record<string, unknown>, []);
+  return generate(ctx, auth, await readJsonObject(ctx), []);
 }
 
 /** `POST /v1/images/edits`: multipart files, or JSON `images: [{image_url}]`. */
@@ -119,11 +117,7 @@ export async function imagesEdits(ctx: RequestContext): Promise<Response> {
   const auth = authorize(ctx);
   const type = ctx.request.headers.get("content-type") ?? "";
   if (type.startsWith("application/json")) {
-    const body = await readJson(ctx);
-    if (!body || typeof body !== "object" || Array.isArray(body)) {
-      throw invalidParam("body", "The request body must be a JSON object");
-    }
-    const fields = body as Record<string, unknown>;
+    const fields = await readJsonObject(ctx);
     if (fields.mask !== undefined) throw maskError();
     const list = Array.isArray(fields.images) ? fields.images : [];
     const images = list.map((entry, i) => {
