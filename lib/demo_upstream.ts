@@ -13,8 +13,6 @@ export const DEMO_IMAGE_PREFIX = "/demo/images/";
 
 /** Options of {@link createDemoUpstream}. */
 export interface DemoUpstreamOptions {
-  /** Waits this long before answering a generation (0 by default). */
-  delayMs?: number;
   /** Largest side of a drawn image; larger requests are drawn scaled down. */
   maxSide?: number;
 }
@@ -126,15 +124,6 @@ export function createDemoUpstream(
     const parsed = modelSchema(model).safeParse(params);
     if (!parsed.success) {
       return sfError(400, 20015, `Invalid parameter: ${parsed.error.issues[0].message}`, traceId);
-    }
-    if (options.delayMs) {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(resolve, options.delayMs);
-        request.signal.addEventListener("abort", () => {
-          clearTimeout(timer);
-          reject(new DOMException("client went away", "AbortError"));
-        }, { once: true });
-      });
     }
     const size = SIZE_PATTERN.exec(typeof body.image_size === "string" ? body.image_size : "") ??
       [null, "1024", "1024"];

@@ -278,11 +278,6 @@ export class SiliconFlowClient {
     return best;
   }
 
-  /** How many HTTP clients carry upstream calls (for tests and health reports). */
-  get lanes(): number {
-    return this.#lanes.length;
-  }
-
   /** Makes one generation call; throws {@link ApiError} on any failure. */
   async generate(body: Record<string, unknown>, options: CallOptions): Promise<UpstreamResult> {
     const controller = new AbortController();
