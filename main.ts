@@ -4,14 +4,24 @@
  * @module
  */
 import { helpText, parseCli } from "./lib/cli.ts";
-import { ConfigError, loadConfig } from "./lib/config.ts";
+import { ConfigError, displayUrl, loadConfig } from "./lib/config.ts";
 import { createHandler } from "./lib/handler.ts";
+import { createLogger } from "./lib/logger.ts";
+import { serveResilient } from "./lib/serve.ts";
 import { VERSION } from "./lib/version.ts";
 
+/** Start-up failures are printed before the configuration exists: LOG_FORMAT is read raw. */
 function fail(message: string): never {
-  console.error(`siliconflow-image-proxy: ${message}`);
+  const raw = cliEnv?.LOG_FORMAT ?? Deno.env.get("LOG_FORMAT");
+  const line = `siliconflow-image-proxy: ${message}`;
+  console.error(
+    raw?.trim().toLowerCase() === "json"
+      ? JSON.stringify({ time: new Date().toISOString(), level: "error", msg: line })
+      : line,
+  );
   Deno.exit(2);
 }
+let cliEnv: Record<string, string> | undefined;
 
 const cli = (() => {
   try {
@@ -21,6 +31,7 @@ const cli = (() => {
     throw err;
   }
 })();
+cliEnv = cli.env;
 if (cli.help) {
   console.log(helpText(VERSION));
   Deno.exit(0);
@@ -41,14 +52,23 @@ const config = (() => {
 
 // Aborted when the shutdown grace runs out: in-flight generations then end with an error.
 const shutdown = new AbortController();
-const handler = createHandler({ config, shutdownSignal: shutdown.signal });
+const logger = createLogger(config.logFormat);
+const handler = createHandler({ config, logger, shutdownSignal: shutdown.signal });
+
+/** A line of the server's own (start-up, shutdown): plain text, or a JSON record. */
+function say(msg: string): void {
+  if (config.logFormat === "json") logger({ level: "info", msg });
+  else console.log(msg);
+}
 
 /** The start-up line: where it listens, against what, in which key mode. */
 function announce({ hostname, port }: Deno.NetAddr, how: string): void {
   const shown = hostname === "0.0.0.0" ? "localhost" : hostname;
-  console.log(
+  say(
     `siliconflow-image-proxy ${VERSION} listening on http://${shown}:${port}/v1 (${how})` +
-      (config.demo ? " (demo mode: no key or network needed)" : ` → ${config.baseUrl}`) +
+      (config.demo
+        ? " (demo mode: no key or network needed)"
+        : ` → ${displayUrl(config.baseUrl)}`) +
       ` [keys: ${config.keyMode}]`,
   );
 }
@@ -69,16 +89,17 @@ export default serveExport;
 if (import.meta.main && !Deno.env.get("DENO_DEPLOYMENT_ID")) {
   setTimeout(() => {
     if (servedByDenoServe) return;
-    const server = Deno.serve({
+    const server = serveResilient({
       port: config.port,
       hostname: config.host,
+      logger,
       onListen: (addr) => announce(addr, "Deno.serve"),
     }, handler);
     let stopping = false;
     const stop = async (signal: string) => {
       if (stopping) return;
       stopping = true;
-      console.log(
+      say(
         `${signal}: no longer accepting; in-flight generations have ${config.shutdownGraceMs} ms`,
       );
       const grace = setTimeout(() => shutdown.abort(), config.shutdownGraceMs);

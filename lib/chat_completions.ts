@@ -53,11 +53,13 @@ function choice<T extends string>(
   fallback: T,
 ): T {
   if (value === undefined || value === null || value === "") return fallback;
-  const found = map[String(value).toLowerCase()];
-  if (found === undefined) {
+  const key = typeof value === "string" || typeof value === "boolean"
+    ? String(value).toLowerCase()
+    : undefined;
+  if (key === undefined || !Object.hasOwn(map, key)) {
     throw invalidParam(param, `${param} must be one of ${Object.keys(map).join(", ")}`);
   }
-  return found;
+  return map[key];
 }
 
 /** Request fields with prompt flags applied; a flag beats any body field it conflicts with. */

@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { type ApiError, invalidParam } from "./errors.ts";
+import { checkImageRef } from "./image_ref.ts";
 
 /** A chat request reduced to what image generation needs. */
 export interface ChatRequest {
@@ -57,8 +58,6 @@ export function zodError(error: z.ZodError): ApiError {
   return invalidParam(param, `Invalid ${param}: ${issue.message}`);
 }
 
-const IMAGE_URL = /^(https?:\/\/[^\s]+|data:image\/[a-z0-9.+-]+;base64,[A-Za-z0-9+/=\s]+)$/i;
-
 /** The URL of an `image_url` part, accepting both `{url}` and a bare string. */
 function imageUrlOf(part: Record<string, unknown>, param: string): string {
   const raw = part.image_url;
@@ -67,14 +66,7 @@ function imageUrlOf(part: Record<string, unknown>, param: string): string {
     : raw && typeof raw === "object"
     ? (raw as Record<string, unknown>).url
     : undefined;
-  if (typeof url !== "string" || !IMAGE_URL.test(url)) {
-    throw invalidParam(
-      `${param}.image_url`,
-      "image_url must be an http(s) URL or a data:image/...;base64 URI",
-      "invalid_image_url",
-    );
-  }
-  return url;
+  return checkImageRef(url, `${param}.image_url`);
 }
 
 /** The text and images of one message's content. */

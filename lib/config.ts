@@ -135,7 +135,8 @@ function boolean(name: string, raw: string | undefined): boolean {
 
 /** Parses `alias=Model,alias2=Model|EditModel`. Targets must be known models. */
 export function parseAliases(raw: string | undefined): Record<string, AliasTarget> {
-  const out: Record<string, AliasTarget> = {};
+  // No prototype: an alias (or a requested model) named "constructor" is only ever a name.
+  const out: Record<string, AliasTarget> = Object.create(null);
   for (const entry of (raw ?? "").split(",").map((s) => s.trim()).filter(Boolean)) {
     const m = /^([^=\s]+)\s*=\s*([^|\s]+)(?:\s*\|\s*([^|\s]+))?$/.exec(entry);
     if (!m) {
@@ -179,6 +180,19 @@ function keyMode(sf: string[], proxy: string[], allowAnonymous: boolean): KeyMod
   );
 }
 
+/** A URL as it may be printed: without the user name and password it may carry. */
+export function displayUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (!parsed.username && !parsed.password) return url;
+    parsed.username = "";
+    parsed.password = "";
+    return parsed.href.replace(/\/$/, "");
+  } catch {
+    return "(not a URL)";
+  }
+}
+
 /** Reads the configuration; `get` returns a variable's value (from the environment or a flag). */
 export function loadConfig(get: (name: string) => string | undefined): Config {
   const siliconflowKeys = keyList(get("SILICONFLOW_API_KEY"));
@@ -188,10 +202,10 @@ export function loadConfig(get: (name: string) => string | undefined): Config {
   try {
     url = new URL(baseUrl);
   } catch {
-    throw new ConfigError("SILICONFLOW_BASE_URL", `is not a URL: "${baseUrl}"`);
+    throw new ConfigError("SILICONFLOW_BASE_URL", "is not a URL");
   }
   if (url.protocol !== "https:" && url.protocol !== "http:") {
-    throw new ConfigError("SILICONFLOW_BASE_URL", `must be http(s), got "${baseUrl}"`);
+    throw new ConfigError("SILICONFLOW_BASE_URL", `must be http(s), got "${displayUrl(baseUrl)}"`);
   }
   const host = (get("HOST") ?? "").trim() || DEFAULTS.host;
   if (!/^[\w.:[\]-]+$/.test(host)) throw new ConfigError("HOST", `is not a host name: "${host}"`);
@@ -246,6 +260,8 @@ export function loadConfig(get: (name: string) => string | undefined): Config {
       0,
       3_600_000,
     ),
-    modelAliases: Object.freeze({ ...DEFAULT_ALIASES, ...parseAliases(get("MODEL_ALIASES")) }),
+    modelAliases: Object.freeze(
+      Object.assign(Object.create(null), DEFAULT_ALIASES, parseAliases(get("MODEL_ALIASES"))),
+    ),
   });
 }

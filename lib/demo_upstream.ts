@@ -6,7 +6,7 @@
  * @module
  */
 import { findModel, modelSchema, SIZE_PATTERN, UPSTREAM_PARAM_NAMES } from "./models.ts";
-import { encodePng } from "./png.ts";
+import { compressIndexedRows, indexedPng } from "./png.ts";
 
 /** The path prefix under which the stand-in serves its images. */
 export const DEMO_IMAGE_PREFIX = "/demo/images/";
@@ -31,8 +31,32 @@ function sfError(status: number, code: number, message: string, traceId: string)
   return json(status, { code, message, data: null }, traceId);
 }
 
-/** Draws the demo picture for a seed: a two-colour diagonal gradient with soft bands. */
-export function drawDemoImage(
+// The gradient of each size is drawn and compressed once (a few sizes at most are kept); a seed
+// only picks its palette, so an image costs a copy of the compressed data, not a drawing.
+const GRADIENTS = new Map<string, Promise<Uint8Array>>();
+const MAX_GRADIENTS = 16;
+
+function gradient(width: number, height: number): Promise<Uint8Array> {
+  const key = `${width}x${height}`;
+  let found = GRADIENTS.get(key);
+  if (found) {
+    GRADIENTS.delete(key); // most recently used goes last
+  } else {
+    // Palette index along the diagonal: row y is the ramp over x, shifted by y's share.
+    const ramp = new Uint8Array(2 * width + 1);
+    for (let i = 0; i < ramp.length; i++) ramp[i] = Math.round((i / (2 * width)) * 255);
+    found = compressIndexedRows(width, height, (y, out) => {
+      const shift = Math.round((y / height) * width);
+      out.set(ramp.subarray(shift, shift + width));
+    });
+    if (GRADIENTS.size >= MAX_GRADIENTS) GRADIENTS.delete(GRADIENTS.keys().next().value!);
+  }
+  GRADIENTS.set(key, found);
+  return found;
+}
+
+/** Draws the demo picture for a seed: a two-colour diagonal gradient. */
+export async function drawDemoImage(
   width: number,
   height: number,
   seed: number,
@@ -40,15 +64,11 @@ export function drawDemoImage(
   const hue = (seed * 2654435761) % 360;
   const a = hsl(hue, 0.65, 0.55);
   const b = hsl((hue + 140) % 360, 0.7, 0.35);
-  return encodePng(width, height, (x, y) => {
-    const t = (x / width + y / height) / 2;
-    const band = 0.92 + 0.08 * Math.sin((x + y) / 24);
-    return [
-      Math.round((a[0] * (1 - t) + b[0] * t) * band),
-      Math.round((a[1] * (1 - t) + b[1] * t) * band),
-      Math.round((a[2] * (1 - t) + b[2] * t) * band),
-    ];
+  const palette = Array.from({ length: 256 }, (_, i) => {
+    const t = i / 255;
+    return [0, 1, 2].map((c) => Math.round(a[c] * (1 - t) + b[c] * t)) as [number, number, number];
   });
+  return indexedPng(width, height, await gradient(width, height), palette);
 }
 
 function hsl(h: number, s: number, l: number): [number, number, number] {

@@ -6,6 +6,7 @@
  */
 import { encodeBase64 } from "@std/encoding/base64";
 import { ApiError } from "./errors.ts";
+import { splitDataUri } from "./image_ref.ts";
 import { readLimited } from "./siliconflow.ts";
 
 /** The largest generated image downloaded for `b64_json` or data delivery. */
@@ -31,19 +32,53 @@ export interface DownloadOptions {
   maxBytes?: number;
 }
 
+/** The most redirects followed for one image. */
+export const MAX_REDIRECTS = 3;
+
+/** GETs a URL, following at most {@link MAX_REDIRECTS} redirects, and only to http(s) URLs. */
+async function fetchFollowing(
+  url: string,
+  fetcher: typeof fetch,
+  signal: AbortSignal,
+): Promise<Response> {
+  let current = url;
+  for (let hop = 0;; hop++) {
+    const response = await fetcher(current, { signal, redirect: "manual" });
+    const location = response.headers.get("location");
+    if (response.status < 300 || response.status > 399 || location === null) return response;
+    await response.body?.cancel();
+    let next: URL;
+    try {
+      next = new URL(location, current);
+    } catch {
+      next = new URL("invalid:");
+    }
+    if (hop >= MAX_REDIRECTS || (next.protocol !== "http:" && next.protocol !== "https:")) {
+      throw new ApiError(
+        502,
+        hop >= MAX_REDIRECTS
+          ? `Downloading the generated image failed: more than ${MAX_REDIRECTS} redirects`
+          : "Downloading the generated image failed: redirected to a URL that is not http(s)",
+        { code: "image_download_failed" },
+      );
+    }
+    current = next.href;
+  }
+}
+
 /** Fetches an image URL (or unpacks a base64 data URI) as base64. Throws a 502 on failure. */
 export async function downloadImage(
   url: string,
   options: DownloadOptions,
 ): Promise<DownloadedImage> {
-  const dataUri = /^data:(image\/[\w.+-]+);base64,(.*)$/is.exec(url);
-  if (dataUri) return { contentType: dataUri[1], base64: dataUri[2] };
+  const dataUri = splitDataUri(url);
+  if (dataUri) return { contentType: dataUri.mediaType, base64: dataUri.base64 };
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), options.timeoutMs);
   const onAbort = () => controller.abort();
   options.signal?.addEventListener("abort", onAbort, { once: true });
   try {
-    const response = await options.fetch(url, { signal: controller.signal });
+    const response = await fetchFollowing(url, options.fetch, controller.signal);
     if (!response.ok) {
       await response.body?.cancel();
       throw new ApiError(502, `Downloading the generated image failed: HTTP ${response.status}`, {

@@ -62,6 +62,22 @@ function parseN(value: unknown): number {
   return n;
 }
 
+/** A 400 naming `param` unless the model takes `count` input images. */
+export function checkImageCount(model: ModelSpec, count: number, param: string): void {
+  const { min, max } = model.inputImages;
+  if (count >= min && count <= max) return;
+  const wanted = max === 0
+    ? "takes no input images; use an edit model to change an image"
+    : min === max
+    ? `takes exactly ${min} input image${min === 1 ? "" : "s"}`
+    : `takes ${min} to ${max} input images`;
+  throw invalidParam(
+    param,
+    `${model.id} ${wanted}, but the request has ${count}.`,
+    min > count ? "image_required" : "too_many_images",
+  );
+}
+
 /** Validates a request against its model and plans the upstream calls. */
 export function planGeneration(input: GenerationInput): GenerationPlan {
   const { model, fields } = input;
@@ -69,19 +85,7 @@ export function planGeneration(input: GenerationInput): GenerationPlan {
   if (!prompt) {
     throw invalidParam(input.promptParam, "A prompt is required: describe the image to make.");
   }
-  const { min, max } = model.inputImages;
-  if (input.images.length < min || input.images.length > max) {
-    const wanted = max === 0
-      ? "takes no input images; use an edit model to change an image"
-      : min === max
-      ? `takes exactly ${min} input image${min === 1 ? "" : "s"}`
-      : `takes ${min} to ${max} input images`;
-    throw invalidParam(
-      input.imagesParam,
-      `${model.id} ${wanted}, but the request has ${input.images.length}.`,
-      min > input.images.length ? "image_required" : "too_many_images",
-    );
-  }
+  checkImageCount(model, input.images.length, input.imagesParam);
 
   const params: Record<string, unknown> = {};
   const sentAs: Record<string, string> = {};

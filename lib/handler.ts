@@ -56,6 +56,7 @@ export function createHandler(options: HandlerOptions): Handler {
     timeoutMs: config.upstreamTimeoutMs,
     // Each generation makes up to MAX_N upstream calls.
     maxInFlight: config.maxConcurrency * MAX_N,
+    secrets: config.siliconflowKeys,
   });
   const keyPool = config.keyMode === "pass-through"
     ? undefined
@@ -105,6 +106,7 @@ export function createHandler(options: HandlerOptions): Handler {
         mode,
         in_flight: { ...stats },
         upstream_keys: keyPool?.status().map((k) => k.state),
+        upstream_keys_back_in_s: keyPool?.status().map((k) => k.back_in_s),
       });
     } else if (demo && request.method === "GET" && url.pathname.startsWith(DEMO_IMAGE_PREFIX)) {
       response = await demo(request);

@@ -5,16 +5,45 @@
  * @module
  */
 import { type ChatMessage, messageParts } from "./chat_request.ts";
+import { isHttpUrl, isImageDataUri } from "./image_ref.ts";
 
-const MARKDOWN_IMAGE =
-  /!\[[^\]\n]*\]\(\s*((?:https?:\/\/|data:image\/[a-z0-9.+-]+;base64,)[^\s)]+)\s*\)/gi;
-const DATA_URI = /^data:image\/[a-z0-9.+-]+;base64,[A-Za-z0-9+/]+=*$/i;
+const isSpace = (c: string) => c === " " || c === "\t" || c === "\n" || c === "\r";
 
-/** The markdown images in a text, in order; malformed data URIs are skipped. */
+/**
+ * The markdown images `![alt](url)` in a text, in order, in time linear in its length; only
+ * references that pass the image rule (http(s) URLs, image data URIs) are kept.
+ *
+ * A scan that fails tells where the next one may start: every `![` before the `]` (or line end)
+ * that ended an alt text would end there too, and every link that starts inside a run of link
+ * characters that was already found unclosed would end the same way.
+ */
 export function markdownImages(text: string): string[] {
-  return [...text.matchAll(MARKDOWN_IMAGE)].map((m) => m[1]).filter((url) =>
-    !url.startsWith("data:") || DATA_URI.test(url)
-  );
+  const found: string[] = [];
+  let unclosedRunEnd = -1;
+  let at = text.indexOf("![");
+  while (at !== -1) {
+    let k = at + 2;
+    while (k < text.length && text[k] !== "]" && text[k] !== "\n") k++;
+    if (k >= text.length) break;
+    let next = k + 1;
+    if (text[k] === "]" && text[k + 1] === "(") {
+      let start = k + 2;
+      while (start < text.length && isSpace(text[start])) start++;
+      if (start > unclosedRunEnd) {
+        let end = start;
+        while (end < text.length && !isSpace(text[end]) && text[end] !== ")") end++;
+        let close = end;
+        while (close < text.length && isSpace(text[close])) close++;
+        if (text[close] === ")" && end > start) {
+          const url = text.slice(start, end);
+          if (isHttpUrl(url) || isImageDataUri(url)) found.push(url);
+          next = close + 1;
+        } else unclosedRunEnd = end;
+      }
+    }
+    at = text.indexOf("![", next);
+  }
+  return found;
 }
 
 /** The images of one message: a user's `image_url` parts, or markdown images in any text. */

@@ -20,7 +20,9 @@ import {
   upstreamCaller,
 } from "./context.ts";
 import { ApiError, invalidParam } from "./errors.ts";
+import { checkImageRef, sniffImageType } from "./image_ref.ts";
 import {
+  checkImageCount,
   failureSummary,
   type GenerationOutcome,
   planGeneration,
@@ -39,20 +41,6 @@ const Common = z.looseObject({
   response_format: z.enum(["url", "b64_json"]).nullish(),
   user: z.string().nullish(),
 });
-
-/** Sniffs an image type from its first bytes: png, jpeg or webp. */
-export function sniffImageType(bytes: Uint8Array): string | undefined {
-  const b = bytes;
-  if (b.length >= 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47) {
-    return "image/png";
-  }
-  if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return "image/jpeg";
-  if (
-    b.length >= 12 && String.fromCharCode(...b.subarray(0, 4)) === "RIFF" &&
-    String.fromCharCode(...b.subarray(8, 12)) === "WEBP"
-  ) return "image/webp";
-  return undefined;
-}
 
 async function respond(
   ctx: RequestContext,
@@ -79,6 +67,11 @@ async function respond(
   return jsonResponse(body, 200, headers);
 }
 
+/** The requested model, or the default when none is named. */
+function modelField(fields: Record<string, unknown>): unknown {
+  return fields.model ?? DEFAULT_IMAGES_MODEL;
+}
+
 async function generate(
   ctx: RequestContext,
   auth: UpstreamAuth,
@@ -87,7 +80,7 @@ async function generate(
 ): Promise<Response> {
   const parsed = Common.safeParse(fields);
   if (!parsed.success) throw zodError(parsed.error);
-  const model = resolveModel(ctx, parsed.data.model ?? DEFAULT_IMAGES_MODEL, images.length > 0);
+  const model = resolveModel(ctx, modelField(fields), images.length > 0);
   ctx.log.model = model.id;
   const plan = planGeneration({
     model,
@@ -120,18 +113,14 @@ export async function imagesEdits(ctx: RequestContext): Promise<Response> {
     const fields = await readJsonObject(ctx);
     if (fields.mask !== undefined) throw maskError();
     const list = Array.isArray(fields.images) ? fields.images : [];
-    const images = list.map((entry, i) => {
-      const url = entry && typeof entry === "object"
-        ? (entry as Record<string, unknown>).image_url
-        : undefined;
-      if (typeof url !== "string" || !/^(https?:\/\/|data:image\/)/i.test(url)) {
-        throw invalidParam(
-          `images[${i}].image_url`,
-          "image_url must be an http(s) URL or data URI",
-        );
-      }
-      return url;
-    });
+    const images = list.map((entry, i) =>
+      checkImageRef(
+        entry && typeof entry === "object"
+          ? (entry as Record<string, unknown>).image_url
+          : undefined,
+        `images[${i}].image_url`,
+      )
+    );
     return generate(ctx, auth, fields, images);
   }
   if (!type.startsWith("multipart/form-data")) {
@@ -142,21 +131,23 @@ export async function imagesEdits(ctx: RequestContext): Promise<Response> {
   const form = await readFormData(ctx);
   if (form.has("mask")) throw maskError();
   const fields: Record<string, unknown> = {};
-  const images: string[] = [];
+  const parts: [string, FormDataEntryValue][] = [];
   for (const [name, value] of form.entries()) {
-    if (name === "image" || name === "image[]") {
-      images.push(await toDataUri(value, name, images.length));
-    } else if (typeof value === "string") {
-      fields[name] = value;
-    }
+    if (name === "image" || name === "image[]") parts.push([name, value]);
+    else if (typeof value === "string") fields[name] = value;
   }
-  if (images.length === 0) {
+  if (parts.length === 0) {
     throw invalidParam(
       "image",
       "Attach at least one image file as image or image[]",
       "image_required",
     );
   }
+  // Count first: only the images that will be sent are converted.
+  const model = resolveModel(ctx, modelField(fields), true);
+  checkImageCount(model, parts.length, "image");
+  const images: string[] = [];
+  for (const [name, value] of parts) images.push(await toDataUri(value, name, images.length));
   return generate(ctx, auth, fields, images);
 }
 
@@ -169,10 +160,7 @@ function maskError(): ApiError {
 }
 
 async function toDataUri(value: FormDataEntryValue, name: string, index: number): Promise<string> {
-  if (typeof value === "string") {
-    if (/^(https?:\/\/|data:image\/)/i.test(value)) return value;
-    throw invalidParam(name, `${name} must be a file (png, jpeg or webp)`, "invalid_image");
-  }
+  if (typeof value === "string") return checkImageRef(value, name);
   if (value.size > MAX_EDIT_IMAGE_BYTES) {
     throw invalidParam(
       name,
@@ -187,7 +175,7 @@ async function toDataUri(value: FormDataEntryValue, name: string, index: number)
   if (!mime) {
     throw invalidParam(
       name,
-      `Image ${index + 1} (${value.name || "unnamed"}) is not a png, jpeg or webp file`,
+      `Image ${index + 1} (${value.name || "unnamed"}) is not a png, jpeg, webp or gif file`,
       "invalid_image_format",
     );
   }

@@ -46,8 +46,24 @@ export function isAccepted(presented: string, accepted: readonly string[]): bool
 interface KeyState {
   key: string;
   fp: string;
+  /** Rate-limited (429) until then. */
   restingUntil: number;
-  setAside: boolean;
+  /** Rejected as a key (401, or a 403 about the key) until then. */
+  setAsideUntil: number;
+}
+
+/** How long a key that SiliconFlow rejected is left out before it is tried again. */
+export const KEY_COOLDOWN_MS = 10 * 60_000;
+
+// A 403 is about the key (or its account) only when it says so; SiliconFlow's bare "Forbidden"
+// is most often a model that needs the account's real-name verification, which is this request's
+// problem, not the key's.
+const KEY_403 =
+  /invalid|expired|disabled|revoked|suspended|banned|balance|insufficient|api[ _-]?key/i;
+
+/** Whether an upstream failure is a verdict on the key itself rather than on the request. */
+export function isKeyVerdict(error: ApiError): boolean {
+  return error.status === 401 || (error.status === 403 && KEY_403.test(error.message));
 }
 
 /** The server's SiliconFlow keys, in rotation. */
@@ -63,7 +79,7 @@ export class KeyPool {
       key,
       fp: fingerprint(key),
       restingUntil: 0,
-      setAside: false,
+      setAsideUntil: 0,
     }));
     this.#now = now;
     this.#logger = logger;
@@ -74,27 +90,24 @@ export class KeyPool {
     const now = this.#now();
     for (let i = 0; i < this.#keys.length; i++) {
       const state = this.#keys[(this.#next + i) % this.#keys.length];
-      if (state.setAside || state.restingUntil > now || state.key === exclude) continue;
+      if (this.#backIn(state, now) > 0 || state.key === exclude) continue;
       this.#next = (this.#keys.indexOf(state) + 1) % this.#keys.length;
       return state.key;
     }
-    const resting = this.#keys.filter((k) => !k.setAside);
+    const seconds = (ms: number) => String(Math.max(1, Math.ceil(ms / 1000)));
+    const resting = this.#keys.filter((k) => k.setAsideUntil <= now);
     if (resting.length) {
-      const wait = Math.max(
-        1,
-        Math.ceil((Math.min(...resting.map((k) => k.restingUntil)) - now) / 1000),
-      );
+      const wait = Math.min(...resting.map((k) => k.restingUntil)) - now;
       throw new ApiError(429, "Every SiliconFlow key of this server is rate-limited; retry later", {
         code: "rate_limit_exceeded",
-        headers: { "retry-after": String(wait) },
+        headers: { "retry-after": seconds(wait) },
       });
     }
+    const wait = Math.min(...this.#keys.map((k) => this.#backIn(k, now)));
     throw new ApiError(
       503,
-      "No usable SiliconFlow key is configured on this server (see its log)",
-      {
-        code: "no_upstream_key",
-      },
+      "No usable SiliconFlow key is configured on this server (see its log); they are tried again after a cool-down",
+      { code: "no_upstream_key", headers: { "retry-after": seconds(wait) } },
     );
   }
 
@@ -114,29 +127,39 @@ export class KeyPool {
       });
       return true;
     }
-    if (error.status === 401 || error.status === 403) {
-      state.setAside = true;
+    if (isKeyVerdict(error)) {
+      state.setAsideUntil = this.#now() + KEY_COOLDOWN_MS;
       this.#logger({
         level: "error",
-        msg: `upstream key rejected with ${error.status}; set aside until restart`,
+        msg: `upstream key rejected with ${error.status}; set aside, tried again after a cool-down`,
         key: state.fp,
+        ms: KEY_COOLDOWN_MS,
       });
       return true;
     }
     return false;
   }
 
-  /** Fingerprints of the keys and their state, for health reports. */
-  status(): { key: string; state: "ready" | "resting" | "set aside" }[] {
+  /** Milliseconds until a key may be used again; 0 when it is ready. */
+  #backIn(state: KeyState, now: number): number {
+    return Math.max(0, state.setAsideUntil - now, state.restingUntil - now);
+  }
+
+  /** Fingerprints of the keys, their state and the seconds until each is usable, for health reports. */
+  status(): { key: string; state: "ready" | "resting" | "set aside"; back_in_s: number }[] {
     const now = this.#now();
     return this.#keys.map((k) => ({
       key: k.fp,
-      state: k.setAside ? "set aside" : k.restingUntil > now ? "resting" : "ready",
+      state: k.setAsideUntil > now ? "set aside" : k.restingUntil > now ? "resting" : "ready",
+      back_in_s: Math.ceil(this.#backIn(k, now) / 1000),
     }));
   }
 }
 
-/** Runs `call` with a pool key; after a 429, 401 or 403 it is tried once more on the next key. */
+/**
+ * Runs `call` with a pool key; after a 429, or a 401 or 403 about the key, it is tried once more
+ * on the next key. Any other failure is this request's alone.
+ */
 export async function withPoolKey<T>(pool: KeyPool, call: (key: string) => Promise<T>): Promise<T> {
   const first = pool.pick();
   try {

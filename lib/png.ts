@@ -1,6 +1,7 @@
 /**
- * A small PNG encoder for the demo stand-in: truecolour, no interlace, compressed with the
- * platform's `CompressionStream`.
+ * A small PNG encoder for the demo stand-in: indexed colour, no interlace, compressed with the
+ * platform's `CompressionStream`. The pixels (palette indices) and the palette are given apart,
+ * so that one compressed picture can be shown in any number of palettes.
  * @module
  */
 
@@ -33,37 +34,40 @@ function chunk(type: string, data: Uint8Array): Uint8Array<ArrayBuffer> {
 /** The first eight bytes of every PNG file. */
 export const PNG_SIGNATURE: Uint8Array = new Uint8Array([137, 80, 78, 71, 13, 10, 26, 10]);
 
-/** Encodes an RGB image; `pixel` returns `[r, g, b]` for each position. */
-export async function encodePng(
+/** Compresses rows of palette indices (`width` bytes each) into a PNG's image data. */
+export async function compressIndexedRows(
   width: number,
   height: number,
-  pixel: (x: number, y: number) => readonly [number, number, number],
+  row: (y: number, out: Uint8Array) => void,
 ): Promise<Uint8Array<ArrayBuffer>> {
-  const stride = width * 3 + 1;
+  const stride = width + 1; // filter byte 0 (none) at row start
   const raw = new Uint8Array(stride * height);
-  for (let y = 0; y < height; y++) {
-    const row = y * stride; // filter byte 0 (none) at row start
-    for (let x = 0; x < width; x++) {
-      const [r, g, b] = pixel(x, y);
-      const o = row + 1 + x * 3;
-      raw[o] = r;
-      raw[o + 1] = g;
-      raw[o + 2] = b;
-    }
-  }
-  const compressed = new Uint8Array(
+  for (let y = 0; y < height; y++) row(y, raw.subarray(y * stride + 1, (y + 1) * stride));
+  return new Uint8Array(
     await new Response(
       new Blob([raw]).stream().pipeThrough(new CompressionStream("deflate")),
     ).arrayBuffer(),
   );
+}
+
+/** A PNG file from compressed indexed rows and a palette of up to 256 `[r, g, b]` colours. */
+export function indexedPng(
+  width: number,
+  height: number,
+  compressed: Uint8Array,
+  palette: readonly (readonly [number, number, number])[],
+): Uint8Array<ArrayBuffer> {
   const header = new Uint8Array(13);
   const hv = new DataView(header.buffer);
   hv.setUint32(0, width);
   hv.setUint32(4, height);
-  header.set([8, 2, 0, 0, 0], 8); // 8-bit, truecolour, deflate, adaptive filtering, no interlace
+  header.set([8, 3, 0, 0, 0], 8); // 8-bit, indexed colour, deflate, adaptive filtering, no interlace
+  const colours = new Uint8Array(palette.length * 3);
+  palette.forEach((c, i) => colours.set(c, i * 3));
   const parts = [
     PNG_SIGNATURE,
     chunk("IHDR", header),
+    chunk("PLTE", colours),
     chunk("IDAT", compressed),
     chunk("IEND", new Uint8Array()),
   ];

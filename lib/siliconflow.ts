@@ -4,6 +4,7 @@
  * @module
  */
 import { ApiError } from "./errors.ts";
+import { isHttpUrl, splitDataUri } from "./image_ref.ts";
 import { jsonBody } from "./json_body.ts";
 
 /** The header SiliconFlow puts on every response, for its support desk. */
@@ -104,7 +105,8 @@ export async function readLimited(
 function describeNetworkError(err: unknown): string {
   const e = err as { message?: unknown; cause?: { message?: unknown } } | undefined;
   const cause = e?.cause?.message ? `: ${String(e.cause.message)}` : "";
-  return `${String(e?.message ?? err)}${cause}`.slice(0, 300);
+  // Never repeat credentials that a URL in the message may carry.
+  return `${String(e?.message ?? err)}${cause}`.replace(/\/\/[^/\s@]*@/g, "//").slice(0, 300);
 }
 
 function withTrace(message: string, traceId?: string): string {
@@ -199,7 +201,7 @@ export function parseUpstreamSuccess(text: string, traceId?: string): UpstreamRe
   const images: string[] = [];
   for (const item of list) {
     const entry = item && typeof item === "object" ? item as Record<string, unknown> : {};
-    if (typeof entry.url === "string" && /^(https?:|data:image\/)/i.test(entry.url)) {
+    if (typeof entry.url === "string" && (isHttpUrl(entry.url) || splitDataUri(entry.url))) {
       images.push(entry.url);
     } else if (typeof entry.b64_json === "string" && entry.b64_json) {
       images.push(`data:image/png;base64,${entry.b64_json}`);
@@ -239,6 +241,8 @@ export interface SiliconFlowClientOptions {
    * {@link STREAMS_PER_CONNECTION} of them.
    */
   maxInFlight?: number;
+  /** The server's own keys: removed from every upstream error text, whatever their length. */
+  secrets?: readonly string[];
 }
 
 /**
@@ -257,10 +261,12 @@ export class SiliconFlowClient {
   // has a connection pool of its own. They live as long as the process.
   #lanes: { client?: Deno.HttpClient; inFlight: number }[] = [{ inFlight: 0 }];
   #maxLanes: number;
+  #secrets: readonly string[];
 
   /** Creates a client. */
   constructor(options: SiliconFlowClientOptions) {
     this.#fetch = options.fetch ?? globalThis.fetch;
+    this.#secrets = (options.secrets ?? []).filter(Boolean);
     this.#timeoutMs = options.timeoutMs;
     this.#maxLanes = options.fetch
       ? 1
@@ -318,11 +324,16 @@ export class SiliconFlowClient {
         });
       }
       let text = new TextDecoder().decode(bytes);
-      // Should SiliconFlow ever echo the key in an error, it must not reach our client or logs.
-      if (options.apiKey.length >= 16) text = text.replaceAll(options.apiKey, "[redacted]");
+      // Should SiliconFlow ever echo a key, it must not reach our client or logs. An error text
+      // loses every configured key and the one sent, however short; an answer's image links are
+      // only ever rid of a long key, which cannot be part of a link by chance.
       if (response.status !== 200) {
+        for (const key of [...this.#secrets, options.apiKey]) {
+          if (key) text = text.replaceAll(key, "[redacted]");
+        }
         throw mapUpstreamError(response.status, text, response.headers, traceId);
       }
+      if (options.apiKey.length >= 16) text = text.replaceAll(options.apiKey, "[redacted]");
       return parseUpstreamSuccess(text, traceId);
     } catch (err) {
       if (err instanceof ApiError) throw err;

@@ -5,10 +5,32 @@
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
+/** How a child is started, besides its arguments and environment. */
+export interface SpawnOptions {
+  /** Run it under `ulimit -n` of this many open files (through bash). */
+  maxOpenFiles?: number;
+}
+
 /** The command that runs main.ts with `args`, in exactly the environment `env`. */
-export function mainCommand(args: string[], env: Record<string, string> = {}): Deno.Command {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "--unstable-no-legacy-abort", "--allow-net", "--allow-env", MAIN, ...args],
+export function mainCommand(
+  args: string[],
+  env: Record<string, string> = {},
+  options: SpawnOptions = {},
+): Deno.Command {
+  const deno = [
+    Deno.execPath(),
+    "run",
+    "--unstable-no-legacy-abort",
+    "--allow-net",
+    "--allow-env",
+    MAIN,
+    ...args,
+  ];
+  const [command, ...rest] = options.maxOpenFiles === undefined
+    ? deno
+    : ["/bin/bash", "-c", `ulimit -n ${options.maxOpenFiles} && exec "$0" "$@"`, ...deno];
+  return new Deno.Command(command, {
+    args: rest,
     env: { NO_COLOR: "1", ...env },
     clearEnv: true,
     stdout: "piped",
@@ -38,8 +60,10 @@ async function drain(stream: ReadableStream<Uint8Array>, seen = ""): Promise<str
 export async function spawnMain(
   args: string[] = [],
   env: Record<string, string> = {},
+  options: SpawnOptions = {},
 ): Promise<SpawnedServer> {
-  const child = mainCommand(["--port", "0", "--host", "127.0.0.1", ...args], env).spawn();
+  const child = mainCommand(["--port", "0", "--host", "127.0.0.1", ...args], env, options)
+    .spawn();
   const stderr = drain(child.stderr);
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let seen = "";

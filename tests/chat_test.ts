@@ -245,8 +245,9 @@ Deno.test("models, CORS, request ids and unknown routes", async (t) => {
 Deno.test("large input images reach SiliconFlow intact (streamed request body)", async () => {
   await using fake = startFakeUpstream();
   await using server = startServer({ SILICONFLOW_BASE_URL: fake.baseUrl });
-  const uri = (fill: string) => `data:image/png;base64,${fill.repeat(600_000)}`;
-  const [a, b] = [uri("iVBO"), uri("R0lG")];
+  // A PNG and a GIF header, then filler: input images must be images.
+  const uri = (head: string) => `data:image/png;base64,${head}${"iVBO".repeat(600_000)}`;
+  const [a, b] = [uri("iVBORw0KGgoA"), uri("R0lGODlh")];
   const res = await post(`${server.url}/v1/chat/completions`, {
     model: "Qwen/Qwen-Image-Edit-2509",
     messages: [{
