@@ -11,8 +11,8 @@ import { serveResilient } from "./lib/serve.ts";
 import { VERSION } from "./lib/version.ts";
 
 /** Start-up failures are printed before the configuration exists: LOG_FORMAT is read raw. */
-function fail(message: string): never {
-  const raw = cliEnv?.LOG_FORMAT ?? Deno.env.get("LOG_FORMAT");
+function fail(message: string, flags: Record<string, string> = {}): never {
+  const raw = flags.LOG_FORMAT ?? Deno.env.get("LOG_FORMAT");
   const line = `siliconflow-image-proxy: ${message}`;
   console.error(
     raw?.trim().toLowerCase() === "json"
@@ -21,7 +21,6 @@ function fail(message: string): never {
   );
   Deno.exit(2);
 }
-let cliEnv: Record<string, string> | undefined;
 
 const cli = (() => {
   try {
@@ -31,7 +30,6 @@ const cli = (() => {
     throw err;
   }
 })();
-cliEnv = cli.env;
 if (cli.help) {
   console.log(helpText(VERSION));
   Deno.exit(0);
@@ -45,7 +43,7 @@ const config = (() => {
   try {
     return loadConfig((name) => cli.env[name] ?? Deno.env.get(name));
   } catch (err) {
-    if (err instanceof ConfigError && import.meta.main) fail(err.message);
+    if (err instanceof ConfigError && import.meta.main) fail(err.message, cli.env);
     throw err;
   }
 })();
