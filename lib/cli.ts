@@ -15,6 +15,7 @@ export const FLAG_ENV: Readonly<Record<string, string>> = {
   "timeout-ms": "UPSTREAM_TIMEOUT_MS",
   "keepalive-ms": "KEEPALIVE_MS",
   "max-body-bytes": "MAX_BODY_BYTES",
+  "max-body-buffer": "MAX_BODY_BUFFER_BYTES",
   "log-format": "LOG_FORMAT",
   "model-aliases": "MODEL_ALIASES",
   "image-delivery": "IMAGE_DELIVERY",

@@ -29,6 +29,8 @@ export interface Config {
   readonly keepAliveMs: number;
   /** `MAX_BODY_BYTES`: the largest request body accepted. */
   readonly maxBodyBytes: number;
+  /** `MAX_BODY_BUFFER_BYTES`: the most bytes of request bodies held at once, across requests. */
+  readonly maxBodyBufferBytes: number;
   /** `LOG_FORMAT`: `text` or `json`. */
   readonly logFormat: "text" | "json";
   /** `DEMO`: serve from the built-in stand-in instead of SiliconFlow. */
@@ -61,6 +63,7 @@ export const ENV_NAMES: readonly string[] = [
   "UPSTREAM_TIMEOUT_MS",
   "KEEPALIVE_MS",
   "MAX_BODY_BYTES",
+  "MAX_BODY_BUFFER_BYTES",
   "LOG_FORMAT",
   "DEMO",
   "MODEL_ALIASES",
@@ -82,6 +85,7 @@ export const DEFAULTS = {
   upstreamTimeoutMs: 180_000,
   keepAliveMs: 10_000,
   maxBodyBytes: 32 * 1024 * 1024,
+  maxBodyBufferBytes: 256 * 1024 * 1024,
   maxConcurrency: 64,
   bodyTimeoutMs: 30_000,
   shutdownGraceMs: 30_000,
@@ -208,6 +212,26 @@ export function loadConfig(get: (name: string) => string | undefined): Config {
     throw new ConfigError("SILICONFLOW_BASE_URL", `must be http(s), got "${displayUrl(baseUrl)}"`);
   }
   const host = (get("HOST") ?? "").trim() || DEFAULTS.host;
+  const maxBodyBytes = integer(
+    "MAX_BODY_BYTES",
+    get("MAX_BODY_BYTES"),
+    DEFAULTS.maxBodyBytes,
+    1024,
+    1024 * 1024 * 1024,
+  );
+  const maxBodyBufferBytes = integer(
+    "MAX_BODY_BUFFER_BYTES",
+    get("MAX_BODY_BUFFER_BYTES"),
+    Math.max(DEFAULTS.maxBodyBufferBytes, maxBodyBytes),
+    1024,
+    64 * 1024 * 1024 * 1024,
+  );
+  if (maxBodyBufferBytes < maxBodyBytes) {
+    throw new ConfigError(
+      "MAX_BODY_BUFFER_BYTES",
+      `must be at least MAX_BODY_BYTES (${maxBodyBytes}), got ${maxBodyBufferBytes}`,
+    );
+  }
   if (!/^[\w.:[\]-]+$/.test(host)) throw new ConfigError("HOST", `is not a host name: "${host}"`);
   return Object.freeze({
     port: integer("PORT", get("PORT"), DEFAULTS.port, 0, 65535),
@@ -221,13 +245,8 @@ export function loadConfig(get: (name: string) => string | undefined): Config {
       3_600_000,
     ),
     keepAliveMs: integer("KEEPALIVE_MS", get("KEEPALIVE_MS"), DEFAULTS.keepAliveMs, 1, 600_000),
-    maxBodyBytes: integer(
-      "MAX_BODY_BYTES",
-      get("MAX_BODY_BYTES"),
-      DEFAULTS.maxBodyBytes,
-      1024,
-      1024 * 1024 * 1024,
-    ),
+    maxBodyBytes,
+    maxBodyBufferBytes,
     logFormat: oneOf("LOG_FORMAT", get("LOG_FORMAT"), ["text", "json"] as const),
     imageDelivery: oneOf("IMAGE_DELIVERY", get("IMAGE_DELIVERY"), ["url", "data"] as const),
     progress: oneOf("PROGRESS", get("PROGRESS"), ["off", "reasoning"] as const),

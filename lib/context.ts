@@ -4,6 +4,7 @@
  * OpenAI-shaped failures.
  * @module
  */
+import type { BodyShare } from "./body_budget.ts";
 import type { AliasTarget, Config } from "./config.ts";
 import { ApiError, invalidParam, toApiError, withRequestId } from "./errors.ts";
 import { type DownloadedImage, downloadImage } from "./download.ts";
@@ -60,6 +61,8 @@ export interface RequestContext {
   readonly signal: AbortSignal;
   /** Aborted when the server's shutdown grace runs out. */
   readonly shutdownSignal: AbortSignal;
+  /** This request's share of the instance's request-body budget; given back when it is done. */
+  readonly bodyShare: BodyShare;
 }
 
 function tooLarge(limit: number): ApiError {
@@ -90,16 +93,23 @@ async function declaredLength(ctx: RequestContext): Promise<number | undefined> 
   return declared;
 }
 
+/** Takes a body's declared length from the instance's budget, and its bytes as they arrive. */
+function shareGrower(ctx: RequestContext, declared: number | undefined): (total: number) => void {
+  if (declared !== undefined) ctx.bodyShare.grow(declared);
+  return (total) => ctx.bodyShare.grow(total);
+}
+
 /** Reads the whole body within `BODY_TIMEOUT_MS`, failing with a 413 past `MAX_BODY_BYTES`. */
 export async function readBody(ctx: RequestContext): Promise<Uint8Array<ArrayBuffer>> {
   const limit = ctx.config.maxBodyBytes;
   const declared = await declaredLength(ctx);
+  const grow = shareGrower(ctx, declared);
   // A slow client is dropped: the body must arrive within BODY_TIMEOUT_MS.
   const timeout = new AbortController();
   const timer = setTimeout(() => timeout.abort(), ctx.config.bodyTimeoutMs);
   try {
     // Content-Length only sizes the buffer; the limit is enforced on the bytes that arrive.
-    const bytes = await readLimited(ctx.request.body, limit, declared, timeout.signal);
+    const bytes = await readLimited(ctx.request.body, limit, declared, timeout.signal, grow);
     if (bytes === undefined) throw tooLarge(limit);
     return bytes;
   } catch (err) {
@@ -116,37 +126,93 @@ export async function readBody(ctx: RequestContext): Promise<Uint8Array<ArrayBuf
  * `MAX_BODY_BYTES`) and giving up after `BODY_TIMEOUT_MS` (408), without buffering it first.
  */
 export async function readFormData(ctx: RequestContext): Promise<FormData> {
-  await declaredLength(ctx);
+  const grow = shareGrower(ctx, await declaredLength(ctx));
   const limit = ctx.config.maxBodyBytes;
+  const countParts = partCounter(ctx.request.headers.get("content-type") ?? "");
   let total = 0;
   let failure: ApiError | undefined;
-  const counted = new TransformStream<Uint8Array, Uint8Array>({
-    transform(chunk, controller) {
-      total += chunk.byteLength;
-      if (total > limit) {
-        failure = tooLarge(limit);
-        controller.error(failure);
-      } else controller.enqueue(chunk);
-    },
-  });
-  const timer = setTimeout(() => {
-    failure = bodyTimedOut(ctx);
-    counted.writable.abort(failure).catch(() => {});
-  }, ctx.config.bodyTimeoutMs);
+  const source = ctx.request.body?.getReader();
+  let counted: ReadableStreamDefaultController<Uint8Array> | undefined;
+  const fail = (error: ApiError) => {
+    failure ??= error;
+    counted?.error(failure);
+    source?.cancel().catch(() => {});
+  };
+  // Pulled by the multipart parser; errored from outside when the body takes too long, which
+  // ends the parse at once (a piped stream cannot be aborted while the parser holds it).
+  const body = source
+    ? new ReadableStream<Uint8Array>({
+      start(controller) {
+        counted = controller;
+      },
+      async pull(controller) {
+        try {
+          const { done, value } = await source.read();
+          if (failure) return;
+          if (done) return controller.close();
+          total += value.byteLength;
+          if (total > limit) return fail(tooLarge(limit));
+          if (countParts(value) > MAX_MULTIPART_PARTS) return fail(tooManyParts());
+          grow(total);
+          controller.enqueue(value);
+        } catch (err) {
+          fail(err instanceof ApiError ? err : invalidMultipart());
+        }
+      },
+      cancel() {
+        source.cancel().catch(() => {});
+      },
+    })
+    : null;
+  const timer = setTimeout(() => fail(bodyTimedOut(ctx)), ctx.config.bodyTimeoutMs);
   try {
-    const body = ctx.request.body?.pipeThrough(counted) ?? null;
     return await new Response(body, {
       headers: { "content-type": ctx.request.headers.get("content-type") ?? "" },
     }).formData();
   } catch {
-    throw failure ??
-      new ApiError(400, "The multipart body could not be parsed", {
-        param: "body",
-        code: "invalid_multipart",
-      });
+    throw failure ?? invalidMultipart();
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * The most parts a multipart body may have. The platform's parser takes the whole body at once,
+ * so a body of many thousands of tiny parts is refused while it streams, before any parsing.
+ */
+export const MAX_MULTIPART_PARTS = 100;
+
+function tooManyParts(): ApiError {
+  return new ApiError(
+    400,
+    `The multipart body has more than ${MAX_MULTIPART_PARTS} parts`,
+    { param: "body", code: "too_many_parts" },
+  );
+}
+
+/** Counts the boundary lines of a multipart body chunk by chunk, across chunk edges. */
+function partCounter(contentType: string): (chunk: Uint8Array) => number {
+  const boundary = /boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(contentType);
+  if (!boundary) return () => 0;
+  const marker = `--${boundary[1] ?? boundary[2]}`;
+  const latin1 = new TextDecoder("latin1");
+  let carry = "";
+  let count = 0;
+  return (chunk) => {
+    const text = carry + latin1.decode(chunk);
+    for (let at = text.indexOf(marker); at !== -1; at = text.indexOf(marker, at + marker.length)) {
+      count++;
+    }
+    carry = text.slice(Math.max(0, text.length - marker.length + 1));
+    return count;
+  };
+}
+
+function invalidMultipart(): ApiError {
+  return new ApiError(400, "The multipart body could not be parsed", {
+    param: "body",
+    code: "invalid_multipart",
+  });
 }
 
 /** Reads the body up to the configured limit and parses it as JSON. */

@@ -3,6 +3,7 @@
  * error boundary and the per-request log line. `main.ts` and `mod.ts` build on it.
  * @module
  */
+import { BodyBudget, BodyShare } from "./body_budget.ts";
 import type { Config } from "./config.ts";
 import { finalError, jsonResponse, type RequestContext, type ServerStats } from "./context.ts";
 import { createDemoUpstream, DEMO_IMAGE_PREFIX } from "./demo_upstream.ts";
@@ -62,6 +63,7 @@ export function createHandler(options: HandlerOptions): Handler {
     ? undefined
     : new KeyPool(config.siliconflowKeys, now, logger);
   const stats: ServerStats = { generations: 0, streams: 0 };
+  const bodyBudget = new BodyBudget(config.maxBodyBufferBytes);
   const shutdownSignal = options.shutdownSignal ?? new AbortController().signal;
   const mode = config.demo ? "demo" : config.keyMode;
 
@@ -86,6 +88,7 @@ export function createHandler(options: HandlerOptions): Handler {
       stats,
       signal: AbortSignal.any([request.signal, shutdownSignal]),
       shutdownSignal,
+      bodyShare: new BodyShare(bodyBudget),
     };
 
     let response: Response;
@@ -131,8 +134,15 @@ export function createHandler(options: HandlerOptions): Handler {
         outcome: ctx.log.outcome,
         req: requestId,
       });
-    if (ctx.streamDone) ctx.streamDone.then(logLine);
-    else logLine(response.status);
+    if (ctx.streamDone) {
+      ctx.streamDone.then((status) => {
+        ctx.bodyShare.release();
+        logLine(status);
+      });
+    } else {
+      ctx.bodyShare.release();
+      logLine(response.status);
+    }
     return final;
   };
 }
@@ -163,8 +173,9 @@ async function route(ctx: RequestContext): Promise<Response> {
   } catch (err) {
     const error = finalError(ctx, err);
     ctx.log.outcome = error.code ?? undefined;
-    // Drain what is left of the body so the connection can be reused.
     request.body?.cancel().catch(() => {});
-    return errorResponse(error);
+    // After a body that was too slow or too large the connection is not reused.
+    const closing = error.status === 408 || error.status === 413;
+    return errorResponse(error, closing ? { connection: "close" } : {});
   }
 }

@@ -38,23 +38,49 @@ export interface CallOptions {
 /** The status this proxy answers when the client itself went away (nginx's convention). */
 export const CLIENT_CLOSED = 499;
 
+/** Joins chunks into one buffer (no copy for a single chunk). */
+function join(chunks: Uint8Array[], total: number): Uint8Array<ArrayBuffer> {
+  // Body chunks from fetch and Deno.serve are backed by plain ArrayBuffers.
+  if (chunks.length === 1) return chunks[0] as Uint8Array<ArrayBuffer>;
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const c of chunks) {
+    out.set(c, offset);
+    offset += c.byteLength;
+  }
+  return out;
+}
+
+/** A BYOB reader where the stream is a byte stream (request and fetch bodies are). */
+function byobReader(body: ReadableStream<Uint8Array>): ReadableStreamBYOBReader | undefined {
+  try {
+    return body.getReader({ mode: "byob" });
+  } catch {
+    return undefined;
+  }
+}
+
+const CHUNK_BYTES = 64 * 1024;
+
 /**
  * Reads a whole body, or returns undefined once it passes `limit` bytes. With `sizeHint` (a
- * trusted `Content-Length`) the bytes are copied once into one buffer of that size as they arrive,
- * instead of being kept as chunks and joined at the end. When `signal` aborts, reading stops and
- * the signal's reason is thrown.
+ * trusted `Content-Length`) the bytes land in one buffer of that size: read straight into it where
+ * the stream allows (BYOB), so no other copy of the body is ever made, or copied into it chunk by
+ * chunk. A wrong hint still gives every byte. When `signal` aborts, reading stops and the
+ * signal's reason is thrown. `onProgress` hears the running total after every chunk and may throw
+ * to stop the read.
  */
 export async function readLimited(
   body: ReadableStream<Uint8Array> | null,
   limit: number,
   sizeHint?: number,
   signal?: AbortSignal,
+  onProgress?: (total: number) => void,
 ): Promise<Uint8Array<ArrayBuffer> | undefined> {
   if (!body) return new Uint8Array();
-  let buffer = sizeHint !== undefined && sizeHint <= limit ? new Uint8Array(sizeHint) : undefined;
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  const reader = body.getReader();
+  const hinted = sizeHint !== undefined && sizeHint > 0 && sizeHint <= limit;
+  const byob = hinted ? byobReader(body) : undefined;
+  const reader = byob ?? body.getReader();
   let onAbort: (() => void) | undefined;
   const aborted = signal
     ? new Promise<never>((_, reject) => {
@@ -64,11 +90,31 @@ export async function readLimited(
     })
     : undefined;
   aborted?.catch(() => {});
+  const race = <T>(p: Promise<T>) => aborted ? Promise.race([p, aborted]) : p;
+
+  let buffer = hinted ? new Uint8Array(sizeHint) : undefined;
+  const chunks: Uint8Array[] = [];
+  let total = 0;
   try {
     while (true) {
-      const { done, value } =
-        await (aborted ? Promise.race([reader.read(), aborted]) : reader.read());
-      if (done) break;
+      let value: Uint8Array | undefined;
+      let done: boolean;
+      if (byob && buffer && total < buffer.byteLength) {
+        // The read lands in place: the buffer's memory is handed over and comes back.
+        const view = new Uint8Array(buffer.buffer, total, buffer.byteLength - total);
+        const result = await race(byob.read(view));
+        done = result.done;
+        if (result.value) buffer = new Uint8Array(result.value.buffer as ArrayBuffer);
+        total += result.value?.byteLength ?? 0;
+        onProgress?.(total);
+        if (done) break;
+        continue;
+      } else if (byob) {
+        ({ done, value } = await race(byob.read(new Uint8Array(CHUNK_BYTES))));
+      } else {
+        ({ done, value } = await race((reader as ReadableStreamDefaultReader<Uint8Array>).read()));
+      }
+      if (done || !value) break;
       if (total + value.byteLength > limit) {
         await reader.cancel().catch(() => {});
         return undefined;
@@ -81,6 +127,7 @@ export async function readLimited(
         chunks.push(value);
       }
       total += value.byteLength;
+      onProgress?.(total);
     }
   } catch (err) {
     await reader.cancel().catch(() => {});
@@ -90,15 +137,7 @@ export async function readLimited(
     reader.releaseLock();
   }
   if (buffer) return total === buffer.byteLength ? buffer : buffer.slice(0, total);
-  // Body chunks from fetch and Deno.serve are backed by plain ArrayBuffers.
-  if (chunks.length === 1) return chunks[0] as Uint8Array<ArrayBuffer>;
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.byteLength;
-  }
-  return out;
+  return join(chunks, total);
 }
 
 /** A network error's message with its cause ("fetch failed" alone says nothing). */

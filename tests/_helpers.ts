@@ -59,6 +59,16 @@ export function startFakeUpstream(): FakeUpstream {
   };
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
     const blob = /^\/blob\/(\d+)\.png$/.exec(new URL(req.url).pathname);
+    // /hops/N/… redirects N times before the image; /hops/to/SCHEME redirects off http(s).
+    const hops = /^\/hops\/(\d+|to)\/(.+)$/.exec(new URL(req.url).pathname);
+    if (hops) {
+      const location = hops[1] === "to"
+        ? `${hops[2]}://example.invalid/x.png`
+        : hops[1] === "0"
+        ? "/blob/64.png"
+        : `/hops/${Number(hops[1]) - 1}/x`;
+      return new Response(null, { status: 302, headers: { location } });
+    }
     if (blob) {
       return new Response(bigImage(Number(blob[1])), { headers: { "content-type": "image/png" } });
     }
@@ -198,8 +208,11 @@ export interface TestServer extends AsyncDisposable {
   lines: string[];
 }
 
-/** Starts the server with `env` as its environment. */
-export function startServer(env: Record<string, string> = {}): TestServer {
+/** Starts the server with `env` as its environment (and, for tests of time, a clock). */
+export function startServer(
+  env: Record<string, string> = {},
+  options: { now?: () => number } = {},
+): TestServer {
   const config = loadConfig((name) => env[name]);
   const logs: LogRecord[] = [];
   const lines: string[] = [];
@@ -208,6 +221,7 @@ export function startServer(env: Record<string, string> = {}): TestServer {
     // An explicit fetch keeps upstream calls on one HTTP client, so the test's resource sanitizer
     // sees no extra clients (the lanes themselves are tested through main.ts).
     fetch: (input, init) => fetch(input, init),
+    now: options.now,
     logger: (record) => {
       logs.push(record);
       lines.push(JSON.stringify(record));
