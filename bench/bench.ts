@@ -3,7 +3,10 @@
  * SiliconFlow, drives load with bounded loops, prints a markdown table and writes BENCHMARKS.md.
  * `--smoke` runs every measurement tiny and writes nothing (CI runs it so the benchmark cannot rot).
  */
-import { createDemoUpstream } from "../lib/demo_upstream.ts";
+import { createDemoUpstream, drawDemoImage } from "../lib/demo_upstream.ts";
+import { markdownImages } from "../lib/history.ts";
+import { isImageDataUri } from "../lib/image_ref.ts";
+import { parsePromptFlags } from "../lib/prompt_flags.ts";
 import { encodeBase64 } from "@std/encoding/base64";
 import { spawnMain } from "../tests/_spawn.ts";
 
@@ -102,6 +105,12 @@ async function expectOk(res: Response): Promise<ArrayBuffer> {
     throw new Error(`HTTP ${res.status}: ${new TextDecoder().decode(body).slice(0, 300)}`);
   }
   return body;
+}
+
+function timedSync(fn: () => unknown): number {
+  const t = performance.now();
+  fn();
+  return performance.now() - t;
 }
 
 async function timed(fn: () => Promise<unknown>): Promise<number> {
@@ -382,6 +391,95 @@ for (const [label, baseUrl] of [["HTTP/1.1 upstream", FAKE], ["HTTPS/2 upstream"
     "≤ 300 ms",
     median(times) <= 300,
   );
+}
+
+// 7. Hostile input: the worst case of each parser at 100 KB and 1 MB (linear: about 10× apart),
+// and memory while uploads stall.
+{
+  const worst = (label: string, make: (bytes: number) => string, parse: (s: string) => unknown) => {
+    const [small, large] = SMOKE ? [10_000, 100_000] : [100_000, 1_000_000];
+    const time = (input: string) => {
+      parse(input); // warm
+      const times: number[] = [];
+      for (let i = 0; i < RUNS; i++) times.push(timedSync(() => parse(input)));
+      return median(times);
+    };
+    const [a, b] = [time(make(small)), time(make(large))];
+    row(
+      `Hostile input, ${label}: ${small / 1000} KB / ${large / 1000} KB`,
+      `${a.toFixed(1)} / ${b.toFixed(1)} ms (${(b / a).toFixed(1)}×)`,
+      "linear (≤ 20×)",
+      b <= 20 * Math.max(a, 0.05),
+    );
+  };
+  const fill = (unit: string, bytes: number) => unit.repeat(Math.ceil(bytes / unit.length));
+  worst(
+    "prompt flags that fail at the end",
+    (n) => `a cat ${fill("--seed 1 ", n)}--ar`,
+    parsePromptFlags,
+  );
+  worst("prompt of open quotes", (n) => `a cat ${fill('--neg " ', n)}`, parsePromptFlags);
+  worst("markdown scan of '!['", (n) => fill("![", n), markdownImages);
+  worst("markdown scan of unclosed links", (n) => fill("![a](http://x", n), markdownImages);
+  worst(
+    "data URI check",
+    (n) => `data:image/png;base64,iVBORw0KGgoA${fill("AAAA", n)}`,
+    (s) => isImageDataUri(s),
+  );
+
+  // Demo images: the first of a size draws and compresses the gradient, later ones reuse it.
+  const side = SMOKE ? 256 : 2048;
+  const first = await timed(() => drawDemoImage(side, side, 1));
+  const again: number[] = [];
+  for (let i = 0; i < 10; i++) again.push(await timed(() => drawDemoImage(side, side, i + 2)));
+  row(
+    `Hostile input, demo image ${side}×${side}: first / each later seed`,
+    `${first.toFixed(0)} / ${median(again).toFixed(2)} ms`,
+    "later ≤ 5 ms",
+    median(again) <= 5,
+  );
+
+  // Stalled uploads: each client declares a body just under the limit, sends all but a byte, and
+  // stalls. The body budget (MAX_BODY_BUFFER_BYTES, 256 MiB by default) refuses the rest at once.
+  const stall = async (clients: number, bodyBytes: number) => {
+    const proxy = await startProxy({
+      MAX_BODY_BYTES: String(bodyBytes + 1024),
+      BODY_TIMEOUT_MS: "60000",
+    });
+    const base = procStatus(proxy.pid, "VmRSS");
+    const port = Number(new URL(proxy.url).port);
+    const chunk = new Uint8Array(1024 * 1024).fill(0x20);
+    const conns = await Promise.all(Array.from({ length: clients }, async () => {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      await conn.write(new TextEncoder().encode(
+        `POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${KEY}\r\n` +
+          `content-type: application/json\r\ncontent-length: ${bodyBytes}\r\n\r\n`,
+      ));
+      let left = bodyBytes - 1;
+      try {
+        while (left > 0) left -= await conn.write(chunk.subarray(0, Math.min(left, chunk.length)));
+      } catch {
+        // Refused by the budget: the server answered 503 and stopped reading.
+      }
+      return conn;
+    }));
+    await new Promise((r) => setTimeout(r, SMOKE ? 100 : 1000));
+    const added = procStatus(proxy.pid, "VmRSS") - base;
+    const health = await fetch(`${proxy.url}/healthz`).then((r) => r.ok);
+    for (const conn of conns) conn.close();
+    await proxy.stop();
+    const held = Math.min(clients * bodyBytes, 256 * 1024 * 1024);
+    row(
+      `Hostile input, ${clients} stalled uploads of ${mb(bodyBytes)}: RSS added`,
+      `${mb(added)} (${(added / held).toFixed(2)}× the bytes the budget lets in)${
+        health ? "" : ", /healthz failed"
+      }`,
+      "≤ 1.5× what is held",
+      health && added <= 1.5 * held,
+    );
+  };
+  await stall(64, SMOKE ? 64 * 1024 : 4 * 1024 * 1024);
+  if (!SMOKE) await stall(40, 32 * 1024 * 1024 - 2048);
 }
 
 await fake.shutdown();

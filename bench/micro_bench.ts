@@ -5,7 +5,7 @@ import { planGeneration } from "../lib/generation.ts";
 import { findModel } from "../lib/models.ts";
 import { parsePromptFlags } from "../lib/prompt_flags.ts";
 
-const PNG = "data:image/png;base64," + "A".repeat(1024);
+const PNG = "data:image/png;base64,iVBORw0KGgoA" + "A".repeat(1012);
 const body = {
   model: "Qwen/Qwen-Image-Edit-2509",
   stream: true,

@@ -40,56 +40,53 @@ const ONE_FLAG = new RegExp(
   "y",
 );
 
-/** One parsed flag: the field it sets, its value, and where the text after it starts. */
-type Step = { field: string; value: string; end: number };
+/** The flag at `at` (sticky match), with the field it sets, its value, and where it ends. */
+function flagAt(text: string, at: number): { field: string; value: string; end: number } | null {
+  ONE_FLAG.lastIndex = at;
+  const m = ONE_FLAG.exec(text);
+  if (!m) return null;
+  const value = /^["'“]/.test(m[2]) ? m[2].slice(1, -1) : m[2];
+  return { field: PROMPT_FLAGS[m[1]], value, end: ONE_FLAG.lastIndex };
+}
+
+const UNKNOWN = 0, VALID = 1, INVALID = 2;
 
 /**
  * Splits trailing flags off a prompt, in time linear in its length. Later flags win over earlier
  * ones of the same name.
  *
- * A flag start begins a valid tail when its flag reaches the end of the prompt or is followed by
- * another valid tail. Every position is parsed at most once and its verdict kept, so a prompt of
- * many flags that fail near its end costs no more than one pass.
+ * A position begins a valid tail when the flag there reaches the end of the prompt or is followed
+ * by another valid tail. Every position is parsed at most once and its verdict kept, so a prompt
+ * of many flags that fail near its end costs no more than one pass.
  */
 export function parsePromptFlags(text: string): ParsedPrompt {
   const trimmed = text.trimEnd();
-  const verdict = new Map<number, Step | null>(); // null: no valid tail from here
+  const verdict = new Uint8Array(trimmed.length + 1);
+  verdict[trimmed.length] = VALID;
+  const next = new Int32Array(trimmed.length + 1);
   const valid = (from: number): boolean => {
     const walked: number[] = [];
     let at = from;
-    let ok: boolean;
-    while (true) {
-      if (at === trimmed.length) {
-        ok = true;
+    while (verdict[at] === UNKNOWN) {
+      const flag = flagAt(trimmed, at);
+      if (!flag) {
+        verdict[at] = INVALID;
         break;
       }
-      const known = verdict.get(at);
-      if (known !== undefined) {
-        ok = known !== null;
-        break;
-      }
-      ONE_FLAG.lastIndex = at;
-      const m = ONE_FLAG.exec(trimmed);
-      if (!m) {
-        verdict.set(at, null);
-        ok = false;
-        break;
-      }
-      const value = /^["'“]/.test(m[2]) ? m[2].slice(1, -1) : m[2];
-      verdict.set(at, { field: PROMPT_FLAGS[m[1]], value, end: ONE_FLAG.lastIndex });
       walked.push(at);
-      at = ONE_FLAG.lastIndex;
+      next[at] = flag.end;
+      at = flag.end;
     }
-    if (!ok) { for (const position of walked) verdict.set(position, null); }
-    return ok;
+    const result = verdict[at];
+    for (const position of walked) verdict[position] = result;
+    return result === VALID;
   };
   for (const match of trimmed.matchAll(FLAG_START)) {
     if (!valid(match.index)) continue;
     const fields: Record<string, string> = {};
-    for (let at = match.index; at !== trimmed.length;) {
-      const step = verdict.get(at)!;
-      fields[step.field] = step.value;
-      at = step.end;
+    for (let at = match.index; at !== trimmed.length; at = next[at]) {
+      const flag = flagAt(trimmed, at)!;
+      fields[flag.field] = flag.value;
     }
     return { prompt: trimmed.slice(0, match.index).trim(), fields };
   }

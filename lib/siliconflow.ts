@@ -51,24 +51,13 @@ function join(chunks: Uint8Array[], total: number): Uint8Array<ArrayBuffer> {
   return out;
 }
 
-/** A BYOB reader where the stream is a byte stream (request and fetch bodies are). */
-function byobReader(body: ReadableStream<Uint8Array>): ReadableStreamBYOBReader | undefined {
-  try {
-    return body.getReader({ mode: "byob" });
-  } catch {
-    return undefined;
-  }
-}
-
-const CHUNK_BYTES = 64 * 1024;
-
 /**
  * Reads a whole body, or returns undefined once it passes `limit` bytes. With `sizeHint` (a
- * trusted `Content-Length`) the bytes land in one buffer of that size: read straight into it where
- * the stream allows (BYOB), so no other copy of the body is ever made, or copied into it chunk by
- * chunk. A wrong hint still gives every byte. When `signal` aborts, reading stops and the
- * signal's reason is thrown. `onProgress` hears the running total after every chunk and may throw
- * to stop the read.
+ * trusted `Content-Length`) the bytes are copied once into one buffer of that size as they arrive,
+ * instead of being kept as chunks and joined at the end; a wrong hint still gives every byte.
+ * (Deno's BYOB reads of a request body were measured to hold twice the body, so chunks are read
+ * the default way.) When `signal` aborts, reading stops and the signal's reason is thrown.
+ * `onProgress` hears the running total after every chunk and may throw to stop the read.
  */
 export async function readLimited(
   body: ReadableStream<Uint8Array> | null,
@@ -78,43 +67,24 @@ export async function readLimited(
   onProgress?: (total: number) => void,
 ): Promise<Uint8Array<ArrayBuffer> | undefined> {
   if (!body) return new Uint8Array();
-  const hinted = sizeHint !== undefined && sizeHint > 0 && sizeHint <= limit;
-  const byob = hinted ? byobReader(body) : undefined;
-  const reader = byob ?? body.getReader();
-  let onAbort: (() => void) | undefined;
-  const aborted = signal
-    ? new Promise<never>((_, reject) => {
-      onAbort = () => reject(signal.reason);
-      if (signal.aborted) onAbort();
-      else signal.addEventListener("abort", onAbort, { once: true });
-    })
-    : undefined;
-  aborted?.catch(() => {});
-  const race = <T>(p: Promise<T>) => aborted ? Promise.race([p, aborted]) : p;
+  const reader = body.getReader();
+  if (signal?.aborted) {
+    await reader.cancel(signal.reason).catch(() => {});
+    throw signal.reason;
+  }
+  // An abort cancels the reader, which ends the pending read. (Racing each read against one
+  // never-settled abort promise would keep every chunk reachable from it: twice the body.)
+  const onAbort = () => reader.cancel(signal?.reason).catch(() => {});
+  signal?.addEventListener("abort", onAbort, { once: true });
 
-  let buffer = hinted ? new Uint8Array(sizeHint) : undefined;
+  let buffer = sizeHint !== undefined && sizeHint <= limit ? new Uint8Array(sizeHint) : undefined;
   const chunks: Uint8Array[] = [];
   let total = 0;
   try {
     while (true) {
-      let value: Uint8Array | undefined;
-      let done: boolean;
-      if (byob && buffer && total < buffer.byteLength) {
-        // The read lands in place: the buffer's memory is handed over and comes back.
-        const view = new Uint8Array(buffer.buffer, total, buffer.byteLength - total);
-        const result = await race(byob.read(view));
-        done = result.done;
-        if (result.value) buffer = new Uint8Array(result.value.buffer as ArrayBuffer);
-        total += result.value?.byteLength ?? 0;
-        onProgress?.(total);
-        if (done) break;
-        continue;
-      } else if (byob) {
-        ({ done, value } = await race(byob.read(new Uint8Array(CHUNK_BYTES))));
-      } else {
-        ({ done, value } = await race((reader as ReadableStreamDefaultReader<Uint8Array>).read()));
-      }
-      if (done || !value) break;
+      const { done, value } = await reader.read();
+      if (signal?.aborted) throw signal.reason;
+      if (done) break;
       if (total + value.byteLength > limit) {
         await reader.cancel().catch(() => {});
         return undefined;
@@ -133,7 +103,7 @@ export async function readLimited(
     await reader.cancel().catch(() => {});
     throw err;
   } finally {
-    if (onAbort) signal?.removeEventListener("abort", onAbort);
+    signal?.removeEventListener("abort", onAbort);
     reader.releaseLock();
   }
   if (buffer) return total === buffer.byteLength ? buffer : buffer.slice(0, total);
