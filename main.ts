@@ -6,8 +6,8 @@
 import { helpText, parseCli } from "./lib/cli.ts";
 import { ConfigError, displayUrl, loadConfig } from "./lib/config.ts";
 import { createHandler } from "./lib/handler.ts";
-import { createLogger } from "./lib/logger.ts";
-import { serveResilient } from "./lib/serve.ts";
+import { serveResilient } from "./lib/server/listen.ts";
+import { createLogger } from "./lib/server/logger.ts";
 import { VERSION } from "./lib/version.ts";
 
 /** Start-up failures are printed before the configuration exists: LOG_FORMAT is read raw. */
@@ -91,7 +91,7 @@ if (import.meta.main && !Deno.env.get("DENO_DEPLOYMENT_ID")) {
       port: config.port,
       hostname: config.host,
       logger,
-      onListen: (addr) => announce(addr, "Deno.serve"),
+      onListen: (addr: Deno.NetAddr) => announce(addr, "Deno.serve"),
     }, handler);
     let stopping = false;
     const stop = async (signal: string) => {

@@ -1,12 +1,23 @@
 /**
- * SiliconFlow Image → OpenAI: an OpenAI-compatible API (chat completions, models) in front of
- * SiliconFlow's image models. Mount {@link createHandler} in your own Deno app, or run `main.ts`.
+ * SiliconFlow Image → OpenAI: OpenAI's API for SiliconFlow's image models. Mount
+ * {@link createHandler} in your own Deno app, or run `main.ts` (`deno task start`).
  *
- * @example
+ * The handler answers:
+ * - `POST /v1/chat/completions`: the last user message becomes an image generation (or an edit,
+ *   with attached images or images from earlier in the conversation); streamed or not.
+ * - `POST /v1/images/generations` and `POST /v1/images/edits` (multipart or JSON): OpenAI's
+ *   Images API, `url` or `b64_json`.
+ * - `GET /v1/models` and `GET /v1/models/{id}`: SiliconFlow's image models and the OpenAI aliases.
+ * - `GET /healthz`, CORS preflight, and in demo mode the stand-in's images.
+ *
+ * @example Mount it
  * ```ts
  * import { createHandler, loadConfig } from "./mod.ts";
- * const handler = createHandler({ config: loadConfig((name) => Deno.env.get(name)) });
- * Deno.serve(handler);
+ *
+ * const handler = createHandler({ config: loadConfig((name) => ({ DEMO: "true" })[name]) });
+ * const response = await handler(new Request("http://localhost/v1/models"));
+ * const { data } = await response.json();
+ * console.assert(data.some((m: { id: string }) => m.id === "Qwen/Qwen-Image"));
  * ```
  * @module
  */
@@ -15,14 +26,9 @@ export {
   type AliasTarget,
   type Config,
   ConfigError,
-  DEFAULT_ALIASES,
-  DEFAULTS,
   ENV_NAMES,
+  type KeyMode,
   loadConfig,
 } from "./lib/config.ts";
-export { findModel, MODELS, type ModelSpec, type ParamSpec } from "./lib/models.ts";
-export { createDemoUpstream, type DemoUpstreamOptions } from "./lib/demo_upstream.ts";
-export { ApiError, type ApiErrorOptions, type OpenAIErrorBody } from "./lib/errors.ts";
-export { createLogger, type Logger, type LogRecord } from "./lib/logger.ts";
-export { type KeyMode } from "./lib/keys.ts";
+export { createLogger, type Logger, type LogRecord } from "./lib/server/logger.ts";
 export { VERSION } from "./lib/version.ts";

@@ -3,10 +3,11 @@
  * SiliconFlow, drives load with bounded loops, prints a markdown table and writes BENCHMARKS.md.
  * `--smoke` runs every measurement tiny and writes nothing (CI runs it so the benchmark cannot rot).
  */
-import { createDemoUpstream, drawDemoImage } from "../lib/demo_upstream.ts";
-import { markdownImages } from "../lib/history.ts";
-import { isImageDataUri } from "../lib/image_ref.ts";
-import { parsePromptFlags } from "../lib/prompt_flags.ts";
+import { upstreamRules } from "../lib/generation/registry.ts";
+import { createDemoUpstream, drawDemoImage } from "../lib/siliconflow/demo_upstream.ts";
+import { markdownImages } from "../lib/openai/chat_history.ts";
+import { isImageDataUri } from "../lib/siliconflow/image_ref.ts";
+import { parsePromptFlags } from "../lib/openai/prompt_flags.ts";
 import { encodeBase64 } from "@std/encoding/base64";
 import { spawnMain } from "../tests/_spawn.ts";
 
@@ -25,7 +26,7 @@ const BIG_IMAGE = (() => {
   bytes.set([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
   return bytes;
 })();
-const demo = createDemoUpstream();
+const demo = createDemoUpstream({ rules: upstreamRules });
 const fakeHandler = async (req: Request) => {
   const url = new URL(req.url);
   if (url.pathname === "/big.png") {

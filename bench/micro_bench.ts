@@ -1,9 +1,9 @@
 /** `deno task bench:micro`: the hot paths — message parsing, schema validation, chunk encoding. */
-import { parseChatRequest } from "../lib/chat_request.ts";
-import { ChatChunkStream, type ChatStreamEvent } from "../lib/chat_stream.ts";
-import { planGeneration } from "../lib/generation.ts";
-import { findModel } from "../lib/models.ts";
-import { parsePromptFlags } from "../lib/prompt_flags.ts";
+import { parseChatRequest } from "../lib/openai/chat_request.ts";
+import { ChatChunkStream, type ChatStreamEvent } from "../lib/openai/chat_stream.ts";
+import { planGeneration } from "../lib/generation/plan.ts";
+import { findModel } from "../lib/generation/registry.ts";
+import { parsePromptFlags } from "../lib/openai/prompt_flags.ts";
 
 const PNG = "data:image/png;base64,iVBORw0KGgoA" + "A".repeat(1012);
 const body = {

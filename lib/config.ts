@@ -4,16 +4,13 @@
  * names the variable.
  * @module
  */
-import type { KeyMode } from "./keys.ts";
-import { findModel } from "./models.ts";
+import { type AliasTarget, findModel } from "./generation/registry.ts";
+import { choiceOr } from "./server/values.ts";
 
-/** Where a model alias points: the model for text-only requests, and optionally one for edits. */
-export interface AliasTarget {
-  /** Used when the request has no input images. */
-  generate: string;
-  /** Used when the request has input images; defaults to `generate`. */
-  edit?: string;
-}
+export type { AliasTarget } from "./generation/registry.ts";
+
+/** How keys are handled: see `siliconflow/keys.ts`. */
+export type KeyMode = "pass-through" | "server-key" | "anonymous";
 
 /** The server's configuration. */
 export interface Config {
@@ -123,11 +120,11 @@ function integer(
 }
 
 function oneOf<T extends string>(name: string, raw: string | undefined, values: readonly T[]): T {
-  const v = (raw ?? "").trim().toLowerCase() || values[0];
-  if (!values.includes(v as T)) {
+  const found = choiceOr(raw?.trim(), Object.fromEntries(values.map((v) => [v, v])), values[0]);
+  if (found === undefined) {
     throw new ConfigError(name, `must be one of ${values.join(", ")}, got "${raw}"`);
   }
-  return v as T;
+  return found;
 }
 
 function boolean(name: string, raw: string | undefined): boolean {

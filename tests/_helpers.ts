@@ -4,9 +4,10 @@
  * ephemeral port with a capturing logger.
  */
 import { type Config, loadConfig } from "../lib/config.ts";
-import { createDemoUpstream } from "../lib/demo_upstream.ts";
+import { upstreamRules } from "../lib/generation/registry.ts";
+import { createDemoUpstream } from "../lib/siliconflow/demo_upstream.ts";
 import { createHandler } from "../lib/handler.ts";
-import type { LogRecord } from "../lib/logger.ts";
+import type { LogRecord } from "../lib/server/logger.ts";
 
 /** A canned answer the fake gives instead of the stand-in's. */
 export interface CannedAnswer {
@@ -43,7 +44,7 @@ export interface FakeUpstream extends AsyncDisposable {
 /** Starts the fake on a free loopback port. */
 export function startFakeUpstream(): FakeUpstream {
   // Small drawings keep b64_json and data-delivery tests fast; sizes in URLs stay as asked.
-  const demo = createDemoUpstream({ maxSide: 64 });
+  const demo = createDemoUpstream({ maxSide: 64, rules: upstreamRules });
   let inFlight = 0;
   let aborted = 0;
   const fake: FakeUpstream = {

@@ -1,8 +1,8 @@
 import { assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { decodeBase64 } from "@std/encoding/base64";
 import OpenAI from "openai";
-import { markdownImages } from "../lib/history.ts";
-import { parsePromptFlags } from "../lib/prompt_flags.ts";
+import { markdownImages } from "../lib/openai/chat_history.ts";
+import { parsePromptFlags } from "../lib/openai/prompt_flags.ts";
 import {
   bigImage,
   PNG_DATA_URI,

@@ -7,7 +7,7 @@ import { assert, assertEquals } from "@std/assert";
 import fc from "fast-check";
 import { loadConfig } from "../lib/config.ts";
 import { createHandler, type Handler } from "../lib/handler.ts";
-import { MODELS } from "../lib/models.ts";
+import { MODELS } from "../lib/generation/registry.ts";
 import { PNG_DATA_URI, post, startFakeUpstream, startServer, TEST_KEY } from "./_helpers.ts";
 
 const anyJson = fc.jsonValue({ maxDepth: 4 });

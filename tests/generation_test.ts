@@ -1,8 +1,8 @@
 import { assertEquals, assertThrows } from "@std/assert";
-import { ApiError } from "../lib/errors.ts";
-import { type GenerationInput, planGeneration } from "../lib/generation.ts";
-import { findModel, MODELS } from "../lib/models.ts";
-import { nearestSize, parseAspectRatio, resolveImageSize } from "../lib/sizes.ts";
+import { ApiError } from "../lib/server/errors.ts";
+import { type GenerationInput, planGeneration } from "../lib/generation/plan.ts";
+import { findModel, MODELS } from "../lib/generation/registry.ts";
+import { nearestSize, parseAspectRatio, resolveImageSize } from "../lib/generation/sizes.ts";
 import { PNG_DATA_URI } from "./_helpers.ts";
 
 const model = (id: string) => findModel(id)!;

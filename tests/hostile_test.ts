@@ -3,7 +3,7 @@
  * stall their bodies, and one client's failure spilling over onto others.
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
-import { KEY_COOLDOWN_MS } from "../lib/keys.ts";
+import { KEY_COOLDOWN_MS } from "../lib/siliconflow/keys.ts";
 import { PNG_DATA_URI, post, startFakeUpstream, startServer, TEST_KEY } from "./_helpers.ts";
 import { spawnMain } from "./_spawn.ts";
 

@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes, assertThrows } from "@std/assert";
 import { ConfigError, loadConfig } from "../lib/config.ts";
-import { createLogger } from "../lib/logger.ts";
-import { fingerprint, isAccepted } from "../lib/keys.ts";
+import { createLogger } from "../lib/server/logger.ts";
+import { fingerprint, isAccepted } from "../lib/siliconflow/keys.ts";
 import { post, readSse, startFakeUpstream, startServer, TEST_KEY } from "./_helpers.ts";
 import { spawnMain } from "./_spawn.ts";
 

@@ -1,5 +1,5 @@
 import { assertEquals, assertRejects } from "@std/assert";
-import { readLimited } from "../lib/siliconflow.ts";
+import { readLimited } from "../lib/server/body.ts";
 
 function chunked(total: number, chunk: number): ReadableStream<Uint8Array> {
   let sent = 0;
@@ -14,22 +14,31 @@ function chunked(total: number, chunk: number): ReadableStream<Uint8Array> {
 }
 
 Deno.test("readLimited: with a size hint, many chunks land in one buffer of exactly that size", async () => {
-  const bytes = await readLimited(chunked(1_000_000, 4096), 2_000_000, 1_000_000);
+  const bytes = await readLimited(chunked(1_000_000, 4096), {
+    limit: 2_000_000,
+    sizeHint: 1_000_000,
+  });
   assertEquals(bytes!.byteLength, 1_000_000);
   assertEquals(bytes!.buffer.byteLength, 1_000_000, "no second, joined copy");
   assertEquals(bytes!.byteOffset, 0);
 });
 
 Deno.test("readLimited: a wrong hint still gives every byte", async () => {
-  assertEquals((await readLimited(chunked(10_000, 1000), 20_000, 5000))!.byteLength, 10_000);
-  assertEquals((await readLimited(chunked(3000, 1000), 20_000, 5000))!.byteLength, 3000);
+  assertEquals(
+    (await readLimited(chunked(10_000, 1000), { limit: 20_000, sizeHint: 5000 }))!.byteLength,
+    10_000,
+  );
+  assertEquals(
+    (await readLimited(chunked(3000, 1000), { limit: 20_000, sizeHint: 5000 }))!.byteLength,
+    3000,
+  );
 });
 
 Deno.test("readLimited: past the limit it stops and says so; an abort is thrown", async () => {
-  assertEquals(await readLimited(chunked(10_000, 1000), 5000), undefined);
+  assertEquals(await readLimited(chunked(10_000, 1000), { limit: 5000 }), undefined);
   const controller = new AbortController();
   const never = new ReadableStream<Uint8Array>({ pull: () => new Promise(() => {}) });
-  const reading = readLimited(never, 5000, undefined, controller.signal);
+  const reading = readLimited(never, { limit: 5000, signal: controller.signal });
   controller.abort(new Error("too slow"));
   await assertRejects(() => reading, Error, "too slow");
 });

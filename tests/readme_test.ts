@@ -1,7 +1,7 @@
 /** The README's examples and tables are tested as they stand, so they cannot drift from the code. */
 import { assertEquals } from "@std/assert";
-import { findModel, MODELS } from "../lib/models.ts";
-import { resolveImageSize } from "../lib/sizes.ts";
+import { findModel, MODELS } from "../lib/generation/registry.ts";
+import { resolveImageSize } from "../lib/generation/sizes.ts";
 import { post, readSse, startFakeUpstream, startServer } from "./_helpers.ts";
 
 const README = await Deno.readTextFile(new URL("../README.md", import.meta.url));
@@ -90,7 +90,7 @@ Deno.test("README alias table matches the built-in aliases", async () => {
 Deno.test("README configuration table and flag table cover every variable and flag", async () => {
   const { ENV_NAMES } = await import("../lib/config.ts");
   const { FLAG_ENV } = await import("../lib/cli.ts");
-  const { PROMPT_FLAGS } = await import("../lib/prompt_flags.ts");
+  const { PROMPT_FLAGS } = await import("../lib/openai/prompt_flags.ts");
   const config = README.slice(
     README.indexOf("## Configuration"),
     README.indexOf("## Models and parameters"),

@@ -4,8 +4,9 @@
  * @module
  */
 import { z } from "zod";
-import { type ApiError, invalidParam } from "./errors.ts";
-import { checkImageRef } from "./image_ref.ts";
+import { invalidParam, notAnObject, zodError } from "../server/errors.ts";
+import { isJsonObject } from "../server/values.ts";
+import { checkImageRef } from "../siliconflow/image_ref.ts";
 
 /** A chat request reduced to what image generation needs. */
 export interface ChatRequest {
@@ -42,22 +43,6 @@ const Body = z.looseObject({
   stream_options: z.looseObject({ include_usage: z.boolean().nullish() }).nullish(),
 });
 
-/** Formats a zod issue path as `messages[0].content`. */
-export function formatPath(path: readonly PropertyKey[]): string {
-  let out = "";
-  for (const key of path) {
-    out += typeof key === "number" ? `[${key}]` : `${out ? "." : ""}${String(key)}`;
-  }
-  return out || "body";
-}
-
-/** Turns a zod failure into a 400 that names the field. */
-export function zodError(error: z.ZodError): ApiError {
-  const issue = error.issues[0];
-  const param = formatPath(issue.path);
-  return invalidParam(param, `Invalid ${param}: ${issue.message}`);
-}
-
 /** The URL of an `image_url` part, accepting both `{url}` and a bare string. */
 function imageUrlOf(part: Record<string, unknown>, param: string): string {
   const raw = part.image_url;
@@ -92,9 +77,7 @@ export function messageParts(
 
 /** Parses and checks a chat completion body. */
 export function parseChatRequest(body: unknown): ChatRequest {
-  if (!body || typeof body !== "object" || Array.isArray(body)) {
-    throw invalidParam("body", "The request body must be a JSON object");
-  }
+  if (!isJsonObject(body)) throw notAnObject();
   const parsed = Body.safeParse(body);
   if (!parsed.success) throw zodError(parsed.error);
   const { model, messages, stream, stream_options } = parsed.data;
@@ -118,6 +101,6 @@ export function parseChatRequest(body: unknown): ChatRequest {
     includeUsage: stream === true && stream_options?.include_usage === true,
     userIndex,
     messages,
-    fields: body as Record<string, unknown>,
+    fields: body,
   };
 }

@@ -1,9 +1,15 @@
 /**
  * The OpenAI error shape and the one error class that carries it through the code.
  *
- * Deep code throws {@link ApiError}; the request handler turns it into a response in one place.
+ * Deep code throws {@link ApiError}; the request pipeline turns it into a response in one place
+ * ({@link finalError}, then `errorResponse` in `response.ts`).
  * @module
  */
+import type { z } from "zod";
+import type { Logger } from "./logger.ts";
+
+/** The status this proxy answers when the client itself went away (nginx's convention). */
+export const CLIENT_CLOSED = 499;
 
 /** The body of every error this server answers: OpenAI's `{"error":{…}}`. */
 export interface OpenAIErrorBody {
@@ -30,6 +36,8 @@ export interface ApiErrorOptions {
   code?: string | null;
   /** Extra response headers, e.g. `Retry-After`. */
   headers?: Record<string, string>;
+  /** What caused it (a network error, say), kept for logs; never shown to the client. */
+  cause?: unknown;
 }
 
 const TYPE_BY_STATUS: Record<number, string> = {
@@ -62,7 +70,7 @@ export class ApiError extends Error {
 
   /** Creates an error answered with `status` and `message`. */
   constructor(status: number, message: string, options: ApiErrorOptions = {}) {
-    super(message);
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = "ApiError";
     this.status = status;
     this.type = options.type ?? TYPE_BY_STATUS[status] ??
@@ -101,13 +109,70 @@ export function withRequestId(err: ApiError, requestId: string): ApiError {
     param: err.param,
     code: err.code,
     headers: err.headers,
+    cause: err,
   });
 }
 
-/** Builds the JSON response for an error. */
-export function errorResponse(err: ApiError, headers: HeadersInit = {}): Response {
-  const h = new Headers(headers);
-  h.set("content-type", "application/json; charset=utf-8");
-  for (const [k, v] of Object.entries(err.headers)) h.set(k, v);
-  return new Response(JSON.stringify(err.toJSON()), { status: err.status, headers: h });
+/** Formats a zod issue path as `messages[0].content`. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const key of path) {
+    out += typeof key === "number" ? `[${key}]` : `${out ? "." : ""}${String(key)}`;
+  }
+  return out || "body";
+}
+
+/**
+ * Turns a zod failure into a 400 that names the field. `rename` maps a field to the name the
+ * client used for it (a synonym), and `describe` words the message.
+ */
+export function zodError(
+  error: z.ZodError,
+  options: {
+    rename?: Readonly<Record<string, string>>;
+    describe?: (param: string, message: string) => string;
+  } = {},
+): ApiError {
+  const issue = error.issues[0];
+  const path = formatPath(issue.path);
+  const param = options.rename?.[path] ?? path;
+  const describe = options.describe ?? ((p, m) => `Invalid ${p}: ${m}`);
+  return invalidParam(param, describe(param, issue.message));
+}
+
+/** A 400 for a body that is not a JSON object. */
+export function notAnObject(): ApiError {
+  return invalidParam("body", "The request body must be a JSON object");
+}
+
+/** What {@link finalError} needs to know about the request. */
+export interface FailureScope {
+  /** The request id, appended to the message. */
+  requestId: string;
+  /** Aborted when the server's shutdown grace has run out. */
+  shutdownSignal: AbortSignal;
+  /** Where a bug (any error that is not an {@link ApiError}) is logged. */
+  logger: Logger;
+}
+
+/**
+ * The error to answer for a failure, with the request id in its message. A call cut short by the
+ * server's shutdown is told apart from a client that left; anything that is not an
+ * {@link ApiError} is a bug, logged and answered as a 500.
+ */
+export function finalError(scope: FailureScope, err: unknown): ApiError {
+  if (scope.shutdownSignal.aborted && err instanceof ApiError && err.status === CLIENT_CLOSED) {
+    err = new ApiError(503, "The server is restarting and stopped this generation; please retry", {
+      code: "server_shutting_down",
+    });
+  }
+  if (!(err instanceof ApiError)) {
+    scope.logger({
+      level: "error",
+      msg: "unhandled error",
+      req: scope.requestId,
+      error: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
+    });
+  }
+  return withRequestId(toApiError(err), scope.requestId);
 }

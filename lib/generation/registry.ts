@@ -4,6 +4,7 @@
  * @module
  */
 import { z } from "zod";
+import { ApiError } from "../server/errors.ts";
 
 /** How one upstream parameter is validated. */
 export type ParamSpec =
@@ -35,6 +36,13 @@ const STEPS: ParamSpec = { type: "integer", min: 1, max: 100 };
 const NEGATIVE: ParamSpec = { type: "string", maxLength: 10_000 };
 const SIZE: ParamSpec = { type: "size" };
 const QWEN_CFG: ParamSpec = { type: "number", min: 0.1, max: 20 };
+
+const QWEN_EDIT_PARAMS: Readonly<Record<string, ParamSpec>> = {
+  seed: SEED,
+  num_inference_steps: STEPS,
+  cfg: QWEN_CFG,
+  negative_prompt: NEGATIVE,
+};
 
 const QWEN_SIZES = [
   "1328x1328",
@@ -81,7 +89,7 @@ export const MODELS: readonly ModelSpec[] = [
     id: "Qwen/Qwen-Image-Edit",
     ownedBy: "Qwen",
     inputImages: { min: 1, max: 1 },
-    params: { seed: SEED, num_inference_steps: STEPS, cfg: QWEN_CFG, negative_prompt: NEGATIVE },
+    params: QWEN_EDIT_PARAMS,
     sizes: [],
     verified: true,
   },
@@ -89,7 +97,7 @@ export const MODELS: readonly ModelSpec[] = [
     id: "Qwen/Qwen-Image-Edit-2509",
     ownedBy: "Qwen",
     inputImages: { min: 1, max: 3 },
-    params: { seed: SEED, num_inference_steps: STEPS, cfg: QWEN_CFG, negative_prompt: NEGATIVE },
+    params: QWEN_EDIT_PARAMS,
     sizes: [],
     verified: true,
   },
@@ -134,6 +142,56 @@ const BY_ID = new Map(MODELS.map((m) => [m.id.toLowerCase(), m]));
 /** Finds a model by id (case-insensitive). */
 export function findModel(id: string): ModelSpec | undefined {
   return BY_ID.get(id.toLowerCase());
+}
+
+/** Where a model alias points: the model for text-only requests, and optionally one for edits. */
+export interface AliasTarget {
+  /** Used when the request has no input images. */
+  generate: string;
+  /** Used when the request has input images; defaults to `generate`. */
+  edit?: string;
+}
+
+/** The 404 for a model id that is neither a model nor an alias. */
+export function modelNotFound(id: string, param = "model"): ApiError {
+  return new ApiError(
+    404,
+    `The model '${id.slice(0, 200)}' does not exist here. Available: ${
+      MODELS.map((m) => m.id).join(", ")
+    } (see GET /v1/models).`,
+    { param, code: "model_not_found" },
+  );
+}
+
+/** Options of {@link resolveModel}. */
+export interface ResolveOptions {
+  /** Whether the request has input images: an alias then picks its edit model. */
+  withImages: boolean;
+  /** The request field that names the model, for errors. */
+  param?: string;
+}
+
+/**
+ * Resolves a model id or alias against the registry and `aliases` (a null-prototype map, so that
+ * `constructor` is no alias). A 400 when none is given, a 404 when it is unknown.
+ */
+export function resolveModel(
+  aliases: Readonly<Record<string, AliasTarget>>,
+  id: unknown,
+  options: ResolveOptions,
+): ModelSpec {
+  const param = options.param ?? "model";
+  if (typeof id !== "string" || !id.trim()) {
+    throw new ApiError(400, "model is required", { param, code: "missing_model" });
+  }
+  const key = id.trim().toLowerCase();
+  const alias = Object.hasOwn(aliases, key) ? aliases[key] : undefined;
+  const target = alias
+    ? (options.withImages ? alias.edit ?? alias.generate : alias.generate)
+    : id.trim();
+  const model = findModel(target);
+  if (!model) throw modelNotFound(id, param);
+  return model;
 }
 
 /** Every parameter name that any model accepts: the fields picked out of a request body. */
@@ -207,4 +265,38 @@ export function modelSchema(model: ModelSpec): z.ZodObject {
     schemaCache.set(model, schema);
   }
   return schema;
+}
+
+const IMAGE_FIELDS = ["image", "image2", "image3"];
+
+/**
+ * What SiliconFlow says to a request body, by this registry: a refusal (its code and message), or
+ * undefined for a body it takes. The demo stand-in applies it.
+ */
+export function upstreamRules(
+  body: Record<string, unknown>,
+): { code: number; message: string } | undefined {
+  const model = typeof body.model === "string" ? findModel(body.model) : undefined;
+  if (!model || model.id !== body.model) {
+    return { code: 20012, message: "Model does not exist. Please check it carefully." };
+  }
+  if (typeof body.prompt !== "string" || !body.prompt.trim()) {
+    return { code: 20015, message: "prompt is required" };
+  }
+  const allowed = new Set(["model", "prompt", ...Object.keys(model.params)]);
+  IMAGE_FIELDS.slice(0, model.inputImages.max).forEach((k) => allowed.add(k));
+  for (const key of Object.keys(body)) {
+    if (!allowed.has(key) && (UPSTREAM_PARAM_NAMES.includes(key) || key.startsWith("image"))) {
+      return { code: 20015, message: `Parameter ${key} is not supported by ${model.id}` };
+    }
+  }
+  if (IMAGE_FIELDS.filter((k) => body[k] !== undefined).length < model.inputImages.min) {
+    return { code: 20015, message: `${model.id} requires an input image` };
+  }
+  const params = Object.fromEntries(Object.keys(model.params).map((k) => [k, body[k]]));
+  const parsed = modelSchema(model).safeParse(params);
+  if (!parsed.success) {
+    return { code: 20015, message: `Invalid parameter: ${parsed.error.issues[0].message}` };
+  }
+  return undefined;
 }

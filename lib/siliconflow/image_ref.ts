@@ -6,7 +6,7 @@
  * linear in the input, and a data URI is passed on as sent.
  * @module
  */
-import { invalidParam } from "./errors.ts";
+import { invalidParam } from "../server/errors.ts";
 
 /** The image types accepted as input, by their first bytes. */
 export const INPUT_IMAGE_TYPES: readonly string[] = [

@@ -3,9 +3,10 @@
  * to make, validated against the model's own schema. Chat and the Images API share it.
  * @module
  */
-import { ApiError, invalidParam, toApiError } from "./errors.ts";
-import type { UpstreamResult } from "./siliconflow.ts";
-import { batchLimit, modelSchema, type ModelSpec, UPSTREAM_PARAM_NAMES } from "./models.ts";
+import { ApiError, invalidParam, toApiError, zodError } from "../server/errors.ts";
+import { present } from "../server/values.ts";
+import type { UpstreamResult } from "../siliconflow/client.ts";
+import { batchLimit, modelSchema, type ModelSpec, UPSTREAM_PARAM_NAMES } from "./registry.ts";
 import { resolveImageSize } from "./sizes.ts";
 
 /**
@@ -47,10 +48,6 @@ export interface GenerationPlan {
   n: number;
   /** The `image_size` sent, if any. */
   imageSize?: string;
-}
-
-function present(v: unknown): boolean {
-  return v !== undefined && v !== null && v !== "";
 }
 
 function parseN(value: unknown): number {
@@ -121,10 +118,10 @@ export function planGeneration(input: GenerationInput): GenerationPlan {
 
   const parsed = modelSchema(model).safeParse(params);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const key = String(issue.path[0] ?? "body");
-    const param = sentAs[key] ?? key;
-    throw invalidParam(param, `Invalid ${param} for ${model.id}: ${issue.message}`);
+    throw zodError(parsed.error, {
+      rename: sentAs,
+      describe: (param, message) => `Invalid ${param} for ${model.id}: ${message}`,
+    });
   }
   const valid = parsed.data as Record<string, unknown>;
 

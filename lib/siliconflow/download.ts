@@ -5,9 +5,10 @@
  * @module
  */
 import { encodeBase64 } from "@std/encoding/base64";
-import { ApiError } from "./errors.ts";
+import { readLimited } from "../server/body.ts";
+import { deadline } from "../server/deadline.ts";
+import { ApiError } from "../server/errors.ts";
 import { splitDataUri } from "./image_ref.ts";
-import { readLimited } from "./siliconflow.ts";
 
 /** The largest generated image downloaded for `b64_json` or data delivery. */
 export const MAX_DOWNLOAD_BYTES: number = 50 * 1024 * 1024;
@@ -73,12 +74,9 @@ export async function downloadImage(
 ): Promise<DownloadedImage> {
   const dataUri = splitDataUri(url);
   if (dataUri) return { contentType: dataUri.mediaType, base64: dataUri.base64 };
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), options.timeoutMs);
-  const onAbort = () => controller.abort();
-  options.signal?.addEventListener("abort", onAbort, { once: true });
+  const limit = deadline(options.timeoutMs, options.signal);
   try {
-    const response = await fetchFollowing(url, options.fetch, controller.signal);
+    const response = await fetchFollowing(url, options.fetch, limit.signal);
     if (!response.ok) {
       await response.body?.cancel();
       throw new ApiError(502, `Downloading the generated image failed: HTTP ${response.status}`, {
@@ -86,11 +84,10 @@ export async function downloadImage(
       });
     }
     const length = Number(response.headers.get("content-length") ?? NaN);
-    const bytes = await readLimited(
-      response.body,
-      options.maxBytes ?? MAX_DOWNLOAD_BYTES,
-      Number.isSafeInteger(length) && length >= 0 ? length : undefined,
-    );
+    const bytes = await readLimited(response.body, {
+      limit: options.maxBytes ?? MAX_DOWNLOAD_BYTES,
+      sizeHint: Number.isSafeInteger(length) && length >= 0 ? length : undefined,
+    });
     if (!bytes) {
       throw new ApiError(502, "The generated image is larger than the download limit", {
         code: "image_download_failed",
@@ -101,12 +98,11 @@ export async function downloadImage(
   } catch (err) {
     if (err instanceof ApiError) throw err;
     throw new ApiError(
-      controller.signal.aborted && !options.signal?.aborted ? 504 : 502,
+      limit.timedOut() ? 504 : 502,
       `Downloading the generated image failed: ${(err as Error)?.message ?? err}`.slice(0, 300),
-      { code: "image_download_failed" },
+      { code: "image_download_failed", cause: err },
     );
   } finally {
-    clearTimeout(timer);
-    options.signal?.removeEventListener("abort", onAbort);
+    limit.clear();
   }
 }

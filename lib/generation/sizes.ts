@@ -3,8 +3,9 @@
  * values become a size the model can take.
  * @module
  */
-import { invalidParam } from "./errors.ts";
-import { type ModelSpec, SIZE_PATTERN, takesImageSize } from "./models.ts";
+import { invalidParam } from "../server/errors.ts";
+import { present } from "../server/values.ts";
+import { type ModelSpec, SIZE_PATTERN, takesImageSize } from "./registry.ts";
 
 /** The sizes OpenAI clients send; they map to the model's nearest recommended size. */
 export const OPENAI_SIZES: readonly string[] = [
@@ -62,10 +63,8 @@ export interface SizeRequest {
  */
 export function resolveImageSize(model: ModelSpec, req: SizeRequest): unknown {
   if (!takesImageSize(model)) return undefined;
-  if (req.imageSize !== undefined && req.imageSize !== null && req.imageSize !== "") {
-    return req.imageSize;
-  }
-  if (req.aspectRatio !== undefined && req.aspectRatio !== null && req.aspectRatio !== "") {
+  if (present(req.imageSize)) return req.imageSize;
+  if (present(req.aspectRatio)) {
     const ratio = typeof req.aspectRatio === "string"
       ? parseAspectRatio(req.aspectRatio)
       : undefined;
@@ -78,7 +77,7 @@ export function resolveImageSize(model: ModelSpec, req: SizeRequest): unknown {
     return nearestSize(model, ratio) ?? model.sizes[0];
   }
   const size = req.size;
-  if (size === undefined || size === null || size === "" || size === "auto") return model.sizes[0];
+  if (!present(size) || size === "auto") return model.sizes[0];
   if (typeof size !== "string" || sizeRatio(size) === undefined) {
     throw invalidParam("size", "size must be WIDTHxHEIGHT (e.g. 1024x1024) or auto");
   }

@@ -5,7 +5,7 @@
  * @module
  */
 import { type ChatMessage, messageParts } from "./chat_request.ts";
-import { isHttpUrl, isImageDataUri } from "./image_ref.ts";
+import { isHttpUrl, isImageDataUri } from "../siliconflow/image_ref.ts";
 
 const isSpace = (c: string) => c === " " || c === "\t" || c === "\n" || c === "\r";
 

@@ -5,35 +5,36 @@
  * delivery happen here, on top of the shared planner.
  * @module
  */
-import { parseChatRequest } from "./chat_request.ts";
-import {
-  ChatChunkStream,
-  type ChatStreamEvent,
-  toChatCompletion,
-  ZERO_USAGE,
-} from "./chat_stream.ts";
-import {
-  acquireGenerationSlot,
-  authorize,
-  downloadGenerated,
-  finalError,
-  jsonResponse,
-  readJson,
-  type RequestContext,
-  resolveModel,
-  upstreamCaller,
-} from "./context.ts";
-import { ApiError, invalidParam } from "./errors.ts";
 import {
   failureSummary,
   type GenerationOutcome,
   type GenerationPlan,
   planGeneration,
   runGeneration,
-} from "./generation.ts";
-import { imagesFromHistory } from "./history.ts";
+} from "../generation/plan.ts";
+import { readJson } from "../server/body.ts";
+import { ApiError, CLIENT_CLOSED, invalidParam } from "../server/errors.ts";
+import { eventStreamResponse } from "../server/event_stream.ts";
+import { jsonResponse } from "../server/response.ts";
+import { choiceOr } from "../server/values.ts";
+import { authorize } from "../siliconflow/keys.ts";
+import { imagesFromHistory } from "./chat_history.ts";
+import { parseChatRequest } from "./chat_request.ts";
+import {
+  ChatChunkStream,
+  type ChatStreamEvent,
+  type CompletionMeta,
+  toChatCompletion,
+  ZERO_USAGE,
+} from "./chat_stream.ts";
+import {
+  bodyLimits,
+  failure,
+  type RequestContext,
+  requestedModel,
+  upstreamCaller,
+} from "./context.ts";
 import { parsePromptFlags } from "./prompt_flags.ts";
-import { CLIENT_CLOSED } from "./siliconflow.ts";
 
 /** The markdown answer: one image per line, the seed in the alt text, problems said plainly. */
 export function toMarkdown(outcome: GenerationOutcome, notes: string[] = []): string {
@@ -46,20 +47,18 @@ export function toMarkdown(outcome: GenerationOutcome, notes: string[] = []): st
   return lines.join("\n");
 }
 
-function choice<T extends string>(
+/** A request field that names one of `choices`; the server's setting when it is absent. */
+function enumField<T>(
   value: unknown,
   param: string,
-  map: Record<string, T>,
+  choices: Readonly<Record<string, T>>,
   fallback: T,
 ): T {
-  if (value === undefined || value === null || value === "") return fallback;
-  const key = typeof value === "string" || typeof value === "boolean"
-    ? String(value).toLowerCase()
-    : undefined;
-  if (key === undefined || !Object.hasOwn(map, key)) {
-    throw invalidParam(param, `${param} must be one of ${Object.keys(map).join(", ")}`);
+  const found = choiceOr(value, choices, fallback);
+  if (found === undefined) {
+    throw invalidParam(param, `${param} must be one of ${Object.keys(choices).join(", ")}`);
   }
-  return map[key];
+  return found;
 }
 
 /** Request fields with prompt flags applied; a flag beats any body field it conflicts with. */
@@ -80,7 +79,7 @@ async function embedImages(
   const notes: string[] = [];
   await Promise.all(outcome.images.map(async (image, i) => {
     try {
-      const { base64, contentType } = await downloadGenerated(ctx, image.url, signal);
+      const { base64, contentType } = await ctx.app.upstream.download(image.url, signal);
       image.url = `data:${contentType};base64,${base64}`;
     } catch (err) {
       notes.push(
@@ -98,23 +97,21 @@ const HISTORY_HINT =
 
 /** Handles a chat completion request. */
 export async function chatCompletions(ctx: RequestContext): Promise<Response> {
-  const auth = authorize(ctx);
-  const chat = parseChatRequest(await readJson(ctx));
+  const { config } = ctx.app;
+  const auth = authorize(ctx.request.headers, config);
+  const chat = parseChatRequest(await readJson(ctx.request, bodyLimits(ctx)));
   const flags = parsePromptFlags(chat.prompt);
   const fields = withFlags(chat.fields, flags.fields);
-  const delivery = choice(fields.image_delivery, "image_delivery", {
-    url: "url",
-    data: "data",
-  }, ctx.config.imageDelivery);
-  const progress = choice(fields.progress, "progress", {
-    reasoning: "reasoning",
-    true: "reasoning",
-    off: "off",
-    false: "off",
-  }, ctx.config.progress) === "reasoning";
+  const delivery = enumField(
+    fields.image_delivery,
+    "image_delivery",
+    DELIVERY,
+    config.imageDelivery,
+  );
+  const progress =
+    enumField(fields.progress, "progress", PROGRESS, config.progress) === "reasoning";
 
-  const model = resolveModel(ctx, chat.model, chat.images.length > 0);
-  ctx.log.model = model.id;
+  const model = requestedModel(ctx, chat.model, { withImages: chat.images.length > 0 });
   const param = `messages[${chat.userIndex}].content`;
   let images = chat.images;
   const fromHistory = images.length === 0 && model.inputImages.min > 0;
@@ -136,9 +133,9 @@ export async function chatCompletions(ctx: RequestContext): Promise<Response> {
     imagesParam: param,
     promptParam: param,
   });
-  const meta = {
+  const meta: CompletionMeta = {
     id: `chatcmpl-${crypto.randomUUID().replaceAll("-", "")}`,
-    created: Math.floor(ctx.now() / 1000),
+    created: Math.floor(ctx.app.now() / 1000),
     model: chat.model,
   };
 
@@ -156,7 +153,7 @@ export async function chatCompletions(ctx: RequestContext): Promise<Response> {
     return toMarkdown(outcome, notes);
   };
 
-  const release = acquireGenerationSlot(ctx);
+  const release = ctx.app.slots.acquire();
   if (!chat.stream) {
     try {
       return jsonResponse(toChatCompletion(meta, await produce(ctx.signal)));
@@ -164,99 +161,52 @@ export async function chatCompletions(ctx: RequestContext): Promise<Response> {
       release();
     }
   }
-  return streamAnswer(
-    ctx,
-    meta,
-    chat.includeUsage,
-    progress ? describe(plan) : undefined,
-    async (signal) => {
+  const intro = progress ? describe(plan) : undefined;
+  const { response, done } = eventStreamResponse<ChatStreamEvent>(
+    async (send, signal, elapsedS) => {
+      send({ kind: "role" });
+      if (intro) send({ kind: "reasoning", text: intro });
+      let markdown: string;
       try {
-        return await produce(signal);
+        markdown = await produce(signal);
       } finally {
         release();
       }
+      if (intro) send({ kind: "reasoning", text: `Done in ${elapsedS()} s.\n` });
+      send({ kind: "content", text: markdown });
+      send({ kind: "finish" });
+      send({ kind: "usage", usage: ZERO_USAGE });
+    },
+    {
+      encoder: new ChatChunkStream(meta, chat.includeUsage),
+      keepAlive: {
+        everyMs: config.keepAliveMs,
+        event: (s) =>
+          intro ? { kind: "reasoning", text: `Still working… ${s} s\n` } : { kind: "keepalive" },
+      },
+      signal: ctx.signal,
+      shutdownSignal: ctx.app.shutdownSignal,
+      onError: (err) => {
+        const error = failure(ctx, err);
+        ctx.log.outcome = error.code ?? undefined;
+        return {
+          event: error.status === CLIENT_CLOSED ? undefined : { kind: "error", error },
+          status: error.status,
+        };
+      },
+      now: ctx.app.now,
+      open: ctx.app.streams,
     },
   );
+  ctx.streamDone = done;
+  return response;
 }
+
+const DELIVERY = { url: "url", data: "data" } as const;
+const PROGRESS = { reasoning: "reasoning", true: "reasoning", off: "off", false: "off" } as const;
 
 /** The first progress line: what is being made. */
 function describe(plan: GenerationPlan): string {
   const size = plan.imageSize ? ` at ${plan.imageSize}` : "";
   return `Generating ${plan.n} image${plan.n === 1 ? "" : "s"} with ${plan.model.id}${size}…\n`;
-}
-
-function streamAnswer(
-  ctx: RequestContext,
-  meta: { id: string; created: number; model: string },
-  includeUsage: boolean,
-  progressIntro: string | undefined,
-  produce: (signal: AbortSignal) => Promise<string>,
-): Response {
-  const abort = new AbortController();
-  const onClientGone = () => abort.abort();
-  ctx.signal.addEventListener("abort", onClientGone, { once: true });
-  ctx.stats.streams++;
-  const started = ctx.now();
-  let timer: ReturnType<typeof setInterval> | undefined;
-  let finish!: (status: number) => void;
-  ctx.streamDone = new Promise((resolve) => (finish = resolve));
-  const source = new ReadableStream<ChatStreamEvent>({
-    start(controller) {
-      const send = (event: ChatStreamEvent) => {
-        try {
-          controller.enqueue(event);
-        } catch {
-          // The client has gone; cancel() below has already aborted the upstream call.
-        }
-      };
-      const elapsed = () => Math.round((ctx.now() - started) / 1000);
-      send({ kind: "role" });
-      if (progressIntro) send({ kind: "reasoning", text: progressIntro });
-      timer = setInterval(
-        () =>
-          send(
-            progressIntro
-              ? { kind: "reasoning", text: `Still working… ${elapsed()} s\n` }
-              : { kind: "keepalive" },
-          ),
-        ctx.config.keepAliveMs,
-      );
-      produce(abort.signal).then(
-        (markdown) => {
-          if (progressIntro) send({ kind: "reasoning", text: `Done in ${elapsed()} s.\n` });
-          send({ kind: "content", text: markdown });
-          send({ kind: "finish" });
-          send({ kind: "usage", usage: ZERO_USAGE });
-          return 200;
-        },
-        (err) => {
-          const error = finalError(ctx, err);
-          if (error.status !== CLIENT_CLOSED) send({ kind: "error", error });
-          ctx.log.outcome = error.code ?? undefined;
-          return error.status;
-        },
-      ).then((status) => {
-        clearInterval(timer);
-        ctx.signal.removeEventListener("abort", onClientGone);
-        ctx.stats.streams--;
-        try {
-          controller.close();
-        } catch {
-          // Already cancelled.
-        }
-        finish(abort.signal.aborted && !ctx.shutdownSignal.aborted ? CLIENT_CLOSED : status);
-      });
-    },
-    cancel() {
-      abort.abort();
-      clearInterval(timer);
-    },
-  });
-  return new Response(source.pipeThrough(new ChatChunkStream(meta, includeUsage)), {
-    headers: {
-      "content-type": "text/event-stream; charset=utf-8",
-      "cache-control": "no-cache",
-      "x-accel-buffering": "no",
-    },
-  });
 }

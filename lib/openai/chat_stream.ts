@@ -3,17 +3,10 @@
  * encoder, a `TransformStream` from {@link ChatStreamEvent}s to server-sent event bytes.
  * @module
  */
-import type { ApiError } from "./errors.ts";
+import type { ApiError } from "../server/errors.ts";
+import type { ChatCompletion, ChatCompletionChunk, ChunkDelta, Usage } from "./types.ts";
 
-/** Token usage; images have no tokens, so the counts are zero. */
-export interface Usage {
-  /** Prompt tokens. */
-  prompt_tokens: number;
-  /** Completion tokens. */
-  completion_tokens: number;
-  /** Both. */
-  total_tokens: number;
-}
+export type { Usage } from "./types.ts";
 
 /** The usage reported for an image generation. */
 export const ZERO_USAGE: Usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
@@ -39,7 +32,7 @@ export interface CompletionMeta {
 }
 
 /** A non-streamed `chat.completion`. */
-export function toChatCompletion(meta: CompletionMeta, content: string): Record<string, unknown> {
+export function toChatCompletion(meta: CompletionMeta, content: string): ChatCompletion {
   return {
     id: meta.id,
     object: "chat.completion",
@@ -52,24 +45,26 @@ export function toChatCompletion(meta: CompletionMeta, content: string): Record<
       logprobs: null,
     }],
     usage: ZERO_USAGE,
-  };
+  } satisfies ChatCompletion;
 }
 
-/** One `chat.completion.chunk`. */
+/** One `chat.completion.chunk`: one choice with a delta, or (with `usage`) the closing chunk. */
 export function toChatChunk(
   meta: CompletionMeta,
-  delta: Record<string, unknown>,
-  finishReason: string | null,
+  part: { delta: ChunkDelta; finish?: "stop" } | { usage: Usage },
   includeUsage: boolean,
-): Record<string, unknown> {
-  const chunk: Record<string, unknown> = {
+): ChatCompletionChunk {
+  const chunk: ChatCompletionChunk = {
     id: meta.id,
     object: "chat.completion.chunk",
     created: meta.created,
     model: meta.model,
-    choices: [{ index: 0, delta, finish_reason: finishReason, logprobs: null }],
+    choices: "usage" in part
+      ? []
+      : [{ index: 0, delta: part.delta, finish_reason: part.finish ?? null, logprobs: null }],
   };
-  if (includeUsage) chunk.usage = null;
+  if ("usage" in part) chunk.usage = part.usage;
+  else if (includeUsage) chunk.usage = null;
   return chunk;
 }
 
@@ -95,8 +90,10 @@ export class ChatChunkStream extends TransformStream<ChatStreamEvent, Uint8Array
     super({
       transform(event, controller) {
         if (failed) return;
-        const chunk = (delta: Record<string, unknown>, finish: string | null = null) =>
-          controller.enqueue(frame(JSON.stringify(toChatChunk(meta, delta, finish, includeUsage))));
+        const chunk = (delta: ChunkDelta, finish?: "stop") =>
+          controller.enqueue(
+            frame(JSON.stringify(toChatChunk(meta, { delta, finish }, includeUsage))),
+          );
         switch (event.kind) {
           case "role":
             return chunk({ role: "assistant", content: "" });
@@ -110,14 +107,9 @@ export class ChatChunkStream extends TransformStream<ChatStreamEvent, Uint8Array
             return chunk({}, "stop");
           case "usage":
             if (!includeUsage) return;
-            controller.enqueue(frame(JSON.stringify({
-              id: meta.id,
-              object: "chat.completion.chunk",
-              created: meta.created,
-              model: meta.model,
-              choices: [],
-              usage: event.usage,
-            })));
+            controller.enqueue(
+              frame(JSON.stringify(toChatChunk(meta, { usage: event.usage }, includeUsage))),
+            );
             return;
           case "error":
             failed = true;

@@ -2,29 +2,38 @@
  * The built-in stand-in for SiliconFlow. It answers `POST …/images/generations` like the real
  * API (same per-model rules, same error bodies, a trace id header) and serves the PNG images it
  * "generates" at `GET /demo/images/{W}x{H}/{seed}.png`, drawn on demand from the URL alone, so
- * it keeps no state. The demo mode and the test suite's fake upstream both use it.
+ * it keeps no state. The demo mode and the test suite's fake upstream both use it. The per-model
+ * rules come from the registry, passed in, so this side of the bridge does not import that one.
  * @module
  */
-import { findModel, modelSchema, SIZE_PATTERN, UPSTREAM_PARAM_NAMES } from "./models.ts";
+import { jsonResponse } from "../server/response.ts";
+import { TRACE_HEADER } from "./client.ts";
 import { compressIndexedRows, indexedPng } from "./png.ts";
 
 /** The path prefix under which the stand-in serves its images. */
 export const DEMO_IMAGE_PREFIX = "/demo/images/";
 
+/** SiliconFlow's refusal of a request body: its error code and message. */
+export interface Refusal {
+  /** SiliconFlow's numeric error code, e.g. 20015. */
+  code: number;
+  /** Its message. */
+  message: string;
+}
+
 /** Options of {@link createDemoUpstream}. */
 export interface DemoUpstreamOptions {
+  /**
+   * The per-model rules the stand-in applies, as SiliconFlow would: a refusal, or undefined for
+   * a body it takes. The registry provides them (`upstreamRules` in `generation/registry.ts`).
+   */
+  rules: (body: Record<string, unknown>) => Refusal | undefined;
   /** Largest side of a drawn image; larger requests are drawn scaled down. */
   maxSide?: number;
 }
 
 function json(status: number, body: unknown, traceId: string): Response {
-  return new Response(JSON.stringify(body), {
-    status,
-    headers: {
-      "content-type": "application/json; charset=utf-8",
-      "x-siliconcloud-trace-id": traceId,
-    },
-  });
+  return jsonResponse(body, status, { [TRACE_HEADER]: traceId });
 }
 
 function sfError(status: number, code: number, message: string, traceId: string): Response {
@@ -80,7 +89,7 @@ function hsl(h: number, s: number, l: number): [number, number, number] {
 
 /** Creates the stand-in's request handler. */
 export function createDemoUpstream(
-  options: DemoUpstreamOptions = {},
+  options: DemoUpstreamOptions,
 ): (request: Request) => Promise<Response> {
   const maxSide = options.maxSide ?? 2048;
   return async (request) => {
@@ -104,13 +113,13 @@ export function createDemoUpstream(
     if (!url.pathname.endsWith("/images/generations") || request.method !== "POST") {
       return new Response("404 page not found", {
         status: 404,
-        headers: { "x-siliconcloud-trace-id": traceId },
+        headers: { [TRACE_HEADER]: traceId },
       });
     }
     if (!/^Bearer \S+$/.test(request.headers.get("authorization") ?? "")) {
       return new Response('"Invalid token"', {
         status: 401,
-        headers: { "x-siliconcloud-trace-id": traceId },
+        headers: { [TRACE_HEADER]: traceId },
       });
     }
     let body: Record<string, unknown>;
@@ -122,31 +131,11 @@ export function createDemoUpstream(
     } catch {
       return sfError(400, 20015, "Invalid JSON body", traceId);
     }
-    const model = typeof body.model === "string" ? findModel(body.model) : undefined;
-    if (!model || model.id !== body.model) {
-      return sfError(400, 20012, "Model does not exist. Please check it carefully.", traceId);
-    }
-    if (typeof body.prompt !== "string" || !body.prompt.trim()) {
-      return sfError(400, 20015, "prompt is required", traceId);
-    }
-    const images = ["image", "image2", "image3"].filter((k) => body[k] !== undefined);
-    const allowed = new Set(["model", "prompt", ...Object.keys(model.params)]);
-    ["image", "image2", "image3"].slice(0, model.inputImages.max).forEach((k) => allowed.add(k));
-    for (const key of Object.keys(body)) {
-      if (!allowed.has(key) && (UPSTREAM_PARAM_NAMES.includes(key) || key.startsWith("image"))) {
-        return sfError(400, 20015, `Parameter ${key} is not supported by ${model.id}`, traceId);
-      }
-    }
-    if (images.length < model.inputImages.min) {
-      return sfError(400, 20015, `${model.id} requires an input image`, traceId);
-    }
-    const params = Object.fromEntries(Object.keys(model.params).map((k) => [k, body[k]]));
-    const parsed = modelSchema(model).safeParse(params);
-    if (!parsed.success) {
-      return sfError(400, 20015, `Invalid parameter: ${parsed.error.issues[0].message}`, traceId);
-    }
-    const size = SIZE_PATTERN.exec(typeof body.image_size === "string" ? body.image_size : "") ??
-      [null, "1024", "1024"];
+    const refusal = options.rules(body);
+    if (refusal) return sfError(400, refusal.code, refusal.message, traceId);
+    const size = /^(\d{1,4})x(\d{1,4})$/.exec(
+      typeof body.image_size === "string" ? body.image_size : "",
+    ) ?? [null, "1024", "1024"];
     const seed = typeof body.seed === "number" ? body.seed : Math.floor(Math.random() * 1e9);
     const count = typeof body.batch_size === "number" ? body.batch_size : 1;
     const list = Array.from({ length: count }, (_, i) => ({

@@ -8,11 +8,11 @@
  *   owner's keys.
  * @module
  */
-import { ApiError } from "./errors.ts";
-import type { Logger } from "./logger.ts";
+import type { Config } from "../config.ts";
+import { ApiError } from "../server/errors.ts";
+import type { Logger } from "../server/logger.ts";
 
-/** How keys are handled. */
-export type KeyMode = "pass-through" | "server-key" | "anonymous";
+export type { KeyMode } from "../config.ts";
 
 /** A short, stable, non-reversible name for a key, for logs. Never log the key itself. */
 export function fingerprint(key: string): string {
@@ -178,5 +178,37 @@ export async function withPoolKey<T>(pool: KeyPool, call: (key: string) => Promi
       if (err2 instanceof ApiError) pool.failed(second, err2);
       throw err2;
     }
+  }
+}
+
+/** Which key pays for a request's upstream calls. */
+export type UpstreamAuth = { kind: "client"; key: string } | { kind: "pool" };
+
+/** Checks the client's key according to the key mode; 401 when it is missing or wrong. */
+export function authorize(
+  headers: Headers,
+  config: Pick<Config, "keyMode" | "proxyKeys" | "demo">,
+): UpstreamAuth {
+  const presented = /^Bearer\s+(\S+)\s*$/i.exec(headers.get("authorization") ?? "")?.[1];
+  switch (config.keyMode) {
+    case "anonymous":
+      return { kind: "pool" };
+    case "server-key":
+      if (presented && isAccepted(presented, config.proxyKeys)) return { kind: "pool" };
+      throw new ApiError(
+        401,
+        presented
+          ? "Invalid API key: use an access key given out by this server's owner."
+          : "Missing API key. Send the access key you were given as 'Authorization: Bearer <key>'.",
+        { code: presented ? "invalid_api_key" : "missing_api_key" },
+      );
+    case "pass-through":
+      if (presented) return { kind: "client", key: presented };
+      if (config.demo) return { kind: "client", key: "demo" };
+      throw new ApiError(
+        401,
+        "Missing API key. Send your SiliconFlow key as 'Authorization: Bearer <key>'.",
+        { code: "missing_api_key" },
+      );
   }
 }

@@ -1,0 +1,125 @@
+/**
+ * The request side of the Images API: the shared zod schema, and the three bodies it comes in —
+ * generations JSON, edits JSON (`images: [{image_url}]`) and edits multipart (files as `image`,
+ * `image[]`). Multipart images are counted against the model before any is converted.
+ * @module
+ */
+import { encodeBase64 } from "@std/encoding/base64";
+import { z } from "zod";
+import { checkImageCount } from "../generation/plan.ts";
+import type { ModelSpec } from "../generation/registry.ts";
+import { invalidParam, zodError } from "../server/errors.ts";
+import { isJsonObject } from "../server/values.ts";
+import { checkImageRef, sniffImageType } from "../siliconflow/image_ref.ts";
+
+/** The largest input image accepted by `/v1/images/edits`, per file. */
+export const MAX_EDIT_IMAGE_BYTES: number = 10 * 1024 * 1024;
+
+/** The model used when a request names none (OpenAI's own default is `dall-e-2`). */
+export const DEFAULT_IMAGES_MODEL = "dall-e-2";
+
+const Common = z.looseObject({
+  prompt: z.string({ error: "prompt is required and must be a string" }),
+  model: z.string().nullish(),
+  response_format: z.enum(["url", "b64_json"]).nullish(),
+  user: z.string().nullish(),
+});
+
+/** An Images API request, checked. */
+export interface ImagesRequest {
+  /** The whole body, for the per-model parameters. */
+  fields: Record<string, unknown>;
+  /** The prompt. */
+  prompt: string;
+  /** The requested model (the default when none is named). */
+  model: unknown;
+  /** `url` unless the client asks for `b64_json`. */
+  responseFormat: "url" | "b64_json";
+}
+
+/** Checks the fields every Images API body shares. */
+export function parseImagesFields(fields: Record<string, unknown>): ImagesRequest {
+  const parsed = Common.safeParse(fields);
+  if (!parsed.success) throw zodError(parsed.error);
+  return {
+    fields,
+    prompt: parsed.data.prompt,
+    model: fields.model ?? DEFAULT_IMAGES_MODEL,
+    responseFormat: parsed.data.response_format ?? "url",
+  };
+}
+
+function maskError() {
+  return invalidParam(
+    "mask",
+    "mask is not supported: SiliconFlow's edit models take no mask. Describe the change in the prompt instead.",
+    "unsupported_parameter",
+  );
+}
+
+/** The input images of an edits JSON body (`images: [{image_url}]`). */
+export function editsJsonImages(fields: Record<string, unknown>): string[] {
+  if (fields.mask !== undefined) throw maskError();
+  const list = Array.isArray(fields.images) ? fields.images : [];
+  return list.map((entry, i) =>
+    checkImageRef(isJsonObject(entry) ? entry.image_url : undefined, `images[${i}].image_url`)
+  );
+}
+
+/** An edits multipart body split into its text fields and its image parts (not yet read). */
+export interface EditsForm {
+  /** The text fields. */
+  fields: Record<string, unknown>;
+  /** The image parts, by field name, in order. */
+  parts: [string, FormDataEntryValue][];
+}
+
+/** Splits an edits form; a 400 without any image, or with a mask. */
+export function splitEditsForm(form: FormData): EditsForm {
+  if (form.has("mask")) throw maskError();
+  const fields: Record<string, unknown> = {};
+  const parts: [string, FormDataEntryValue][] = [];
+  for (const [name, value] of form.entries()) {
+    if (name === "image" || name === "image[]") parts.push([name, value]);
+    else if (typeof value === "string") fields[name] = value;
+  }
+  if (parts.length === 0) {
+    throw invalidParam(
+      "image",
+      "Attach at least one image file as image or image[]",
+      "image_required",
+    );
+  }
+  return { fields, parts };
+}
+
+/** The form's images as data URIs, counted against the model first. */
+export async function editsFormImages(form: EditsForm, model: ModelSpec): Promise<string[]> {
+  checkImageCount(model, form.parts.length, "image");
+  const images: string[] = [];
+  for (const [name, value] of form.parts) images.push(await toDataUri(value, name, images.length));
+  return images;
+}
+
+async function toDataUri(value: FormDataEntryValue, name: string, index: number): Promise<string> {
+  if (typeof value === "string") return checkImageRef(value, name);
+  if (value.size > MAX_EDIT_IMAGE_BYTES) {
+    throw invalidParam(
+      name,
+      `Image ${
+        index + 1
+      } is ${value.size} bytes; the limit is ${MAX_EDIT_IMAGE_BYTES} bytes per image`,
+      "image_too_large",
+    );
+  }
+  const bytes = new Uint8Array(await value.arrayBuffer());
+  const mime = sniffImageType(bytes);
+  if (!mime) {
+    throw invalidParam(
+      name,
+      `Image ${index + 1} (${value.name || "unnamed"}) is not a png, jpeg, webp or gif file`,
+      "invalid_image_format",
+    );
+  }
+  return `data:${mime};base64,${encodeBase64(bytes)}`;
+}

@@ -1,0 +1,50 @@
+/**
+ * Every answer this server gives, in one table: method, `URLPattern` and handler. `/v1` may be
+ * left out, as some clients do; model ids contain a slash.
+ * @module
+ */
+import { ApiError } from "../server/errors.ts";
+import { preflight } from "../server/pipeline.ts";
+import { jsonResponse } from "../server/response.ts";
+import { path, type Route } from "../server/router.ts";
+import { DEMO_IMAGE_PREFIX } from "../siliconflow/upstream.ts";
+import { VERSION } from "../version.ts";
+import { chatCompletions } from "./chat_completions.ts";
+import type { RequestContext } from "./context.ts";
+import { imagesEdits, imagesGenerations } from "./images.ts";
+import { modelsList, modelsRetrieve } from "./models.ts";
+
+/** `GET /healthz`: liveness, mode, what is in flight and the server keys' state; no secrets. */
+function health(ctx: RequestContext): Promise<Response> {
+  const { app } = ctx;
+  const keys = app.upstream.keyStatus();
+  return Promise.resolve(jsonResponse({
+    status: app.shutdownSignal.aborted ? "stopping" : "ok",
+    version: VERSION,
+    mode: app.config.demo ? "demo" : app.config.keyMode,
+    in_flight: { generations: app.slots.inFlight, streams: app.streams.count },
+    upstream_keys: keys?.map((k) => k.state),
+    upstream_keys_back_in_s: keys?.map((k) => k.back_in_s),
+  }));
+}
+
+/** `GET /demo/images/…`: the stand-in's images, in demo mode only. */
+function demoImages(ctx: RequestContext): Promise<Response> {
+  const serve = ctx.app.upstream.demoImages;
+  if (!serve) {
+    throw new ApiError(404, `No route for GET ${ctx.url.pathname}`, { code: "not_found" });
+  }
+  return serve(ctx.request);
+}
+
+/** The route table. */
+export const ROUTES: readonly Route<RequestContext>[] = [
+  { method: "OPTIONS", pattern: path("*"), handle: (ctx) => preflight(ctx.request) },
+  { method: "GET", pattern: path("/healthz"), handle: health },
+  { method: "GET", pattern: path(`${DEMO_IMAGE_PREFIX}*`), handle: demoImages },
+  { method: "POST", pattern: path("{/v1}?/chat/completions"), handle: chatCompletions },
+  { method: "POST", pattern: path("{/v1}?/images/generations"), handle: imagesGenerations },
+  { method: "POST", pattern: path("{/v1}?/images/edits"), handle: imagesEdits },
+  { method: "GET", pattern: path("{/v1}?/models"), handle: modelsList },
+  { method: "GET", pattern: path("{/v1}?/models/:id(.+)"), handle: modelsRetrieve },
+];

@@ -1,0 +1,93 @@
+/**
+ * The OpenAI answer shapes this server builds, declared here (importing them from the `openai`
+ * package would pull the SDK into the published graph). Builders use `satisfies`, so a typo in a
+ * field name is a compile error.
+ * @module
+ */
+
+/** Token usage; images have no tokens, so the counts are zero. */
+export interface Usage {
+  /** Prompt tokens. */
+  prompt_tokens: number;
+  /** Completion tokens. */
+  completion_tokens: number;
+  /** Both. */
+  total_tokens: number;
+}
+
+/** A non-streamed `chat.completion`. */
+export interface ChatCompletion {
+  /** `chatcmpl-…`. */
+  id: string;
+  /** Always `chat.completion`. */
+  object: "chat.completion";
+  /** Unix seconds. */
+  created: number;
+  /** The model as the client named it. */
+  model: string;
+  /** The one answer. */
+  choices: {
+    index: number;
+    message: { role: "assistant"; content: string; refusal: null };
+    finish_reason: "stop";
+    logprobs: null;
+  }[];
+  /** Zero usage. */
+  usage: Usage;
+}
+
+/** What a streamed chunk's delta may carry. */
+export interface ChunkDelta {
+  /** Only in the first chunk. */
+  role?: "assistant";
+  /** Answer text (the markdown images). */
+  content?: string;
+  /** Progress lines, where asked for. */
+  reasoning_content?: string;
+}
+
+/** One `chat.completion.chunk`. */
+export interface ChatCompletionChunk {
+  /** The same id in every chunk of an answer. */
+  id: string;
+  /** Always `chat.completion.chunk`. */
+  object: "chat.completion.chunk";
+  /** Unix seconds. */
+  created: number;
+  /** The model as the client named it. */
+  model: string;
+  /** One choice, or none in the closing usage chunk. */
+  choices: {
+    index: number;
+    delta: ChunkDelta;
+    finish_reason: "stop" | null;
+    logprobs: null;
+  }[];
+  /** `null` in every chunk but the usage chunk, when usage was asked for. */
+  usage?: Usage | null;
+}
+
+/** One image of an Images API answer. */
+export type ImageData = { url: string } | { b64_json: string };
+
+/** The answer of `/v1/images/generations` and `/v1/images/edits`. */
+export interface ImagesResponse {
+  /** Unix seconds. */
+  created: number;
+  /** The images, in order. */
+  data: ImageData[];
+  /** When only some of the images could be made (not an OpenAI field; clients ignore it). */
+  partial_failure?: { failed: number; requested: number; message: string };
+}
+
+/** An OpenAI model object. */
+export interface ModelObject {
+  /** Model id. */
+  id: string;
+  /** Always `model`. */
+  object: "model";
+  /** A fixed timestamp (the registry has no real dates). */
+  created: number;
+  /** Owner. */
+  owned_by: string;
+}

@@ -1,0 +1,128 @@
+/**
+ * The request pipeline, the same for every route: request id, route match, the error boundary,
+ * CORS and id headers, the per-request log line, and the body budget given back. Route handlers
+ * only turn a context into a response.
+ * @module
+ */
+import type { BodyShare } from "./body_budget.ts";
+import type { ApiError } from "./errors.ts";
+import type { Logger } from "./logger.ts";
+import { errorResponse } from "./response.ts";
+import { matchRoute, type Route } from "./router.ts";
+
+/** Fields of a request's log line, filled in as it is handled. */
+export interface LogFields {
+  /** The model that was resolved. */
+  model?: string;
+  /** The upstream trace id. */
+  traceId?: string;
+  /** An error code, when it failed. */
+  outcome?: string;
+}
+
+/** What the pipeline needs of every request's context. */
+export interface Exchange {
+  /** The incoming request. */
+  readonly request: Request;
+  /** Its parsed URL. */
+  readonly url: URL;
+  /** `X-Request-Id` of this request. */
+  readonly requestId: string;
+  /** Fields for the request's log line. */
+  readonly log: LogFields;
+  /** For streamed answers: resolves with the final status when the stream ends. */
+  streamDone?: Promise<number>;
+  /** The request's share of the body budget, given back when it is done. */
+  readonly bodyShare: BodyShare;
+}
+
+/** Options of {@link createPipeline}. */
+export interface PipelineOptions<C extends Exchange> {
+  /** The route table. */
+  routes: readonly Route<C>[];
+  /** Builds the context of one request. */
+  context: (request: Request, url: URL, requestId: string) => C;
+  /** The error to answer for a failure (with the request id, shutdown told apart). */
+  failure: (ctx: C, err: unknown) => ApiError;
+  /** Where the log lines go. */
+  logger: Logger;
+  /** The clock. */
+  now: () => number;
+  /** The upstream's trace-id header, passed on to the client and named in CORS. */
+  traceHeader: string;
+}
+
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+/** The answer to a CORS preflight, for an `OPTIONS` route. */
+export function preflight(request: Request): Promise<Response> {
+  return Promise.resolve(
+    new Response(null, {
+      status: 204,
+      headers: {
+        "access-control-allow-methods": "GET, POST, OPTIONS",
+        "access-control-allow-headers": request.headers.get("access-control-request-headers") ??
+          "authorization, content-type, x-request-id",
+        "access-control-max-age": "86400",
+      },
+    }),
+  );
+}
+
+/** Builds the server's request handler from a route table. */
+export function createPipeline<C extends Exchange>(
+  options: PipelineOptions<C>,
+): (request: Request) => Promise<Response> {
+  const { routes, logger, now, traceHeader } = options;
+  const cors: Record<string, string> = {
+    "access-control-allow-origin": "*",
+    "access-control-expose-headers": `x-request-id, ${traceHeader}, retry-after`,
+  };
+
+  const dispatch = async (ctx: C): Promise<Response> => {
+    try {
+      const { route, params } = matchRoute(routes, ctx.request.method, ctx.url.pathname);
+      return await route.handle(ctx, params);
+    } catch (err) {
+      const error = options.failure(ctx, err);
+      ctx.log.outcome = error.code ?? undefined;
+      ctx.request.body?.cancel().catch(() => {});
+      // After a body that was too slow or too large the connection is not reused.
+      const closing = error.status === 408 || error.status === 413;
+      return errorResponse(error, closing ? { connection: "close" } : {});
+    }
+  };
+
+  return async (request) => {
+    const started = now();
+    const url = new URL(request.url);
+    const incomingId = request.headers.get("x-request-id");
+    const requestId = incomingId && REQUEST_ID.test(incomingId) ? incomingId : crypto.randomUUID();
+    const ctx = options.context(request, url, requestId);
+    const response = await dispatch(ctx);
+
+    // Responses from fetch have immutable headers: the answer is re-wrapped to add ours.
+    const headers = new Headers(response.headers);
+    for (const [k, v] of Object.entries(cors)) headers.set(k, v);
+    headers.set("x-request-id", requestId);
+    if (ctx.log.traceId && !ctx.streamDone) headers.set(traceHeader, ctx.log.traceId);
+    const final = new Response(response.body, { status: response.status, headers });
+
+    const done = (status: number) => {
+      ctx.bodyShare.release();
+      logger({
+        level: status >= 500 && status !== 502 && status !== 504 ? "error" : "info",
+        msg: `${request.method} ${url.pathname}`,
+        status,
+        ms: now() - started,
+        model: ctx.log.model,
+        trace: ctx.log.traceId,
+        outcome: ctx.log.outcome,
+        req: requestId,
+      });
+    };
+    if (ctx.streamDone) ctx.streamDone.then(done);
+    else done(response.status);
+    return final;
+  };
+}

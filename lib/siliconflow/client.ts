@@ -1,0 +1,169 @@
+/**
+ * The SiliconFlow client: one `POST {base}/images/generations`, with a timeout, abort on client
+ * disconnect, a cap on the response size, and the mapping of upstream failures to OpenAI errors.
+ * @module
+ */
+import { readLimited } from "../server/body.ts";
+import { deadline } from "../server/deadline.ts";
+import { ApiError, CLIENT_CLOSED } from "../server/errors.ts";
+import { jsonBody } from "../server/json_body.ts";
+import {
+  describeNetworkError,
+  mapUpstreamError,
+  parseUpstreamSuccess,
+  type UpstreamResult,
+  withTrace,
+} from "./answers.ts";
+
+export type { UpstreamResult } from "./answers.ts";
+
+/** The header SiliconFlow puts on every response, for its support desk. */
+export const TRACE_HEADER = "x-siliconcloud-trace-id";
+
+/** The largest upstream JSON answer read; anything longer is a fault. */
+export const MAX_UPSTREAM_RESPONSE_BYTES: number = 16 * 1024 * 1024;
+
+/** Per-call options. */
+export interface CallOptions {
+  /** The SiliconFlow key to send. */
+  apiKey: string;
+  /** Aborts the call when the client goes away. */
+  signal?: AbortSignal;
+  /** Base URL, e.g. `https://api.siliconflow.cn/v1`. */
+  baseUrl: string;
+  /** Called with the trace id as soon as the upstream headers arrive. */
+  onTraceId?: (traceId: string) => void;
+}
+
+/** Options of {@link SiliconFlowClient}. */
+export interface SiliconFlowClientOptions {
+  /** The fetch to use; tests and the demo mode pass their own. */
+  fetch?: typeof fetch;
+  /** Gives up on a call after this many milliseconds. */
+  timeoutMs: number;
+  /**
+   * The most upstream calls that may be in flight at once. With the platform's own fetch, calls
+   * are spread over enough HTTP clients that no connection carries more than
+   * {@link STREAMS_PER_CONNECTION} of them.
+   */
+  maxInFlight?: number;
+  /** The server's own keys: removed from every upstream error text, whatever their length. */
+  secrets?: readonly string[];
+}
+
+/**
+ * The most concurrent calls put on one upstream connection. HTTP/2 servers may cap concurrent
+ * streams per connection (RFC 9113 recommends a cap of at least 100), and Deno's fetch queues
+ * calls past the cap on that one connection instead of opening another, so generations that take
+ * tens of seconds would wait for each other.
+ */
+export const STREAMS_PER_CONNECTION = 100;
+
+/** Calls SiliconFlow's image generation endpoint. */
+export class SiliconFlowClient {
+  #fetch: typeof fetch;
+  #timeoutMs: number;
+  // The first lane is fetch's shared client; each further one, made when the others are full,
+  // has a connection pool of its own. They live as long as the process.
+  #lanes: { client?: Deno.HttpClient; inFlight: number }[] = [{ inFlight: 0 }];
+  #maxLanes: number;
+  #secrets: readonly string[];
+
+  /** Creates a client. */
+  constructor(options: SiliconFlowClientOptions) {
+    this.#fetch = options.fetch ?? globalThis.fetch;
+    this.#secrets = (options.secrets ?? []).filter(Boolean);
+    this.#timeoutMs = options.timeoutMs;
+    this.#maxLanes = options.fetch
+      ? 1
+      : Math.max(1, Math.ceil((options.maxInFlight ?? 0) / STREAMS_PER_CONNECTION));
+  }
+
+  /** The lane (HTTP client) with the fewest calls in flight, adding one when all are full. */
+  #lane(): { client?: Deno.HttpClient; inFlight: number } {
+    let best = this.#lanes[0];
+    for (const lane of this.#lanes) if (lane.inFlight < best.inFlight) best = lane;
+    if (best.inFlight >= STREAMS_PER_CONNECTION && this.#lanes.length < this.#maxLanes) {
+      best = { client: Deno.createHttpClient({}), inFlight: 0 };
+      this.#lanes.push(best);
+    }
+    return best;
+  }
+
+  /** Makes one generation call; throws {@link ApiError} on any failure. */
+  async generate(body: Record<string, unknown>, options: CallOptions): Promise<UpstreamResult> {
+    const limit = deadline(this.#timeoutMs, options.signal);
+    let traceId: string | undefined;
+    const lane = this.#lane();
+    lane.inFlight++;
+    try {
+      if (options.signal?.aborted) throw new DOMException("aborted", "AbortError");
+      const response = await this.#fetch(
+        `${options.baseUrl.replace(/\/+$/, "")}/images/generations`,
+        {
+          method: "POST",
+          headers: {
+            "authorization": `Bearer ${options.apiKey}`,
+            "content-type": "application/json",
+            "accept": "application/json",
+          },
+          body: jsonBody(body),
+          signal: limit.signal,
+          // A redirect from the API is a fault to report, never a hop to somewhere else.
+          redirect: "manual",
+          ...(lane.client ? { client: lane.client } : {}),
+        },
+      );
+      traceId = response.headers.get(TRACE_HEADER)?.slice(0, 128) || undefined;
+      if (traceId) options.onTraceId?.(traceId);
+      const bytes = await readLimited(response.body, { limit: MAX_UPSTREAM_RESPONSE_BYTES });
+      if (bytes === undefined) {
+        throw new ApiError(502, withTrace("SiliconFlow's answer is too large", traceId), {
+          code: "upstream_bad_response",
+        });
+      }
+      let text = new TextDecoder().decode(bytes);
+      // Should SiliconFlow ever echo a key, it must not reach our client or logs. An error text
+      // loses every configured key and the one sent, however short; an answer's image links are
+      // only ever rid of a long key, which cannot be part of a link by chance.
+      if (response.status !== 200) {
+        for (const key of [...this.#secrets, options.apiKey]) {
+          if (key) text = text.replaceAll(key, "[redacted]");
+        }
+        throw mapUpstreamError({
+          status: response.status,
+          text,
+          headers: response.headers,
+          traceId,
+        });
+      }
+      if (options.apiKey.length >= 16) text = text.replaceAll(options.apiKey, "[redacted]");
+      return parseUpstreamSuccess(text, traceId);
+    } catch (err) {
+      if (err instanceof ApiError) throw err;
+      if (options.signal?.aborted) {
+        throw new ApiError(CLIENT_CLOSED, "The client closed the request", {
+          code: "client_closed",
+        });
+      }
+      if (limit.timedOut()) {
+        throw new ApiError(
+          504,
+          withTrace(`SiliconFlow did not answer within ${this.#timeoutMs} ms`, traceId),
+          { code: "upstream_timeout" },
+        );
+      }
+      throw new ApiError(
+        502,
+        withTrace(
+          `Could not reach SiliconFlow: ${describeNetworkError(err)}`,
+          traceId,
+        ),
+        { code: "upstream_unreachable" },
+      );
+    } finally {
+      lane.inFlight--;
+      limit.clear();
+    }
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * Everything that reaches SiliconFlow, built once per server: the client (or, in demo mode, the
+ * in-process stand-in in its place), the pool of the server's own keys, and downloads of the
+ * generated images. Route handlers get one {@link Upstream} and never see which it is.
+ * @module
+ */
+import type { Config } from "../config.ts";
+import type { Logger } from "../server/logger.ts";
+import { SiliconFlowClient, type UpstreamResult } from "./client.ts";
+import {
+  createDemoUpstream,
+  DEMO_IMAGE_PREFIX,
+  type DemoUpstreamOptions,
+} from "./demo_upstream.ts";
+import { type DownloadedImage, downloadImage } from "./download.ts";
+import { KeyPool, type UpstreamAuth, withPoolKey } from "./keys.ts";
+
+/** One call's worth of context: whose key, which cancellation, where the trace id goes. */
+export interface CallScope {
+  /** Which key pays. */
+  auth: UpstreamAuth;
+  /** Aborts the call when the client goes away. */
+  signal: AbortSignal;
+  /** The origin the request came to (the demo's image links point back at it). */
+  origin: string;
+  /** Hears the upstream trace id as soon as it is known. */
+  onTraceId?: (traceId: string) => void;
+}
+
+/** The SiliconFlow side, as the OpenAI surface uses it. */
+export interface Upstream {
+  /** Whether the stand-in answers instead of SiliconFlow. */
+  readonly demo: boolean;
+  /** Makes one generation call per body, with the scope's key and cancellation. */
+  caller(scope: CallScope): (body: Record<string, unknown>) => Promise<UpstreamResult>;
+  /** Downloads an image SiliconFlow generated (never a URL from a client). */
+  download(url: string, signal: AbortSignal): Promise<DownloadedImage>;
+  /** The server's own keys and their state, in server-key and anonymous modes. */
+  keyStatus(): ReturnType<KeyPool["status"]> | undefined;
+  /** Serves the stand-in's images (`GET /demo/images/…`); undefined outside demo mode. */
+  demoImages?: (request: Request) => Promise<Response>;
+}
+
+/** Options of {@link createUpstream}. */
+export interface UpstreamOptions {
+  /** The fetch for upstream calls (tests pass their own). */
+  fetch?: typeof fetch;
+  /** Where key events are logged. */
+  logger: Logger;
+  /** The clock. */
+  now: () => number;
+  /** The most calls in flight at once (spreads them over connections). */
+  maxInFlight: number;
+  /** The registry's rules, for the stand-in in demo mode. */
+  rules: DemoUpstreamOptions["rules"];
+}
+
+/** Builds the upstream side for a configuration. */
+export function createUpstream(config: Config, options: UpstreamOptions): Upstream {
+  const demo = config.demo ? createDemoUpstream({ rules: options.rules }) : undefined;
+  // In demo mode upstream calls never leave the process: the stand-in answers them directly.
+  const fetcher: typeof fetch = demo
+    ? (input, init) => demo(new Request(input, init))
+    : options.fetch ?? globalThis.fetch;
+  const client = new SiliconFlowClient({
+    fetch: demo ? fetcher : options.fetch,
+    timeoutMs: config.upstreamTimeoutMs,
+    maxInFlight: options.maxInFlight,
+    secrets: config.siliconflowKeys,
+  });
+  const pool = config.keyMode === "pass-through"
+    ? undefined
+    : new KeyPool(config.siliconflowKeys, options.now, options.logger);
+
+  return {
+    demo: demo !== undefined,
+    caller({ auth, signal, origin, onTraceId }) {
+      const baseUrl = demo ? `${origin}/demo/v1` : config.baseUrl;
+      const call = (apiKey: string, body: Record<string, unknown>) =>
+        client.generate(body, { apiKey, signal, baseUrl, onTraceId });
+      if (auth.kind === "client") return (body) => call(auth.key, body);
+      return (body) => withPoolKey(pool!, (key) => call(key, body));
+    },
+    download(url, signal) {
+      return downloadImage(url, { fetch: fetcher, timeoutMs: config.upstreamTimeoutMs, signal });
+    },
+    keyStatus: () => pool?.status(),
+    demoImages: demo,
+  };
+}
+
+export { DEMO_IMAGE_PREFIX };
