@@ -3,7 +3,7 @@
  * SiliconFlow, drives load with bounded loops, prints a markdown table and writes BENCHMARKS.md.
  * `--smoke` runs every measurement tiny and writes nothing (CI runs it so the benchmark cannot rot).
  */
-import { upstreamRules } from "../lib/generation/registry.ts";
+import { upstreamRules } from "../lib/generation/schemas.ts";
 import { createDemoUpstream, drawDemoImage } from "../lib/siliconflow/demo_upstream.ts";
 import { markdownImages } from "../lib/openai/chat_history.ts";
 import { isImageDataUri } from "../lib/siliconflow/image_ref.ts";

@@ -194,11 +194,9 @@ export function displayUrl(url: string): string {
   }
 }
 
-/** Reads the configuration; `get` returns a variable's value (from the environment or a flag). */
-export function loadConfig(get: (name: string) => string | undefined): Config {
-  const siliconflowKeys = keyList(get("SILICONFLOW_API_KEY"));
-  const proxyKeys = keyList(get("PROXY_API_KEYS"));
-  const baseUrl = (get("SILICONFLOW_BASE_URL") ?? "").trim() || DEFAULTS.baseUrl;
+/** `SILICONFLOW_BASE_URL`, checked: an http(s) URL, without a trailing slash. */
+function baseUrlOf(raw: string | undefined): string {
+  const baseUrl = (raw ?? "").trim() || DEFAULTS.baseUrl;
   let url: URL;
   try {
     url = new URL(baseUrl);
@@ -208,17 +206,14 @@ export function loadConfig(get: (name: string) => string | undefined): Config {
   if (url.protocol !== "https:" && url.protocol !== "http:") {
     throw new ConfigError("SILICONFLOW_BASE_URL", `must be http(s), got "${displayUrl(baseUrl)}"`);
   }
-  const host = (get("HOST") ?? "").trim() || DEFAULTS.host;
-  const maxBodyBytes = integer(
-    "MAX_BODY_BYTES",
-    get("MAX_BODY_BYTES"),
-    DEFAULTS.maxBodyBytes,
-    1024,
-    1024 * 1024 * 1024,
-  );
-  const maxBodyBufferBytes = integer(
+  return baseUrl.replace(/\/+$/, "");
+}
+
+/** `MAX_BODY_BYTES` and `MAX_BODY_BUFFER_BYTES`, which must hold at least one body. */
+function bodyLimitsOf(int: IntegerReader) {
+  const maxBodyBytes = int("MAX_BODY_BYTES", DEFAULTS.maxBodyBytes, 1024, 1024 * 1024 * 1024);
+  const maxBodyBufferBytes = int(
     "MAX_BODY_BUFFER_BYTES",
-    get("MAX_BODY_BUFFER_BYTES"),
     Math.max(DEFAULTS.maxBodyBufferBytes, maxBodyBytes),
     1024,
     64 * 1024 * 1024 * 1024,
@@ -229,53 +224,37 @@ export function loadConfig(get: (name: string) => string | undefined): Config {
       `must be at least MAX_BODY_BYTES (${maxBodyBytes}), got ${maxBodyBufferBytes}`,
     );
   }
+  return { maxBodyBytes, maxBodyBufferBytes };
+}
+
+type IntegerReader = (name: string, fallback: number, min: number, max: number) => number;
+
+/** Reads the configuration; `get` returns a variable's value (from the environment or a flag). */
+export function loadConfig(get: (name: string) => string | undefined): Config {
+  const int: IntegerReader = (name, fallback, min, max) =>
+    integer(name, get(name), fallback, min, max);
+  const siliconflowKeys = keyList(get("SILICONFLOW_API_KEY"));
+  const proxyKeys = keyList(get("PROXY_API_KEYS"));
+  const host = (get("HOST") ?? "").trim() || DEFAULTS.host;
   if (!/^[\w.:[\]-]+$/.test(host)) throw new ConfigError("HOST", `is not a host name: "${host}"`);
+  const allowAnonymous = boolean("ALLOW_ANONYMOUS", get("ALLOW_ANONYMOUS"));
   return Object.freeze({
-    port: integer("PORT", get("PORT"), DEFAULTS.port, 0, 65535),
+    port: int("PORT", DEFAULTS.port, 0, 65535),
     host,
-    baseUrl: baseUrl.replace(/\/+$/, ""),
-    upstreamTimeoutMs: integer(
-      "UPSTREAM_TIMEOUT_MS",
-      get("UPSTREAM_TIMEOUT_MS"),
-      DEFAULTS.upstreamTimeoutMs,
-      1,
-      3_600_000,
-    ),
-    keepAliveMs: integer("KEEPALIVE_MS", get("KEEPALIVE_MS"), DEFAULTS.keepAliveMs, 1, 600_000),
-    maxBodyBytes,
-    maxBodyBufferBytes,
+    baseUrl: baseUrlOf(get("SILICONFLOW_BASE_URL")),
+    upstreamTimeoutMs: int("UPSTREAM_TIMEOUT_MS", DEFAULTS.upstreamTimeoutMs, 1, 3_600_000),
+    keepAliveMs: int("KEEPALIVE_MS", DEFAULTS.keepAliveMs, 1, 600_000),
+    ...bodyLimitsOf(int),
     logFormat: oneOf("LOG_FORMAT", get("LOG_FORMAT"), ["text", "json"] as const),
     imageDelivery: oneOf("IMAGE_DELIVERY", get("IMAGE_DELIVERY"), ["url", "data"] as const),
     progress: oneOf("PROGRESS", get("PROGRESS"), ["off", "reasoning"] as const),
     demo: boolean("DEMO", get("DEMO")),
     siliconflowKeys,
     proxyKeys,
-    keyMode: keyMode(
-      siliconflowKeys,
-      proxyKeys,
-      boolean("ALLOW_ANONYMOUS", get("ALLOW_ANONYMOUS")),
-    ),
-    maxConcurrency: integer(
-      "MAX_CONCURRENCY",
-      get("MAX_CONCURRENCY"),
-      DEFAULTS.maxConcurrency,
-      1,
-      100_000,
-    ),
-    bodyTimeoutMs: integer(
-      "BODY_TIMEOUT_MS",
-      get("BODY_TIMEOUT_MS"),
-      DEFAULTS.bodyTimeoutMs,
-      1,
-      3_600_000,
-    ),
-    shutdownGraceMs: integer(
-      "SHUTDOWN_GRACE_MS",
-      get("SHUTDOWN_GRACE_MS"),
-      DEFAULTS.shutdownGraceMs,
-      0,
-      3_600_000,
-    ),
+    keyMode: keyMode(siliconflowKeys, proxyKeys, allowAnonymous),
+    maxConcurrency: int("MAX_CONCURRENCY", DEFAULTS.maxConcurrency, 1, 100_000),
+    bodyTimeoutMs: int("BODY_TIMEOUT_MS", DEFAULTS.bodyTimeoutMs, 1, 3_600_000),
+    shutdownGraceMs: int("SHUTDOWN_GRACE_MS", DEFAULTS.shutdownGraceMs, 0, 3_600_000),
     modelAliases: Object.freeze(
       Object.assign(Object.create(null), DEFAULT_ALIASES, parseAliases(get("MODEL_ALIASES"))),
     ),

@@ -6,7 +6,7 @@
  */
 import type { Config } from "./config.ts";
 import { MAX_N } from "./generation/plan.ts";
-import { upstreamRules } from "./generation/registry.ts";
+import { upstreamRules } from "./generation/schemas.ts";
 import { GenerationSlots } from "./generation/slots.ts";
 import { type App, failure, type RequestContext } from "./openai/context.ts";
 import { ROUTES } from "./openai/routes.ts";

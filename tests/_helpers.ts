@@ -4,7 +4,7 @@
  * ephemeral port with a capturing logger.
  */
 import { type Config, loadConfig } from "../lib/config.ts";
-import { upstreamRules } from "../lib/generation/registry.ts";
+import { upstreamRules } from "../lib/generation/schemas.ts";
 import { createDemoUpstream } from "../lib/siliconflow/demo_upstream.ts";
 import { createHandler } from "../lib/handler.ts";
 import type { LogRecord } from "../lib/server/logger.ts";

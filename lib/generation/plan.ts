@@ -6,7 +6,8 @@
 import { ApiError, invalidParam, toApiError, zodError } from "../server/errors.ts";
 import { present } from "../server/values.ts";
 import type { UpstreamResult } from "../siliconflow/client.ts";
-import { batchLimit, modelSchema, type ModelSpec, UPSTREAM_PARAM_NAMES } from "./registry.ts";
+import { batchLimit, type ModelSpec, UPSTREAM_PARAM_NAMES } from "./registry.ts";
+import { modelSchema } from "./schemas.ts";
 import { resolveImageSize } from "./sizes.ts";
 
 /**
@@ -75,15 +76,11 @@ export function checkImageCount(model: ModelSpec, count: number, param: string):
   );
 }
 
-/** Validates a request against its model and plans the upstream calls. */
-export function planGeneration(input: GenerationInput): GenerationPlan {
-  const { model, fields } = input;
-  const prompt = input.prompt.trim();
-  if (!prompt) {
-    throw invalidParam(input.promptParam, "A prompt is required: describe the image to make.");
-  }
-  checkImageCount(model, input.images.length, input.imagesParam);
-
+/**
+ * The SiliconFlow parameters among the request fields, under the model's own names, and the name
+ * each was sent as where a synonym was used. A field the model does not take is a 400.
+ */
+function pickParams(model: ModelSpec, fields: Record<string, unknown>) {
   const params: Record<string, unknown> = {};
   const sentAs: Record<string, string> = {};
   for (const name of UPSTREAM_PARAM_NAMES) {
@@ -109,6 +106,19 @@ export function planGeneration(input: GenerationInput): GenerationPlan {
     }
     params[name] = value;
   }
+  return { params, sentAs };
+}
+
+/** Validates a request against its model and plans the upstream calls. */
+export function planGeneration(input: GenerationInput): GenerationPlan {
+  const { model, fields } = input;
+  const prompt = input.prompt.trim();
+  if (!prompt) {
+    throw invalidParam(input.promptParam, "A prompt is required: describe the image to make.");
+  }
+  checkImageCount(model, input.images.length, input.imagesParam);
+
+  const { params, sentAs } = pickParams(model, fields);
   const imageSize = resolveImageSize(model, {
     imageSize: fields.image_size,
     aspectRatio: fields.aspect_ratio,

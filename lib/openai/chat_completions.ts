@@ -12,6 +12,7 @@ import {
   planGeneration,
   runGeneration,
 } from "../generation/plan.ts";
+import type { ModelSpec } from "../generation/registry.ts";
 import { readJson } from "../server/body.ts";
 import { ApiError, CLIENT_CLOSED, invalidParam } from "../server/errors.ts";
 import { eventStreamResponse } from "../server/event_stream.ts";
@@ -19,7 +20,7 @@ import { jsonResponse } from "../server/response.ts";
 import { choiceOr } from "../server/values.ts";
 import { authorize } from "../siliconflow/keys.ts";
 import { imagesFromHistory } from "./chat_history.ts";
-import { parseChatRequest } from "./chat_request.ts";
+import { type ChatRequest, parseChatRequest } from "./chat_request.ts";
 import {
   ChatChunkStream,
   type ChatStreamEvent,
@@ -95,6 +96,26 @@ async function embedImages(
 const HISTORY_HINT =
   " The input image was taken from earlier in the conversation; SiliconFlow's image links expire after an hour, so attach the image again (or use IMAGE_DELIVERY=data, which keeps images in the chat).";
 
+/** The input images: the user's own, or for an edit model the newest ones in the history. */
+function inputImages(
+  chat: ChatRequest,
+  model: ModelSpec,
+  param: string,
+): { images: string[]; fromHistory: boolean } {
+  if (chat.images.length > 0 || model.inputImages.min === 0) {
+    return { images: chat.images, fromHistory: false };
+  }
+  const images = imagesFromHistory(chat.messages, chat.userIndex, model.inputImages.max);
+  if (images.length === 0) {
+    throw invalidParam(
+      param,
+      `${model.id} edits images, and none was found: attach an image to your message, or generate one earlier in this conversation.`,
+      "image_required",
+    );
+  }
+  return { images, fromHistory: true };
+}
+
 /** Handles a chat completion request. */
 export async function chatCompletions(ctx: RequestContext): Promise<Response> {
   const { config } = ctx.app;
@@ -108,23 +129,11 @@ export async function chatCompletions(ctx: RequestContext): Promise<Response> {
     DELIVERY,
     config.imageDelivery,
   );
-  const progress =
-    enumField(fields.progress, "progress", PROGRESS, config.progress) === "reasoning";
+  const progress = enumField(fields.progress, "progress", PROGRESS, config.progress);
 
   const model = requestedModel(ctx, chat.model, { withImages: chat.images.length > 0 });
   const param = `messages[${chat.userIndex}].content`;
-  let images = chat.images;
-  const fromHistory = images.length === 0 && model.inputImages.min > 0;
-  if (fromHistory) {
-    images = imagesFromHistory(chat.messages, chat.userIndex, model.inputImages.max);
-    if (images.length === 0) {
-      throw invalidParam(
-        param,
-        `${model.id} edits images, and none was found: attach an image to your message, or generate one earlier in this conversation.`,
-        "image_required",
-      );
-    }
-  }
+  const { images, fromHistory } = inputImages(chat, model, param);
   const plan = planGeneration({
     model,
     prompt: flags.prompt,
@@ -154,33 +163,44 @@ export async function chatCompletions(ctx: RequestContext): Promise<Response> {
   };
 
   const release = ctx.app.slots.acquire();
-  if (!chat.stream) {
-    try {
-      return jsonResponse(toChatCompletion(meta, await produce(ctx.signal)));
-    } finally {
-      release();
-    }
+  if (chat.stream) {
+    const intro = progress === "reasoning" ? describe(plan) : undefined;
+    return streamChat(ctx, { meta, includeUsage: chat.includeUsage, intro }, async (signal) => {
+      try {
+        return await produce(signal);
+      } finally {
+        release();
+      }
+    });
   }
-  const intro = progress ? describe(plan) : undefined;
+  try {
+    return jsonResponse(toChatCompletion(meta, await produce(ctx.signal)));
+  } finally {
+    release();
+  }
+}
+
+/** A streamed chat answer: role, progress lines if asked for, the markdown, then the end. */
+function streamChat(
+  ctx: RequestContext,
+  answer: { meta: CompletionMeta; includeUsage: boolean; intro?: string },
+  produce: (signal: AbortSignal) => Promise<string>,
+): Response {
+  const { intro } = answer;
   const { response, done } = eventStreamResponse<ChatStreamEvent>(
     async (send, signal, elapsedS) => {
       send({ kind: "role" });
       if (intro) send({ kind: "reasoning", text: intro });
-      let markdown: string;
-      try {
-        markdown = await produce(signal);
-      } finally {
-        release();
-      }
+      const markdown = await produce(signal);
       if (intro) send({ kind: "reasoning", text: `Done in ${elapsedS()} s.\n` });
       send({ kind: "content", text: markdown });
       send({ kind: "finish" });
       send({ kind: "usage", usage: ZERO_USAGE });
     },
     {
-      encoder: new ChatChunkStream(meta, chat.includeUsage),
+      encoder: new ChatChunkStream(answer.meta, answer.includeUsage),
       keepAlive: {
-        everyMs: config.keepAliveMs,
+        everyMs: ctx.app.config.keepAliveMs,
         event: (s) =>
           intro ? { kind: "reasoning", text: `Still working… ${s} s\n` } : { kind: "keepalive" },
       },
@@ -189,10 +209,10 @@ export async function chatCompletions(ctx: RequestContext): Promise<Response> {
       onError: (err) => {
         const error = failure(ctx, err);
         ctx.log.outcome = error.code ?? undefined;
-        return {
-          event: error.status === CLIENT_CLOSED ? undefined : { kind: "error", error },
-          status: error.status,
-        };
+        const event: ChatStreamEvent | undefined = error.status === CLIENT_CLOSED
+          ? undefined
+          : { kind: "error", error };
+        return { event, status: error.status };
       },
       now: ctx.app.now,
       open: ctx.app.streams,

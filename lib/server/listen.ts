@@ -40,28 +40,49 @@ export interface ResilientServer {
 
 const MAX_RETRY_MS = 2_000;
 
+/** Counts the responses still being written, and tells when the count reaches zero. */
+class InFlight {
+  #count = 0;
+  #whenIdle?: () => void;
+
+  get count(): number {
+    return this.#count;
+  }
+
+  /** Wraps a handler so that each response counts until it has been written. */
+  wrap(
+    handler: (request: Request) => Response | Promise<Response>,
+  ): Deno.ServeHandler<Deno.NetAddr> {
+    const settle = () => {
+      if (--this.#count === 0) this.#whenIdle?.();
+    };
+    return (request, info) => {
+      this.#count++;
+      info.completed.then(settle, settle);
+      return handler(request);
+    };
+  }
+
+  /** Resolves once no response is being written. */
+  idle(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#whenIdle = resolve;
+      if (this.#count === 0) resolve();
+    });
+  }
+}
+
 /** Serves `handler` like `Deno.serve`, listening again whenever the accept loop fails. */
 export function serveResilient(
   options: ResilientServeOptions,
   handler: (request: Request) => Response | Promise<Response>,
 ): ResilientServer {
   const { logger } = options;
-  const firstRetry = options.retryMs ?? 100;
-  let inFlight = 0;
-  let whenIdle: (() => void) | undefined;
+  const inFlight = new InFlight();
+  const wrapped = inFlight.wrap(handler);
   let stopping = false;
   let retryTimer: ReturnType<typeof setTimeout> | undefined;
   let failedAt = 0;
-
-  const settle = () => {
-    inFlight--;
-    if (inFlight === 0) whenIdle?.();
-  };
-  const wrapped: Deno.ServeHandler<Deno.NetAddr> = (request, info) => {
-    inFlight++;
-    info.completed.then(settle, settle);
-    return handler(request);
-  };
 
   const listen = (port: number, onListen: (addr: Deno.NetAddr) => void): Deno.HttpServer => {
     const server = Deno.serve({ port, hostname: options.hostname, onListen }, wrapped);
@@ -73,7 +94,7 @@ export function serveResilient(
         msg: "accept loop failed; listening again once connections free up",
         error: err instanceof Error ? err.message.split("\n")[0] : String(err),
       });
-      relisten(firstRetry);
+      relisten(options.retryMs ?? 100);
     });
     return server;
   };
@@ -85,7 +106,6 @@ export function serveResilient(
   // the same burst is retried quietly.
   const relisten = (waitMs: number) => {
     retryTimer = setTimeout(() => {
-      retryTimer = undefined;
       if (stopping) return;
       try {
         current = listen(addr.port, () => {});
@@ -103,17 +123,13 @@ export function serveResilient(
 
   return {
     addr,
-    inFlight: () => inFlight,
+    inFlight: () => inFlight.count,
     async shutdown() {
       stopping = true;
       clearTimeout(retryTimer);
-      const idle = new Promise<void>((resolve) => {
-        whenIdle = resolve;
-        if (inFlight === 0) resolve();
-      });
       // Either every connection closes, or every response has been written: stalled request
       // bodies do not hold the process.
-      await Promise.race([current.shutdown(), idle]);
+      await Promise.race([current.shutdown(), inFlight.idle()]);
     },
   };
 }

@@ -116,29 +116,7 @@ export class SiliconFlowClient {
       );
       traceId = response.headers.get(TRACE_HEADER)?.slice(0, 128) || undefined;
       if (traceId) options.onTraceId?.(traceId);
-      const bytes = await readLimited(response.body, { limit: MAX_UPSTREAM_RESPONSE_BYTES });
-      if (bytes === undefined) {
-        throw new ApiError(502, withTrace("SiliconFlow's answer is too large", traceId), {
-          code: "upstream_bad_response",
-        });
-      }
-      let text = new TextDecoder().decode(bytes);
-      // Should SiliconFlow ever echo a key, it must not reach our client or logs. An error text
-      // loses every configured key and the one sent, however short; an answer's image links are
-      // only ever rid of a long key, which cannot be part of a link by chance.
-      if (response.status !== 200) {
-        for (const key of [...this.#secrets, options.apiKey]) {
-          if (key) text = text.replaceAll(key, "[redacted]");
-        }
-        throw mapUpstreamError({
-          status: response.status,
-          text,
-          headers: response.headers,
-          traceId,
-        });
-      }
-      if (options.apiKey.length >= 16) text = text.replaceAll(options.apiKey, "[redacted]");
-      return parseUpstreamSuccess(text, traceId);
+      return await this.#read(response, options.apiKey, traceId);
     } catch (err) {
       if (err instanceof ApiError) throw err;
       if (options.signal?.aborted) {
@@ -155,15 +133,34 @@ export class SiliconFlowClient {
       }
       throw new ApiError(
         502,
-        withTrace(
-          `Could not reach SiliconFlow: ${describeNetworkError(err)}`,
-          traceId,
-        ),
-        { code: "upstream_unreachable" },
+        withTrace(`Could not reach SiliconFlow: ${describeNetworkError(err)}`, traceId),
+        { code: "upstream_unreachable", cause: err },
       );
     } finally {
       lane.inFlight--;
       limit.clear();
     }
+  }
+
+  /** Reads an answer: its images, or the error it stands for, with no key left in its text. */
+  async #read(response: Response, apiKey: string, traceId?: string): Promise<UpstreamResult> {
+    const bytes = await readLimited(response.body, { limit: MAX_UPSTREAM_RESPONSE_BYTES });
+    if (bytes === undefined) {
+      throw new ApiError(502, withTrace("SiliconFlow's answer is too large", traceId), {
+        code: "upstream_bad_response",
+      });
+    }
+    let text = new TextDecoder().decode(bytes);
+    // Should SiliconFlow ever echo a key, it must not reach our client or logs. An error text
+    // loses every configured key and the one sent, however short; an answer's image links are
+    // only ever rid of a long key, which cannot be part of a link by chance.
+    if (response.status !== 200) {
+      for (const key of [...this.#secrets, apiKey]) {
+        if (key) text = text.replaceAll(key, "[redacted]");
+      }
+      throw mapUpstreamError({ status: response.status, text, headers: response.headers, traceId });
+    }
+    if (apiKey.length >= 16) text = text.replaceAll(apiKey, "[redacted]");
+    return parseUpstreamSuccess(text, traceId);
   }
 }

@@ -25,7 +25,7 @@ export interface Refusal {
 export interface DemoUpstreamOptions {
   /**
    * The per-model rules the stand-in applies, as SiliconFlow would: a refusal, or undefined for
-   * a body it takes. The registry provides them (`upstreamRules` in `generation/registry.ts`).
+   * a body it takes. The registry provides them (`upstreamRules` in `generation/schemas.ts`).
    */
   rules: (body: Record<string, unknown>) => Refusal | undefined;
   /** Largest side of a drawn image; larger requests are drawn scaled down. */

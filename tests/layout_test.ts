@@ -1,0 +1,84 @@
+/**
+ * The layout's one import rule, read from the module graph (`deno info --json`): the OpenAI
+ * surface → generation → the SiliconFlow side, each on the server plumbing, which imports none of
+ * them. Only the composition root (`lib/handler.ts`) imports across all four folders.
+ */
+import { assert, assertEquals } from "@std/assert";
+
+const LIB = new URL("../lib/", import.meta.url).href;
+
+/** What each part of `lib/` may import, besides itself. */
+const MAY_IMPORT: Record<string, readonly string[]> = {
+  "server": [],
+  "siliconflow": ["server", "config.ts"],
+  "generation": ["siliconflow", "server"],
+  "openai": ["generation", "siliconflow", "server", "config.ts", "version.ts"],
+  "config.ts": ["generation", "server"],
+  "cli.ts": ["config.ts"],
+  "version.ts": [],
+  "handler.ts": ["openai", "generation", "siliconflow", "server", "config.ts"],
+};
+
+/** `server`, `openai`, … for a file in a folder of lib/; the file name for one at its root. */
+function part(specifier: string): string | undefined {
+  if (!specifier.startsWith(LIB)) return undefined;
+  return specifier.slice(LIB.length).split("/")[0];
+}
+
+interface ModuleInfo {
+  specifier: string;
+  dependencies?: { code?: { specifier: string }; type?: { specifier: string } }[];
+}
+
+async function graph(entry: string): Promise<ModuleInfo[]> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", entry],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  assert(out.success, "deno info failed");
+  return JSON.parse(new TextDecoder().decode(out.stdout)).modules;
+}
+
+Deno.test("layout: imports follow openai → generation → siliconflow → server", async () => {
+  const modules = await graph(new URL("../lib/handler.ts", import.meta.url).pathname);
+  const broken: string[] = [];
+  const crossing = new Map<string, Set<string>>();
+  for (const module of modules) {
+    const from = part(module.specifier);
+    if (!from) continue;
+    assert(from in MAY_IMPORT, `a new part of lib/: ${from} (add it to the rule)`);
+    for (const dep of module.dependencies ?? []) {
+      for (const target of [dep.code?.specifier, dep.type?.specifier]) {
+        const to = target && part(target);
+        if (!to || to === from) continue;
+        if (!MAY_IMPORT[from].includes(to)) {
+          broken.push(`${module.specifier.slice(LIB.length)} → ${target!.slice(LIB.length)}`);
+        }
+        if (!crossing.has(module.specifier)) crossing.set(module.specifier, new Set());
+        crossing.get(module.specifier)!.add(to);
+      }
+    }
+  }
+  assertEquals(broken, [], "imports against the rule");
+  const folders = ["openai", "generation", "siliconflow", "server"];
+  const acrossAll = [...crossing].filter(([, to]) => folders.every((f) => to.has(f)));
+  assertEquals(acrossAll.map(([m]) => m.slice(LIB.length)), ["handler.ts"]);
+});
+
+Deno.test("layout: every module stays under 300 lines", async () => {
+  const long: string[] = [];
+  for await (const file of walk(new URL("../lib/", import.meta.url))) {
+    const lines = (await Deno.readTextFile(file)).split("\n").length;
+    if (lines > 300 && !file.pathname.endsWith("_test.ts")) long.push(`${file.pathname}: ${lines}`);
+  }
+  assertEquals(long, []);
+});
+
+async function* walk(dir: URL): AsyncGenerator<URL> {
+  for await (const entry of Deno.readDir(dir)) {
+    const url = new URL(entry.name + (entry.isDirectory ? "/" : ""), dir);
+    if (entry.isDirectory) yield* walk(url);
+    else if (entry.name.endsWith(".ts")) yield url;
+  }
+}
