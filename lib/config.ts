@@ -95,7 +95,20 @@ export const DEFAULT_ALIASES: Readonly<Record<string, AliasTarget>> = {
   "gpt-image-1": { generate: "Qwen/Qwen-Image", edit: "Qwen/Qwen-Image-Edit-2509" },
 };
 
-/** A configuration value that cannot be used. */
+/**
+ * A configuration value that cannot be used; its message names the variable.
+ *
+ * @example Catch it
+ * ```ts
+ * import { ConfigError, loadConfig } from "../mod.ts";
+ *
+ * try {
+ *   loadConfig((name) => ({ PORT: "eighty" })[name]);
+ * } catch (err) {
+ *   console.assert(err instanceof ConfigError && err.message.startsWith("PORT:"));
+ * }
+ * ```
+ */
 export class ConfigError extends Error {
   /** Creates an error naming the variable at fault. */
   constructor(name: string, message: string) {
@@ -229,7 +242,19 @@ function bodyLimitsOf(int: IntegerReader) {
 
 type IntegerReader = (name: string, fallback: number, min: number, max: number) => number;
 
-/** Reads the configuration; `get` returns a variable's value (from the environment or a flag). */
+/**
+ * Reads the configuration; `get` returns a variable's value (from the environment or a flag).
+ * Throws a {@link ConfigError} naming the variable when a value cannot be used.
+ *
+ * @example From the environment, or from a table
+ * ```ts
+ * import { loadConfig } from "../mod.ts";
+ *
+ * const config = loadConfig((name) => ({ DEMO: "true", MAX_CONCURRENCY: "8" })[name]);
+ * console.assert(config.demo && config.maxConcurrency === 8 && config.port === 8000);
+ * // In a server: loadConfig((name) => Deno.env.get(name))
+ * ```
+ */
 export function loadConfig(get: (name: string) => string | undefined): Config {
   const int: IntegerReader = (name, fallback, min, max) =>
     integer(name, get(name), fallback, min, max);

@@ -2,7 +2,6 @@ import { assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { decodeBase64 } from "@std/encoding/base64";
 import OpenAI from "openai";
 import { markdownImages } from "../lib/openai/chat_history.ts";
-import { parsePromptFlags } from "../lib/openai/prompt_flags.ts";
 import {
   bigImage,
   PNG_DATA_URI,
@@ -17,47 +16,6 @@ const contentOf = async (res: Response) => {
   assertEquals(res.status, 200, JSON.stringify(body));
   return body.choices[0].message.content as string;
 };
-
-Deno.test("prompt flags: parsed only from a tail made of known flags", () => {
-  assertEquals(parsePromptFlags("a cat --ar 16:9 --seed 42"), {
-    prompt: "a cat",
-    fields: { aspect_ratio: "16:9", seed: "42" },
-  });
-  assertEquals(
-    parsePromptFlags(
-      'a fox --neg "blurry, low quality" --steps 30 --cfg 4 --guidance 7.5 --n 2 --size 1328x1328',
-    ),
-    {
-      prompt: "a fox",
-      fields: {
-        negative_prompt: "blurry, low quality",
-        num_inference_steps: "30",
-        cfg: "4",
-        guidance_scale: "7.5",
-        n: "2",
-        image_size: "1328x1328",
-      },
-    },
-  );
-  assertEquals(parsePromptFlags("一只在雪地里的猫 --ar 9:16 --neg “模糊，低质量”"), {
-    prompt: "一只在雪地里的猫",
-    fields: { aspect_ratio: "9:16", negative_prompt: "模糊，低质量" },
-  });
-  assertEquals(parsePromptFlags("一只猫--ar 16:9").fields, { aspect_ratio: "16:9" });
-  for (
-    const text of [
-      "pros -- and cons",
-      "the --ar flag is described in chapter 3",
-      "a cat --ar 16:9 sitting on a mat",
-      "a cat --seed",
-      "a cat --chaos 50",
-      "email me at a--b@example.com",
-    ]
-  ) {
-    assertEquals(parsePromptFlags(text), { prompt: text, fields: {} }, text);
-  }
-  assertEquals(parsePromptFlags("a cat --seed 1 --seed 2").fields.seed, "2");
-});
 
 Deno.test("prompt flags in chat: stripped, validated per model, and winning over body fields", async (t) => {
   await using fake = startFakeUpstream();

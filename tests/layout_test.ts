@@ -82,3 +82,13 @@ async function* walk(dir: URL): AsyncGenerator<URL> {
     else if (entry.name.endsWith(".ts")) yield url;
   }
 }
+
+Deno.test("dependencies by role: the server's imports are its own; tests and benchmarks add theirs", async () => {
+  const read = async (name: string) =>
+    JSON.parse(await Deno.readTextFile(new URL(`../${name}`, import.meta.url)));
+  const server: Record<string, string> = (await read("deno.json")).imports;
+  const dev: Record<string, string> = (await read("deno.dev.json")).imports;
+  // The server's map holds only what lib/ and main.ts import; the dev map repeats it exactly.
+  assertEquals(Object.keys(server).sort(), ["@std/cli/parse-args", "@std/encoding/base64", "zod"]);
+  for (const [name, target] of Object.entries(server)) assertEquals(dev[name], target, name);
+});

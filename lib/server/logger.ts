@@ -17,7 +17,19 @@ export interface LogRecord {
 /** Where log records go. */
 export type Logger = (record: LogRecord) => void;
 
-/** A logger that writes one line per record to `write` (stdout by default). */
+/**
+ * A logger that writes one line per record to `write` (stdout by default).
+ *
+ * @example Collect JSON lines
+ * ```ts
+ * import { createLogger } from "../../mod.ts";
+ *
+ * const lines: string[] = [];
+ * const log = createLogger("json", (line) => lines.push(line), () => 0);
+ * log({ level: "info", msg: "POST /v1/chat/completions", status: 200 });
+ * console.assert(JSON.parse(lines[0]).status === 200);
+ * ```
+ */
 export function createLogger(
   format: "text" | "json",
   write: (line: string) => void = (line) => console.log(line),

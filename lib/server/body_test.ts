@@ -1,5 +1,5 @@
 import { assertEquals, assertRejects } from "@std/assert";
-import { readLimited } from "../lib/server/body.ts";
+import { readLimited } from "./body.ts";
 
 function chunked(total: number, chunk: number): ReadableStream<Uint8Array> {
   let sent = 0;

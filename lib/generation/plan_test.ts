@@ -1,9 +1,12 @@
 import { assertEquals, assertThrows } from "@std/assert";
-import { ApiError } from "../lib/server/errors.ts";
-import { type GenerationInput, planGeneration } from "../lib/generation/plan.ts";
-import { findModel, MODELS } from "../lib/generation/registry.ts";
-import { nearestSize, parseAspectRatio, resolveImageSize } from "../lib/generation/sizes.ts";
-import { PNG_DATA_URI } from "./_helpers.ts";
+import { ApiError } from "../server/errors.ts";
+import { type GenerationInput, planGeneration } from "./plan.ts";
+import { findModel, MODELS } from "./registry.ts";
+import { nearestSize, parseAspectRatio, resolveImageSize } from "./sizes.ts";
+
+/** A tiny valid PNG as a data URI. */
+const PNG_DATA_URI =
+  "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC";
 
 const model = (id: string) => findModel(id)!;
 const input = (id: string, fields: Record<string, unknown> = {}, images: string[] = []) =>
