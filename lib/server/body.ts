@@ -31,8 +31,11 @@ export interface ReadLimitedOptions {
   onProgress?: (total: number) => void;
 }
 
-/** Joins chunks into one buffer (no copy for a single chunk). */
-function join(chunks: Uint8Array[], total: number): Uint8Array<ArrayBuffer> {
+/** Joins byte chunks into one buffer (no copy for a single chunk); `total` is their length. */
+export function concatBytes(
+  chunks: readonly Uint8Array[],
+  total: number = chunks.reduce((n, c) => n + c.byteLength, 0),
+): Uint8Array<ArrayBuffer> {
   // Body chunks from fetch and Deno.serve are backed by plain ArrayBuffers.
   if (chunks.length === 1) return chunks[0] as Uint8Array<ArrayBuffer>;
   const out = new Uint8Array(total);
@@ -43,6 +46,14 @@ function join(chunks: Uint8Array[], total: number): Uint8Array<ArrayBuffer> {
   }
   return out;
 }
+
+/**
+ * Reads a whole body, or returns undefined once it passes `limit` bytes. With `sizeHint` (a
+ * trusted `Content-Length`) the bytes are copied once into one buffer of that size as they arrive,
+ * instead of being kept as chunks and joined at the end; a wrong hint still gives every byte.
+ * (Deno's BYOB reads of a request body were measured to hold twice the body, so chunks are read
+ * the default way.) When `signal` aborts, reading stops and the signal's reason is thrown.
+ */
 export async function readLimited(
   body: ReadableStream<Uint8Array> | null,
   options: ReadLimitedOptions,
@@ -89,7 +100,7 @@ export async function readLimited(
     reader.releaseLock();
   }
   if (buffer) return total === buffer.byteLength ? buffer : buffer.slice(0, total);
-  return join(chunks, total);
+  return concatBytes(chunks, total);
 }
 
 function tooLarge(limit: number): ApiError {

@@ -4,6 +4,7 @@
  * so that one compressed picture can be shown in any number of palettes.
  * @module
  */
+import { concatBytes } from "../server/body.ts";
 
 const CRC_TABLE = (() => {
   const table = new Uint32Array(256);
@@ -64,18 +65,11 @@ export function indexedPng(
   header.set([8, 3, 0, 0, 0], 8); // 8-bit, indexed colour, deflate, adaptive filtering, no interlace
   const colours = new Uint8Array(palette.length * 3);
   palette.forEach((c, i) => colours.set(c, i * 3));
-  const parts = [
+  return concatBytes([
     PNG_SIGNATURE,
     chunk("IHDR", header),
     chunk("PLTE", colours),
     chunk("IDAT", compressed),
     chunk("IEND", new Uint8Array()),
-  ];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
+  ]);
 }
