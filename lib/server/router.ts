@@ -26,14 +26,12 @@ export function matchRoute<C>(
   method: string,
   pathname: string,
 ): { route: Route<C>; params: Record<string, string | undefined> } {
-  let pathMatched = false;
+  // Only the routes of the request's method are matched (a pattern costs microseconds); the
+  // others are looked at only to tell a 405 from a 404.
   for (const route of routes) {
+    if (route.method !== method) continue;
     const match = route.pattern.exec({ pathname });
     if (!match) continue;
-    if (route.method !== method) {
-      pathMatched ||= route.method !== "OPTIONS";
-      continue;
-    }
     const params: Record<string, string | undefined> = {};
     for (const [k, v] of Object.entries(match.pathname.groups)) {
       try {
@@ -44,7 +42,10 @@ export function matchRoute<C>(
     }
     return { route, params };
   }
-  throw pathMatched
+  const elsewhere = routes.some((route) =>
+    route.method !== method && route.method !== "OPTIONS" && route.pattern.test({ pathname })
+  );
+  throw elsewhere
     ? new ApiError(405, `${method} is not allowed on ${pathname}`, { code: "method_not_allowed" })
     : new ApiError(404, `No route for ${method} ${pathname}`, { code: "not_found" });
 }
