@@ -50,6 +50,8 @@ export interface Config {
   readonly bodyTimeoutMs: number;
   /** `SHUTDOWN_GRACE_MS`: on SIGINT/SIGTERM, how long in-flight generations may finish. */
   readonly shutdownGraceMs: number;
+  /** `STRICT_PARAMS`: a known field the chosen model does not take is a 400, not dropped. */
+  readonly strictParams: boolean;
 }
 
 /** Every environment variable the server reads (the `--allow-env` list). */
@@ -72,6 +74,7 @@ export const ENV_NAMES: readonly string[] = [
   "MAX_CONCURRENCY",
   "BODY_TIMEOUT_MS",
   "SHUTDOWN_GRACE_MS",
+  "STRICT_PARAMS",
 ];
 
 /** Default values, as documented in the README's configuration table. */
@@ -93,6 +96,10 @@ export const DEFAULT_ALIASES: Readonly<Record<string, AliasTarget>> = {
   "dall-e-2": { generate: "Kwai-Kolors/Kolors" },
   "dall-e-3": { generate: "Qwen/Qwen-Image" },
   "gpt-image-1": { generate: "Qwen/Qwen-Image", edit: "Qwen/Qwen-Image-Edit-2509" },
+  "gpt-image-1.5": { generate: "Qwen/Qwen-Image", edit: "Qwen/Qwen-Image-Edit-2509" },
+  "gpt-image-1-mini": { generate: "Qwen/Qwen-Image", edit: "Qwen/Qwen-Image-Edit-2509" },
+  "gpt-image-2": { generate: "Qwen/Qwen-Image", edit: "Qwen/Qwen-Image-Edit-2509" },
+  "chatgpt-image-latest": { generate: "Qwen/Qwen-Image", edit: "Qwen/Qwen-Image-Edit-2509" },
 };
 
 /**
@@ -280,6 +287,7 @@ export function loadConfig(get: (name: string) => string | undefined): Config {
     maxConcurrency: int("MAX_CONCURRENCY", DEFAULTS.maxConcurrency, 1, 100_000),
     bodyTimeoutMs: int("BODY_TIMEOUT_MS", DEFAULTS.bodyTimeoutMs, 1, 3_600_000),
     shutdownGraceMs: int("SHUTDOWN_GRACE_MS", DEFAULTS.shutdownGraceMs, 0, 3_600_000),
+    strictParams: boolean("STRICT_PARAMS", get("STRICT_PARAMS")),
     modelAliases: Object.freeze(
       Object.assign(Object.create(null), DEFAULT_ALIASES, parseAliases(get("MODEL_ALIASES"))),
     ),

@@ -203,9 +203,12 @@ async function check(
     assertEquals(typeof body.error.type, "string");
     assertEquals(text.includes(TEST_KEY), false);
   } else if (res.headers.get("content-type")?.startsWith("text/event-stream")) {
+    // Chat frames are "data: …"; image stream frames name their event; ":" frames are comments.
     for (const frame of text.split("\n\n").filter(Boolean)) {
-      assert(frame.startsWith("data: "));
-      if (frame !== "data: [DONE]") JSON.parse(frame.slice(6));
+      if (frame.startsWith(":")) continue;
+      const data = frame.replace(/^event: [\w.]+\n/, "");
+      assert(data.startsWith("data: "), frame);
+      if (data !== "data: [DONE]") JSON.parse(data.slice(6));
     }
   } else {
     JSON.parse(text);

@@ -37,6 +37,8 @@ export interface GenerationInput {
   imagesParam: string;
   /** The request field that carries the prompt, for error messages. */
   promptParam: string;
+  /** `STRICT_PARAMS`: a field the model does not take is a 400 instead of being dropped. */
+  strict?: boolean;
 }
 
 /** The validated upstream calls for one request. */
@@ -49,15 +51,28 @@ export interface GenerationPlan {
   n: number;
   /** The `image_size` sent, if any. */
   imageSize?: string;
+  /** Known fields the model does not take, dropped (the answer says so). */
+  ignored: string[];
 }
 
-function parseN(value: unknown): number {
+function parseN(value: unknown, param = "n"): number {
   if (!present(value)) return 1;
   const n = typeof value === "string" && /^\s*\d+\s*$/.test(value) ? Number(value) : value;
   if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > MAX_N) {
-    throw invalidParam("n", `n must be an integer from 1 to ${MAX_N}`);
+    throw invalidParam(param, `${param} must be an integer from 1 to ${MAX_N}`);
   }
   return n;
+}
+
+/**
+ * How many images: `n`, or `batch_size` sent to a model that makes one image per call (it means
+ * the same thing there, so it is honoured as `n`).
+ */
+function imageCount(model: ModelSpec, fields: Record<string, unknown>): number {
+  if (!present(fields.n) && present(fields.batch_size) && !("batch_size" in model.params)) {
+    return parseN(fields.batch_size, "batch_size");
+  }
+  return parseN(fields.n);
 }
 
 /** A 400 naming `param` unless the model takes `count` input images. */
@@ -78,11 +93,13 @@ export function checkImageCount(model: ModelSpec, count: number, param: string):
 
 /**
  * The SiliconFlow parameters among the request fields, under the model's own names, and the name
- * each was sent as where a synonym was used. A field the model does not take is a 400.
+ * each was sent as where a synonym was used. A known field the model does not take is dropped and
+ * listed as ignored (SiliconFlow itself ignores it), or with `strict` it is a 400.
  */
-function pickParams(model: ModelSpec, fields: Record<string, unknown>) {
+function pickParams(model: ModelSpec, fields: Record<string, unknown>, strict: boolean) {
   const params: Record<string, unknown> = {};
   const sentAs: Record<string, string> = {};
+  const ignored: string[] = [];
   for (const name of UPSTREAM_PARAM_NAMES) {
     const value = fields[name];
     if (!present(value) || name === "image_size") continue;
@@ -93,6 +110,11 @@ function pickParams(model: ModelSpec, fields: Record<string, unknown>) {
         params[synonym] = value;
         sentAs[synonym] = name;
       }
+      continue;
+    }
+    if (!(name in model.params) && !strict) {
+      // batch_size on a one-image model is honoured as n (see imageCount).
+      if (name !== "batch_size") ignored.push(name);
       continue;
     }
     if (!(name in model.params)) {
@@ -106,7 +128,7 @@ function pickParams(model: ModelSpec, fields: Record<string, unknown>) {
     }
     params[name] = value;
   }
-  return { params, sentAs };
+  return { params, sentAs, ignored };
 }
 
 /** Validates a request against its model and plans the upstream calls. */
@@ -118,7 +140,7 @@ export function planGeneration(input: GenerationInput): GenerationPlan {
   }
   checkImageCount(model, input.images.length, input.imagesParam);
 
-  const { params, sentAs } = pickParams(model, fields);
+  const { params, sentAs, ignored } = pickParams(model, fields, input.strict ?? false);
   const imageSize = resolveImageSize(model, {
     imageSize: fields.image_size,
     aspectRatio: fields.aspect_ratio,
@@ -135,7 +157,7 @@ export function planGeneration(input: GenerationInput): GenerationPlan {
   }
   const valid = parsed.data as Record<string, unknown>;
 
-  const n = parseN(fields.n);
+  const n = imageCount(model, fields);
   const limit = batchLimit(model);
   const base: Record<string, unknown> = { model: model.id, prompt, ...valid };
   input.images.forEach((image, i) => (base[i === 0 ? "image" : `image${i + 1}`] = image));
@@ -152,7 +174,7 @@ export function planGeneration(input: GenerationInput): GenerationPlan {
     }));
   }
   const total = limit > 1 ? (base.batch_size as number | undefined) ?? 1 : n;
-  return { model, calls, n: total, imageSize: valid.image_size as string | undefined };
+  return { model, calls, n: total, imageSize: valid.image_size as string | undefined, ignored };
 }
 
 /** One generated image. */

@@ -48,7 +48,16 @@ Deno.test("Kolors: batch_size 1-4, guidance_scale 0-20, 0-1 images", () => {
   rejects(input("Kwai-Kolors/Kolors", { batch_size: 5 }), "batch_size");
   rejects(input("Kwai-Kolors/Kolors", { guidance_scale: 20.5 }), "guidance_scale");
   assertEquals(planGeneration(input("Kwai-Kolors/Kolors", { cfg: 4 })).calls[0].guidance_scale, 4);
-  rejects(input("Kwai-Kolors/Kolors", { prompt_enhancement: true }), "prompt_enhancement");
+  // A field the model does not take is dropped and reported; with STRICT_PARAMS it is a 400.
+  const lenient = planGeneration(input("Kwai-Kolors/Kolors", { prompt_enhancement: true }));
+  assertEquals([lenient.ignored, "prompt_enhancement" in lenient.calls[0]], [
+    ["prompt_enhancement"],
+    false,
+  ]);
+  rejects(
+    { ...input("Kwai-Kolors/Kolors", { prompt_enhancement: true }), strict: true },
+    "prompt_enhancement",
+  );
   assertEquals(
     planGeneration(input("Kwai-Kolors/Kolors", {}, [PNG_DATA_URI])).calls[0].image,
     PNG_DATA_URI,
@@ -65,7 +74,12 @@ Deno.test("Qwen-Image: no images, cfg 0.1-20, seed and steps ranges", () => {
     5,
   );
   rejects(input("Qwen/Qwen-Image", { guidance_scale: 0 }), "guidance_scale");
-  rejects(input("Qwen/Qwen-Image", { batch_size: 2 }), "batch_size");
+  // batch_size on a one-image model means n; with STRICT_PARAMS it is a 400.
+  const batched = planGeneration(input("Qwen/Qwen-Image", { batch_size: 2, seed: 5 }));
+  assertEquals(batched.calls.map((c) => [c.seed, "batch_size" in c]), [[5, false], [6, false]]);
+  assertEquals(batched.ignored, []);
+  rejects(input("Qwen/Qwen-Image", { batch_size: 5 }), "batch_size");
+  rejects({ ...input("Qwen/Qwen-Image", { batch_size: 2 }), strict: true }, "batch_size");
   rejects(input("Qwen/Qwen-Image", { seed: 10_000_000_000 }), "seed");
   rejects(input("Qwen/Qwen-Image", { seed: -1 }), "seed");
   rejects(input("Qwen/Qwen-Image", { seed: 1.5 }), "seed");

@@ -31,6 +31,8 @@ import {
 import {
   bodyLimits,
   failure,
+  ignoredHeaders,
+  ignoredNote,
   type RequestContext,
   requestedModel,
   upstreamCaller,
@@ -141,6 +143,7 @@ export async function chatCompletions(ctx: RequestContext): Promise<Response> {
     fields,
     imagesParam: param,
     promptParam: param,
+    strict: config.strictParams,
   });
   const meta: CompletionMeta = {
     id: `chatcmpl-${crypto.randomUUID().replaceAll("-", "")}`,
@@ -159,13 +162,14 @@ export async function chatCompletions(ctx: RequestContext): Promise<Response> {
       throw err;
     }
     const notes = delivery === "data" ? await embedImages(ctx, outcome, signal) : [];
-    return toMarkdown(outcome, notes);
+    return toMarkdown(outcome, [...notes, ...ignoredNote(plan)]);
   };
 
   const release = ctx.app.slots.acquire();
   if (chat.stream) {
     const intro = progress === "reasoning" ? describe(plan) : undefined;
-    return streamChat(ctx, { meta, includeUsage: chat.includeUsage, intro }, async (signal) => {
+    const answer = { meta, includeUsage: chat.includeUsage, intro, headers: ignoredHeaders(plan) };
+    return streamChat(ctx, answer, async (signal) => {
       try {
         return await produce(signal);
       } finally {
@@ -174,7 +178,8 @@ export async function chatCompletions(ctx: RequestContext): Promise<Response> {
     });
   }
   try {
-    return jsonResponse(toChatCompletion(meta, await produce(ctx.signal)));
+    const content = await produce(ctx.signal);
+    return jsonResponse(toChatCompletion(meta, content), 200, ignoredHeaders(plan));
   } finally {
     release();
   }
@@ -183,7 +188,12 @@ export async function chatCompletions(ctx: RequestContext): Promise<Response> {
 /** A streamed chat answer: role, progress lines if asked for, the markdown, then the end. */
 function streamChat(
   ctx: RequestContext,
-  answer: { meta: CompletionMeta; includeUsage: boolean; intro?: string },
+  answer: {
+    meta: CompletionMeta;
+    includeUsage: boolean;
+    intro?: string;
+    headers: Record<string, string>;
+  },
   produce: (signal: AbortSignal) => Promise<string>,
 ): Response {
   const { intro } = answer;
@@ -209,13 +219,16 @@ function streamChat(
       onError: (err) => {
         const error = failure(ctx, err);
         ctx.log.outcome = error.code ?? undefined;
-        const event: ChatStreamEvent | undefined = error.status === CLIENT_CLOSED
-          ? undefined
-          : { kind: "error", error };
-        return { event, status: error.status };
+        // Chat UIs that read only choices[0] show the failure as text; SDKs raise the error event.
+        const events: ChatStreamEvent[] = error.status === CLIENT_CLOSED ? [] : [
+          { kind: "content", text: `⚠️ ${error.message}` },
+          { kind: "error", error },
+        ];
+        return { events, status: error.status };
       },
       now: ctx.app.now,
       open: ctx.app.streams,
+      headers: answer.headers,
     },
   );
   ctx.streamDone = done;

@@ -4,6 +4,7 @@
  * @module
  */
 import type { Config } from "../config.ts";
+import type { GenerationPlan } from "../generation/plan.ts";
 import type { ModelSpec } from "../generation/registry.ts";
 import { resolveModel } from "../generation/registry.ts";
 import type { GenerationSlots } from "../generation/slots.ts";
@@ -79,4 +80,18 @@ export function upstreamCaller(
     origin: ctx.url.origin,
     onTraceId: (id) => (ctx.log.traceId = id),
   });
+}
+
+/** The `X-Ignored-Params` header, when the plan dropped fields the model does not take. */
+export function ignoredHeaders(plan: GenerationPlan): Record<string, string> {
+  return plan.ignored.length ? { "x-ignored-params": plan.ignored.join(", ") } : {};
+}
+
+/** The line said under the images when the plan dropped fields. */
+export function ignoredNote(plan: GenerationPlan): string[] {
+  if (!plan.ignored.length) return [];
+  const fields = plan.ignored.join(", ");
+  return [
+    `Ignored ${fields}: ${plan.model.id} does not take ${plan.ignored.length > 1 ? "them" : "it"}.`,
+  ];
 }

@@ -7,14 +7,23 @@
 import {
   failureSummary,
   type GenerationOutcome,
+  type GenerationPlan,
   planGeneration,
   runGeneration,
 } from "../generation/plan.ts";
 import { readFormData, readJsonObject } from "../server/body.ts";
-import { ApiError } from "../server/errors.ts";
+import { ApiError, CLIENT_CLOSED } from "../server/errors.ts";
+import { eventStreamResponse } from "../server/event_stream.ts";
 import { jsonResponse } from "../server/response.ts";
 import { authorize, type UpstreamAuth } from "../siliconflow/keys.ts";
-import { bodyLimits, type RequestContext, requestedModel, upstreamCaller } from "./context.ts";
+import {
+  bodyLimits,
+  failure,
+  ignoredHeaders,
+  type RequestContext,
+  requestedModel,
+  upstreamCaller,
+} from "./context.ts";
 import {
   editsFormImages,
   editsJsonImages,
@@ -22,12 +31,14 @@ import {
   parseImagesFields,
   splitEditsForm,
 } from "./images_request.ts";
+import { imageCompleted, ImageEventStream, type ImageStreamEvent } from "./images_stream.ts";
 import type { ImageData, ImagesResponse } from "./types.ts";
 
 async function respond(
   ctx: RequestContext,
   outcome: GenerationOutcome,
   format: "url" | "b64_json",
+  extraHeaders: Record<string, string>,
 ): Promise<Response> {
   const data: ImageData[] = format === "url"
     ? outcome.images.map((image) => ({ url: image.url }))
@@ -35,7 +46,7 @@ async function respond(
       b64_json: (await ctx.app.upstream.download(image.url, ctx.signal)).base64,
     })));
   const body: ImagesResponse = { created: Math.floor(ctx.app.now() / 1000), data };
-  const headers: Record<string, string> = {};
+  const headers: Record<string, string> = { ...extraHeaders };
   const failed = failureSummary(outcome);
   if (failed) {
     body.partial_failure = {
@@ -54,6 +65,7 @@ async function generate(
   request: ImagesRequest,
   images: string[],
 ): Promise<Response> {
+  const endpoint = images.length > 0 ? "edits" : "generations";
   const model = requestedModel(ctx, request.model, { withImages: images.length > 0 });
   const plan = planGeneration({
     model,
@@ -62,21 +74,72 @@ async function generate(
     fields: request.fields,
     imagesParam: "image",
     promptParam: "prompt",
+    strict: ctx.app.config.strictParams,
   });
   const release = ctx.app.slots.acquire();
+  if (request.stream) return streamImages(ctx, { auth, plan, endpoint, release });
   try {
     const outcome = await runGeneration(plan, upstreamCaller(ctx, auth, ctx.signal));
-    return await respond(ctx, outcome, request.responseFormat);
+    return await respond(ctx, outcome, request.responseFormat, ignoredHeaders(plan));
   } finally {
     release();
   }
+}
+
+/** `stream: true`: each image as a completed event once it is made and downloaded. */
+function streamImages(
+  ctx: RequestContext,
+  job: {
+    auth: UpstreamAuth;
+    plan: GenerationPlan;
+    endpoint: "generations" | "edits";
+    release: () => void;
+  },
+): Response {
+  const { plan } = job;
+  const { response, done } = eventStreamResponse<ImageStreamEvent>(
+    async (send, signal) => {
+      try {
+        const outcome = await runGeneration(plan, upstreamCaller(ctx, job.auth, signal));
+        const created = Math.floor(ctx.app.now() / 1000);
+        for (const image of outcome.images) {
+          const downloaded = await ctx.app.upstream.download(image.url, signal);
+          const event = imageCompleted(job.endpoint, downloaded, { created, size: plan.imageSize });
+          send({ kind: "image", event });
+        }
+        const failed = failureSummary(outcome);
+        if (failed) throw outcome.failures[0];
+      } finally {
+        job.release();
+      }
+    },
+    {
+      encoder: new ImageEventStream(),
+      keepAlive: { everyMs: ctx.app.config.keepAliveMs, event: () => ({ kind: "keepalive" }) },
+      signal: ctx.signal,
+      shutdownSignal: ctx.app.shutdownSignal,
+      onError: (err) => {
+        const error = failure(ctx, err);
+        ctx.log.outcome = error.code ?? undefined;
+        return {
+          events: error.status === CLIENT_CLOSED ? [] : [{ kind: "error", error }],
+          status: error.status,
+        };
+      },
+      now: ctx.app.now,
+      open: ctx.app.streams,
+      headers: ignoredHeaders(plan),
+    },
+  );
+  ctx.streamDone = done;
+  return response;
 }
 
 /** `POST /v1/images/generations`. */
 export async function imagesGenerations(ctx: RequestContext): Promise<Response> {
   const auth = authorize(ctx.request.headers, ctx.app.config);
   const fields = await readJsonObject(ctx.request, bodyLimits(ctx));
-  return generate(ctx, auth, parseImagesFields(fields), []);
+  return generate(ctx, auth, parseImagesFields(fields, "generations"), []);
 }
 
 /** `POST /v1/images/edits`: multipart files, or JSON `images: [{image_url}]`. */
@@ -86,7 +149,7 @@ export async function imagesEdits(ctx: RequestContext): Promise<Response> {
   if (type.startsWith("application/json")) {
     const fields = await readJsonObject(ctx.request, bodyLimits(ctx));
     const images = editsJsonImages(fields);
-    return generate(ctx, auth, parseImagesFields(fields), images);
+    return generate(ctx, auth, parseImagesFields(fields, "edits"), images);
   }
   if (!type.startsWith("multipart/form-data")) {
     throw new ApiError(415, "Send multipart/form-data with the image files (or JSON with images)", {
@@ -94,7 +157,7 @@ export async function imagesEdits(ctx: RequestContext): Promise<Response> {
     });
   }
   const form = splitEditsForm(await readFormData(ctx.request, bodyLimits(ctx)));
-  const request = parseImagesFields(form.fields);
+  const request = parseImagesFields(form.fields, "edits");
   const model = requestedModel(ctx, request.model, { withImages: true });
   return generate(ctx, auth, request, await editsFormImages(form, model));
 }

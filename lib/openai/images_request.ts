@@ -22,7 +22,7 @@ const Common = z.looseObject({
   prompt: z.string({ error: "prompt is required and must be a string" }),
   model: z.string().nullish(),
   response_format: z.enum(["url", "b64_json"]).nullish(),
-  user: z.string().nullish(),
+  stream: z.boolean().nullish(),
 });
 
 /** An Images API request, checked. */
@@ -33,19 +33,40 @@ export interface ImagesRequest {
   prompt: string;
   /** The requested model (the default when none is named). */
   model: unknown;
-  /** `url` unless the client asks for `b64_json`. */
+  /** As asked, or what OpenAI would answer for this model and endpoint. */
   responseFormat: "url" | "b64_json";
+  /** Whether to answer with OpenAI's image streaming events. */
+  stream: boolean;
+}
+
+/** OpenAI's GPT image models, which always answer base64 at OpenAI. */
+const GPT_IMAGE = /^\s*(gpt-image|chatgpt-image)/i;
+
+/**
+ * What OpenAI answers when the client names no `response_format`: base64 for the GPT image
+ * models, and for edits other than `dall-e-2`'s; a URL for DALL·E names and SiliconFlow ids.
+ * Clients that talk to GPT image models send none and read only `b64_json`.
+ */
+function defaultFormat(model: unknown, endpoint: "generations" | "edits"): "url" | "b64_json" {
+  if (typeof model === "string" && GPT_IMAGE.test(model)) return "b64_json";
+  if (endpoint === "edits" && model !== "dall-e-2") return "b64_json";
+  return "url";
 }
 
 /** Checks the fields every Images API body shares. */
-export function parseImagesFields(fields: Record<string, unknown>): ImagesRequest {
+export function parseImagesFields(
+  fields: Record<string, unknown>,
+  endpoint: "generations" | "edits",
+): ImagesRequest {
   const parsed = Common.safeParse(fields);
   if (!parsed.success) throw zodError(parsed.error);
+  const model = fields.model ?? DEFAULT_IMAGES_MODEL;
   return {
     fields,
     prompt: parsed.data.prompt,
-    model: fields.model ?? DEFAULT_IMAGES_MODEL,
-    responseFormat: parsed.data.response_format ?? "url",
+    model,
+    responseFormat: parsed.data.response_format ?? defaultFormat(model, endpoint),
+    stream: parsed.data.stream === true,
   };
 }
 

@@ -17,12 +17,14 @@ export interface EventStreamOptions<E> {
   signal: AbortSignal;
   /** Aborted when the shutdown grace ran out (an abort then is not the client's doing). */
   shutdownSignal: AbortSignal;
-  /** The last event (none when the client has gone) and the status for a failure. */
-  onError: (err: unknown) => { event?: E; status: number };
+  /** The last events (none when the client has gone) and the status for a failure. */
+  onError: (err: unknown) => { events: E[]; status: number };
   /** The clock. */
   now: () => number;
   /** The instance's count of open streams. */
   open: { count: number };
+  /** Extra response headers. */
+  headers?: Record<string, string>;
 }
 
 /** A streamed answer and a promise of its final status, once it has ended. */
@@ -67,8 +69,8 @@ export function eventStreamResponse<E>(
       produce(send, abort.signal, elapsedS).then(
         () => 200,
         (err) => {
-          const { event, status } = options.onError(err);
-          if (event !== undefined) send(event);
+          const { events, status } = options.onError(err);
+          for (const event of events) send(event);
           return status;
         },
       ).then((status) => {
@@ -90,6 +92,7 @@ export function eventStreamResponse<E>(
   });
   const response = new Response(source.pipeThrough(options.encoder), {
     headers: {
+      ...options.headers,
       "content-type": "text/event-stream; charset=utf-8",
       "cache-control": "no-cache",
       "x-accel-buffering": "no",
