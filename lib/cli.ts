@@ -23,6 +23,7 @@ export const FLAG_ENV: Readonly<Record<string, string>> = {
   "max-concurrency": "MAX_CONCURRENCY",
   "body-timeout-ms": "BODY_TIMEOUT_MS",
   "shutdown-grace-ms": "SHUTDOWN_GRACE_MS",
+  "stream-hold-ms": "STREAM_HOLD_MS",
 };
 
 /** What the command line asked for. */

@@ -5,7 +5,9 @@
  * @module
  */
 import { type AliasTarget, findModel } from "./generation/registry.ts";
-import { choiceOr } from "./server/values.ts";
+import { boolean, ConfigError, displayUrl, integer, keyList, oneOf } from "./config_values.ts";
+
+export { ConfigError, displayUrl } from "./config_values.ts";
 
 export type { AliasTarget } from "./generation/registry.ts";
 
@@ -52,6 +54,8 @@ export interface Config {
   readonly shutdownGraceMs: number;
   /** `STRICT_PARAMS`: a known field the chosen model does not take is a 400, not dropped. */
   readonly strictParams: boolean;
+  /** `STREAM_HOLD_MS`: how long a stream's headers wait for an early failure (≤ `KEEPALIVE_MS`). */
+  readonly streamHoldMs: number;
 }
 
 /** Every environment variable the server reads (the `--allow-env` list). */
@@ -75,6 +79,7 @@ export const ENV_NAMES: readonly string[] = [
   "BODY_TIMEOUT_MS",
   "SHUTDOWN_GRACE_MS",
   "STRICT_PARAMS",
+  "STREAM_HOLD_MS",
 ];
 
 /** Default values, as documented in the README's configuration table. */
@@ -89,6 +94,7 @@ export const DEFAULTS = {
   maxConcurrency: 64,
   bodyTimeoutMs: 30_000,
   shutdownGraceMs: 30_000,
+  streamHoldMs: 1_000,
 } as const;
 
 /** OpenAI model names that tools hard-code, mapped to SiliconFlow models. */
@@ -101,58 +107,6 @@ export const DEFAULT_ALIASES: Readonly<Record<string, AliasTarget>> = {
   "gpt-image-2": { generate: "Qwen/Qwen-Image", edit: "Qwen/Qwen-Image-Edit-2509" },
   "chatgpt-image-latest": { generate: "Qwen/Qwen-Image", edit: "Qwen/Qwen-Image-Edit-2509" },
 };
-
-/**
- * A configuration value that cannot be used; its message names the variable.
- *
- * @example Catch it
- * ```ts
- * import { ConfigError, loadConfig } from "../mod.ts";
- *
- * try {
- *   loadConfig((name) => ({ PORT: "eighty" })[name]);
- * } catch (err) {
- *   console.assert(err instanceof ConfigError && err.message.startsWith("PORT:"));
- * }
- * ```
- */
-export class ConfigError extends Error {
-  /** Creates an error naming the variable at fault. */
-  constructor(name: string, message: string) {
-    super(`${name}: ${message}`);
-    this.name = "ConfigError";
-  }
-}
-
-function integer(
-  name: string,
-  raw: string | undefined,
-  fallback: number,
-  min: number,
-  max: number,
-) {
-  if (raw === undefined || raw.trim() === "") return fallback;
-  const n = Number(raw.trim());
-  if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
-    throw new ConfigError(name, `must be a whole number from ${min} to ${max}, got "${raw}"`);
-  }
-  return n;
-}
-
-function oneOf<T extends string>(name: string, raw: string | undefined, values: readonly T[]): T {
-  const found = choiceOr(raw?.trim(), Object.fromEntries(values.map((v) => [v, v])), values[0]);
-  if (found === undefined) {
-    throw new ConfigError(name, `must be one of ${values.join(", ")}, got "${raw}"`);
-  }
-  return found;
-}
-
-function boolean(name: string, raw: string | undefined): boolean {
-  const v = (raw ?? "").trim().toLowerCase();
-  if (["", "0", "false", "no", "off"].includes(v)) return false;
-  if (["1", "true", "yes", "on"].includes(v)) return true;
-  throw new ConfigError(name, `must be true or false, got "${raw}"`);
-}
 
 /** Parses `alias=Model,alias2=Model|EditModel`. Targets must be known models. */
 export function parseAliases(raw: string | undefined): Record<string, AliasTarget> {
@@ -180,10 +134,6 @@ export function parseAliases(raw: string | undefined): Record<string, AliasTarge
   return out;
 }
 
-function keyList(raw: string | undefined): string[] {
-  return (raw ?? "").split(",").map((k) => k.trim()).filter(Boolean);
-}
-
 function keyMode(sf: string[], proxy: string[], allowAnonymous: boolean): KeyMode {
   if (!sf.length && !proxy.length) return "pass-through";
   if (!sf.length) {
@@ -199,19 +149,6 @@ function keyMode(sf: string[], proxy: string[], allowAnonymous: boolean): KeyMod
     "is set without PROXY_API_KEYS, so anyone who can reach this server would spend your credit. " +
       "Set PROXY_API_KEYS to the access keys you hand out, or ALLOW_ANONYMOUS=true if that is really what you want.",
   );
-}
-
-/** A URL as it may be printed: without the user name and password it may carry. */
-export function displayUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (!parsed.username && !parsed.password) return url;
-    parsed.username = "";
-    parsed.password = "";
-    return parsed.href.replace(/\/$/, "");
-  } catch {
-    return "(not a URL)";
-  }
 }
 
 /** `SILICONFLOW_BASE_URL`, checked: an http(s) URL, without a trailing slash. */
@@ -288,6 +225,7 @@ export function loadConfig(get: (name: string) => string | undefined): Config {
     bodyTimeoutMs: int("BODY_TIMEOUT_MS", DEFAULTS.bodyTimeoutMs, 1, 3_600_000),
     shutdownGraceMs: int("SHUTDOWN_GRACE_MS", DEFAULTS.shutdownGraceMs, 0, 3_600_000),
     strictParams: boolean("STRICT_PARAMS", get("STRICT_PARAMS")),
+    streamHoldMs: int("STREAM_HOLD_MS", DEFAULTS.streamHoldMs, 0, 600_000),
     modelAliases: Object.freeze(
       Object.assign(Object.create(null), DEFAULT_ALIASES, parseAliases(get("MODEL_ALIASES"))),
     ),

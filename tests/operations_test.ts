@@ -307,6 +307,7 @@ Deno.test("shutdown: in-flight generations finish within the grace, later ones g
   await t.step("a generation that finishes within the grace completes", async () => {
     fake.delayMs = 300;
     const server = await spawnMain([], {
+      STREAM_HOLD_MS: "0",
       SILICONFLOW_BASE_URL: fake.baseUrl,
       SHUTDOWN_GRACE_MS: "3000",
     });
@@ -324,6 +325,7 @@ Deno.test("shutdown: in-flight generations finish within the grace, later ones g
       fake.delayMs = 10_000;
       const aborted = fake.aborted();
       const server = await spawnMain([], {
+        STREAM_HOLD_MS: "0",
         SILICONFLOW_BASE_URL: fake.baseUrl,
         SHUTDOWN_GRACE_MS: "200",
         KEEPALIVE_MS: "50",
@@ -369,6 +371,7 @@ Deno.test("upstream HTTP/2: calls spread over connections, so a per-connection s
     return Response.json({ images: [{ url: "https://example.com/a.png" }], seed: 1 });
   });
   const server = await spawnMain([], {
+    STREAM_HOLD_MS: "0",
     SILICONFLOW_BASE_URL: `https://localhost:${fake.addr.port}/v1`,
     DENO_CERT: `${tls}ca.pem`,
     MAX_CONCURRENCY: "600",

@@ -186,7 +186,7 @@ export async function chatCompletions(ctx: RequestContext): Promise<Response> {
 }
 
 /** A streamed chat answer: role, progress lines if asked for, the markdown, then the end. */
-function streamChat(
+async function streamChat(
   ctx: RequestContext,
   answer: {
     meta: CompletionMeta;
@@ -195,9 +195,9 @@ function streamChat(
     headers: Record<string, string>;
   },
   produce: (signal: AbortSignal) => Promise<string>,
-): Response {
+): Promise<Response> {
   const { intro } = answer;
-  const { response, done } = eventStreamResponse<ChatStreamEvent>(
+  const { response, done } = await eventStreamResponse<ChatStreamEvent>(
     async (send, signal, elapsedS) => {
       send({ kind: "role" });
       if (intro) send({ kind: "reasoning", text: intro });
@@ -229,6 +229,7 @@ function streamChat(
       now: ctx.app.now,
       open: ctx.app.streams,
       headers: answer.headers,
+      holdMs: ctx.app.config.streamHoldMs,
     },
   );
   ctx.streamDone = done;

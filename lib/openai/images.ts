@@ -87,7 +87,7 @@ async function generate(
 }
 
 /** `stream: true`: each image as a completed event once it is made and downloaded. */
-function streamImages(
+async function streamImages(
   ctx: RequestContext,
   job: {
     auth: UpstreamAuth;
@@ -95,9 +95,9 @@ function streamImages(
     endpoint: "generations" | "edits";
     release: () => void;
   },
-): Response {
+): Promise<Response> {
   const { plan } = job;
-  const { response, done } = eventStreamResponse<ImageStreamEvent>(
+  const { response, done } = await eventStreamResponse<ImageStreamEvent>(
     async (send, signal) => {
       try {
         const outcome = await runGeneration(plan, upstreamCaller(ctx, job.auth, signal));
@@ -129,6 +129,7 @@ function streamImages(
       now: ctx.app.now,
       open: ctx.app.streams,
       headers: ignoredHeaders(plan),
+      holdMs: ctx.app.config.streamHoldMs,
     },
   );
   ctx.streamDone = done;

@@ -22,7 +22,8 @@ const Common = z.looseObject({
   prompt: z.string({ error: "prompt is required and must be a string" }),
   model: z.string().nullish(),
   response_format: z.enum(["url", "b64_json"]).nullish(),
-  stream: z.boolean().nullish(),
+  // Multipart bodies carry it as text.
+  stream: z.union([z.boolean(), z.enum(["true", "false"])]).nullish(),
 });
 
 /** An Images API request, checked. */
@@ -66,7 +67,7 @@ export function parseImagesFields(
     prompt: parsed.data.prompt,
     model,
     responseFormat: parsed.data.response_format ?? defaultFormat(model, endpoint),
-    stream: parsed.data.stream === true,
+    stream: parsed.data.stream === true || parsed.data.stream === "true",
   };
 }
 

@@ -25,6 +25,8 @@ export interface EventStreamOptions<E> {
   open: { count: number };
   /** Extra response headers. */
   headers?: Record<string, string>;
+  /** How long the headers may wait for an early failure (`STREAM_HOLD_MS`); 0 sends them at once. */
+  holdMs?: number;
 }
 
 /** A streamed answer and a promise of its final status, once it has ended. */
@@ -37,36 +39,55 @@ export interface EventStreamAnswer {
 
 /**
  * Streams what `produce` sends. `produce` gets a `send` function and a signal that aborts when the
- * client goes; its result ends the stream, and a failure becomes the last event.
+ * client goes; its result ends the stream, and a failure becomes the last events.
+ *
+ * With `holdMs`, the response is held back for up to that long (never longer than the keep-alive
+ * interval): a failure within it is thrown, so the client gets a real HTTP error with its status
+ * and `Retry-After` instead of a 200 stream that carries the error. What `produce` sent meanwhile
+ * is sent first once the stream opens.
  */
-export function eventStreamResponse<E>(
+export async function eventStreamResponse<E>(
   produce: (send: (event: E) => void, signal: AbortSignal, elapsedS: () => number) => Promise<void>,
   options: EventStreamOptions<E>,
-): EventStreamAnswer {
+): Promise<EventStreamAnswer> {
   const abort = new AbortController();
   const onGone = () => abort.abort();
   options.signal.addEventListener("abort", onGone, { once: true });
-  options.open.count++;
   const started = options.now();
   const elapsedS = () => Math.round((options.now() - started) / 1000);
+  let controller: ReadableStreamDefaultController<E> | undefined;
+  const early: E[] = [];
+  const send = (event: E) => {
+    if (!controller) return void early.push(event);
+    try {
+      controller.enqueue(event);
+    } catch {
+      // The client has gone; cancel() below has already aborted the producer.
+    }
+  };
+  const running = produce(send, abort.signal, elapsedS);
+  const holdMs = Math.min(options.holdMs ?? 0, options.keepAlive.everyMs);
+  if (holdMs > 0) {
+    const failure = await failureWithin(running, holdMs);
+    if (failure) {
+      options.signal.removeEventListener("abort", onGone);
+      throw failure.err;
+    }
+  }
+
+  options.open.count++;
   let timer: ReturnType<typeof setInterval> | undefined;
   let finish!: (status: number) => void;
   const done = new Promise<number>((resolve) => (finish = resolve));
-
   const source = new ReadableStream<E>({
-    start(controller) {
-      const send = (event: E) => {
-        try {
-          controller.enqueue(event);
-        } catch {
-          // The client has gone; cancel() below has already aborted the producer.
-        }
-      };
+    start(c) {
+      controller = c;
+      for (const event of early.splice(0)) c.enqueue(event);
       timer = setInterval(
         () => send(options.keepAlive.event(elapsedS())),
         options.keepAlive.everyMs,
       );
-      produce(send, abort.signal, elapsedS).then(
+      running.then(
         () => 200,
         (err) => {
           const { events, status } = options.onError(err);
@@ -78,7 +99,7 @@ export function eventStreamResponse<E>(
         options.signal.removeEventListener("abort", onGone);
         options.open.count--;
         try {
-          controller.close();
+          c.close();
         } catch {
           // Already cancelled.
         }
@@ -99,4 +120,18 @@ export function eventStreamResponse<E>(
     },
   });
   return { response, done };
+}
+
+/** The failure of `work` if it fails within `ms`; undefined if it succeeds or is still running. */
+async function failureWithin(
+  work: Promise<void>,
+  ms: number,
+): Promise<{ err: unknown } | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const outcome = await Promise.race([
+    work.then(() => undefined, (err) => ({ err })),
+    new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms))),
+  ]);
+  clearTimeout(timer);
+  return outcome;
 }

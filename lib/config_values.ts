@@ -1,0 +1,81 @@
+/**
+ * Reading one configuration value: whole numbers in a range, one of a few words, booleans,
+ * comma-separated lists, and URLs as they may be printed. A bad value is a {@link ConfigError}
+ * that names the variable.
+ * @module
+ */
+import { choiceOr } from "./server/values.ts";
+
+/**
+ * A configuration value that cannot be used; its message names the variable.
+ *
+ * @example Catch it
+ * ```ts
+ * import { ConfigError, loadConfig } from "../mod.ts";
+ *
+ * try {
+ *   loadConfig((name) => ({ PORT: "eighty" })[name]);
+ * } catch (err) {
+ *   console.assert(err instanceof ConfigError && err.message.startsWith("PORT:"));
+ * }
+ * ```
+ */
+export class ConfigError extends Error {
+  /** Creates an error naming the variable at fault. */
+  constructor(name: string, message: string) {
+    super(`${name}: ${message}`);
+    this.name = "ConfigError";
+  }
+}
+
+export function integer(
+  name: string,
+  raw: string | undefined,
+  fallback: number,
+  min: number,
+  max: number,
+) {
+  if (raw === undefined || raw.trim() === "") return fallback;
+  const n = Number(raw.trim());
+  if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new ConfigError(name, `must be a whole number from ${min} to ${max}, got "${raw}"`);
+  }
+  return n;
+}
+
+export function oneOf<T extends string>(
+  name: string,
+  raw: string | undefined,
+  values: readonly T[],
+): T {
+  const found = choiceOr(raw?.trim(), Object.fromEntries(values.map((v) => [v, v])), values[0]);
+  if (found === undefined) {
+    throw new ConfigError(name, `must be one of ${values.join(", ")}, got "${raw}"`);
+  }
+  return found;
+}
+
+export function boolean(name: string, raw: string | undefined): boolean {
+  const v = (raw ?? "").trim().toLowerCase();
+  if (["", "0", "false", "no", "off"].includes(v)) return false;
+  if (["1", "true", "yes", "on"].includes(v)) return true;
+  throw new ConfigError(name, `must be true or false, got "${raw}"`);
+}
+
+/** A comma-separated list, trimmed, without empty entries. */
+export function keyList(raw: string | undefined): string[] {
+  return (raw ?? "").split(",").map((k) => k.trim()).filter(Boolean);
+}
+
+/** A URL as it may be printed: without the user name and password it may carry. */
+export function displayUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (!parsed.username && !parsed.password) return url;
+    parsed.username = "";
+    parsed.password = "";
+    return parsed.href.replace(/\/$/, "");
+  } catch {
+    return "(not a URL)";
+  }
+}
