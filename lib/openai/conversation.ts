@@ -1,0 +1,167 @@
+/**
+ * A conversation turned into a generation, shared by chat completions and the Responses API: the
+ * last user message's text with its prompt flags taken off, its images (or, for an edit model,
+ * the newest images earlier in the conversation), the per-request choices (`image_delivery`,
+ * `progress`), the plan, and the markdown answer with its notes.
+ * @module
+ */
+import {
+  failureSummary,
+  type GenerationOutcome,
+  type GenerationPlan,
+  planGeneration,
+  runGeneration,
+} from "../generation/plan.ts";
+import type { ModelSpec } from "../generation/registry.ts";
+import { ApiError, invalidParam } from "../server/errors.ts";
+import { choiceOr } from "../server/values.ts";
+import type { UpstreamAuth } from "../siliconflow/keys.ts";
+import { imagesFromHistory } from "./chat_history.ts";
+import type { ChatRequest } from "./chat_request.ts";
+import { ignoredNote, type RequestContext, requestedModel, upstreamCaller } from "./context.ts";
+import { parsePromptFlags } from "./prompt_flags.ts";
+
+/** The markdown answer: one image per line, the seed in the alt text, problems said plainly. */
+export function toMarkdown(outcome: GenerationOutcome, notes: string[] = []): string {
+  const lines = outcome.images.map((image, i) =>
+    `![${image.seed === undefined ? `image ${i + 1}` : `seed ${image.seed}`}](${image.url})`
+  );
+  const failed = failureSummary(outcome);
+  if (failed) lines.push(`> ${failed}`);
+  for (const note of notes) lines.push(`> ${note}`);
+  return lines.join("\n");
+}
+
+/** A request field that names one of `choices`; the server's setting when it is absent. */
+function enumField<T>(
+  value: unknown,
+  param: string,
+  choices: Readonly<Record<string, T>>,
+  fallback: T,
+): T {
+  const found = choiceOr(value, choices, fallback);
+  if (found === undefined) {
+    throw invalidParam(param, `${param} must be one of ${Object.keys(choices).join(", ")}`);
+  }
+  return found;
+}
+
+/** Request fields with prompt flags applied; a flag beats any body field it conflicts with. */
+function withFlags(body: Record<string, unknown>, flags: Record<string, string>) {
+  const fields = { ...body, ...flags };
+  if ("aspect_ratio" in flags && !("image_size" in flags)) delete fields.image_size;
+  if ("image_size" in flags) delete fields.aspect_ratio;
+  if ("aspect_ratio" in flags || "image_size" in flags) delete fields.size;
+  return fields;
+}
+
+/** Swaps image URLs for data URIs, keeping the URL (with a note) where a download fails. */
+async function embedImages(
+  ctx: RequestContext,
+  outcome: GenerationOutcome,
+  signal: AbortSignal,
+): Promise<string[]> {
+  const notes: string[] = [];
+  await Promise.all(outcome.images.map(async (image, i) => {
+    try {
+      const { base64, contentType } = await ctx.app.upstream.download(image.url, signal);
+      image.url = `data:${contentType};base64,${base64}`;
+    } catch (err) {
+      notes.push(
+        `Image ${i + 1} could not be embedded (${
+          (err as Error).message
+        }); its link expires in about an hour.`,
+      );
+    }
+  }));
+  return notes;
+}
+
+const HISTORY_HINT =
+  " The input image was taken from earlier in the conversation; SiliconFlow's image links expire after an hour, so attach the image again (or use IMAGE_DELIVERY=data, which keeps images in the chat).";
+
+
+const DELIVERY = { url: "url", data: "data" } as const;
+const PROGRESS = { reasoning: "reasoning", true: "reasoning", off: "off", false: "off" } as const;
+
+/** The input images: the user's own, or for an edit model the newest ones in the history. */
+function inputImages(
+  chat: ChatRequest,
+  model: ModelSpec,
+  param: string,
+): { images: string[]; fromHistory: boolean } {
+  if (chat.images.length > 0 || model.inputImages.min === 0) {
+    return { images: chat.images, fromHistory: false };
+  }
+  const images = imagesFromHistory(chat.messages, chat.userIndex, model.inputImages.max);
+  if (images.length === 0) {
+    throw invalidParam(
+      param,
+      `${model.id} edits images, and none was found: attach an image to your message, or generate one earlier in this conversation.`,
+      "image_required",
+    );
+  }
+  return { images, fromHistory: true };
+}
+
+/** A conversation's generation, planned and ready to run. */
+export interface PreparedGeneration {
+  /** The validated upstream calls. */
+  plan: GenerationPlan;
+  /** Whether progress lines were asked for (`PROGRESS`, or `progress` in the body). */
+  progress: boolean;
+  /** Runs the generation: the outcome, and the markdown answer with its notes. */
+  run(signal: AbortSignal): Promise<{ outcome: GenerationOutcome; markdown: string }>;
+}
+
+/** Checks a conversation against the model and plans its generation. */
+export function prepareGeneration(
+  ctx: RequestContext,
+  auth: UpstreamAuth,
+  chat: ChatRequest,
+): PreparedGeneration {
+  const { config } = ctx.app;
+  const flags = parsePromptFlags(chat.prompt);
+  const fields = withFlags(chat.fields, flags.fields);
+  const delivery = enumField(
+    fields.image_delivery,
+    "image_delivery",
+    DELIVERY,
+    config.imageDelivery,
+  );
+  const progress = enumField(fields.progress, "progress", PROGRESS, config.progress);
+
+  const model = requestedModel(ctx, chat.model, { withImages: chat.images.length > 0 });
+  const param = `messages[${chat.userIndex}].content`;
+  const { images, fromHistory } = inputImages(chat, model, param);
+  const plan = planGeneration({
+    model,
+    prompt: flags.prompt,
+    images,
+    fields,
+    imagesParam: param,
+    promptParam: param,
+    strict: config.strictParams,
+  });
+
+  const run = async (signal: AbortSignal) => {
+    let outcome: GenerationOutcome;
+    try {
+      outcome = await runGeneration(plan, upstreamCaller(ctx, auth, signal));
+    } catch (err) {
+      if (fromHistory && err instanceof ApiError && err.status === 400) {
+        throw new ApiError(400, err.message + HISTORY_HINT, { param, code: err.code });
+      }
+      throw err;
+    }
+    const notes = delivery === "data" ? await embedImages(ctx, outcome, signal) : [];
+    return { outcome, markdown: toMarkdown(outcome, [...notes, ...ignoredNote(plan)]) };
+  };
+  return { plan, progress: progress === "reasoning", run };
+}
+
+/** The first progress line: what is being made. */
+export function describe(plan: GenerationPlan): string {
+  const size = plan.imageSize ? ` at ${plan.imageSize}` : "";
+  return `Generating ${plan.n} image${plan.n === 1 ? "" : "s"} with ${plan.model.id}${size}…\n`;
+}
