@@ -43,6 +43,20 @@ Deno.test("README chat examples work as written", async (t) => {
   ]);
 });
 
+Deno.test("README Responses API example works as written", async () => {
+  await using fake = startFakeUpstream();
+  await using server = startServer({ SILICONFLOW_BASE_URL: fake.baseUrl });
+  const [example] = curlExamples("/v1/responses");
+  const res = await post(`${server.url}/v1/responses`, example.body);
+  const body = await res.json();
+  assertEquals(res.status, 200, JSON.stringify(body));
+  assertEquals(body.output.map((o: { type: string }) => o.type), [
+    "image_generation_call",
+    "message",
+  ]);
+  assertEquals(fake.received.at(-1)!.body.image_size, "1664x928");
+});
+
 Deno.test("README size table matches the size mapping", () => {
   const section = README.slice(README.indexOf("### Sizes"), README.indexOf("### Aliases"));
   const rows = section.split("\n").filter((l) => l.startsWith("| `") && !l.startsWith("| `size`"));

@@ -80,7 +80,6 @@ async function embedImages(
 const HISTORY_HINT =
   " The input image was taken from earlier in the conversation; SiliconFlow's image links expire after an hour, so attach the image again (or use IMAGE_DELIVERY=data, which keeps images in the chat).";
 
-
 const DELIVERY = { url: "url", data: "data" } as const;
 const PROGRESS = { reasoning: "reasoning", true: "reasoning", off: "off", false: "off" } as const;
 

@@ -13,6 +13,7 @@ import { chatCompletions } from "./chat_completions.ts";
 import type { RequestContext } from "./context.ts";
 import { imagesEdits, imagesGenerations } from "./images.ts";
 import { modelsList, modelsRetrieve } from "./models.ts";
+import { responses } from "./responses.ts";
 
 /** `GET /healthz`: liveness, mode, what is in flight and the server keys' state; no secrets. */
 function health(ctx: RequestContext): Promise<Response> {
@@ -43,6 +44,7 @@ export const ROUTES: readonly Route<RequestContext>[] = [
   { method: "GET", pattern: path("/healthz"), handle: health },
   { method: "GET", pattern: path(`${DEMO_IMAGE_PREFIX}*`), handle: demoImages },
   { method: "POST", pattern: path("{/v1}?/chat/completions"), handle: chatCompletions },
+  { method: "POST", pattern: path("{/v1}?/responses"), handle: responses },
   { method: "POST", pattern: path("{/v1}?/images/generations"), handle: imagesGenerations },
   { method: "POST", pattern: path("{/v1}?/images/edits"), handle: imagesEdits },
   { method: "GET", pattern: path("{/v1}?/models"), handle: modelsList },

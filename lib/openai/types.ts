@@ -91,3 +91,71 @@ export interface ModelObject {
   /** Owner. */
   owned_by: string;
 }
+
+/** An `output_text` content part of a Responses API message. */
+export interface OutputText {
+  /** Always `output_text`. */
+  type: "output_text";
+  /** The text (markdown images). */
+  text: string;
+  /** None. */
+  annotations: never[];
+}
+
+/** An output item of a Responses API answer. */
+export type ResponseOutputItem =
+  | {
+    type: "message";
+    id: string;
+    status: "in_progress" | "completed";
+    role: "assistant";
+    content: OutputText[];
+  }
+  | {
+    type: "image_generation_call";
+    id: string;
+    status: "in_progress" | "completed";
+    result: string | null;
+  };
+
+/** A Responses API `response` object. */
+export interface ResponseObject {
+  /** `resp_…`. */
+  id: string;
+  /** Always `response`. */
+  object: "response";
+  /** Unix seconds. */
+  created_at: number;
+  /** Where it stands. */
+  status: "in_progress" | "completed" | "failed";
+  /** The model as the client named it. */
+  model: string;
+  /** The output items. */
+  output: ResponseOutputItem[];
+  /** Why it failed, when it did. */
+  error: { code: string; message: string } | null;
+  /** Never incomplete. */
+  incomplete_details: null;
+  /** Not used for images. */
+  instructions: null;
+  /** Empty. */
+  metadata: Record<string, string>;
+  /** False. */
+  parallel_tool_calls: false;
+  /** Not used. */
+  temperature: null;
+  /** `auto`. */
+  tool_choice: "auto";
+  /** The tools as sent. */
+  tools: unknown[];
+  /** Not used. */
+  top_p: null;
+  /** No tokens. */
+  usage: {
+    input_tokens: number;
+    input_tokens_details: { cached_tokens: number };
+    output_tokens: number;
+    output_tokens_details: { reasoning_tokens: number };
+    total_tokens: number;
+  } | null;
+}

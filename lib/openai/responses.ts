@@ -1,0 +1,206 @@
+/**
+ * `POST /v1/responses` for image generation, as the Vercel AI SDK's default provider, Cherry
+ * Studio's "OpenAI-Response" type and newer OpenAI tooling call it. The answer's `output` holds a
+ * `message` whose `output_text` carries the markdown images (so text-only clients show them), and,
+ * when the client asks through the `image_generation` tool or `include`, one
+ * `image_generation_call` item per image with its base64 `result`. Streamed, it is the Responses
+ * event sequence, with SSE comments as keep-alives.
+ * @module
+ */
+import type { GenerationOutcome } from "../generation/plan.ts";
+import { readJson } from "../server/body.ts";
+import { type ApiError, CLIENT_CLOSED } from "../server/errors.ts";
+import { eventStreamResponse } from "../server/event_stream.ts";
+import { jsonResponse } from "../server/response.ts";
+import { authorize } from "../siliconflow/keys.ts";
+import { bodyLimits, failure, ignoredHeaders, type RequestContext } from "./context.ts";
+import { prepareGeneration } from "./conversation.ts";
+import { parseResponsesRequest } from "./responses_request.ts";
+import type { ResponseObject, ResponseOutputItem } from "./types.ts";
+
+const id = (prefix: string) => `${prefix}_${crypto.randomUUID().replaceAll("-", "")}`;
+
+const NO_USAGE = {
+  input_tokens: 0,
+  input_tokens_details: { cached_tokens: 0 },
+  output_tokens: 0,
+  output_tokens_details: { reasoning_tokens: 0 },
+  total_tokens: 0,
+};
+
+/** The `response` object around some output. */
+function responseObject(
+  base: { id: string; created: number; model: string; tools: unknown[] },
+  status: ResponseObject["status"],
+  output: ResponseOutputItem[],
+  error: ApiError | null = null,
+): ResponseObject {
+  return {
+    id: base.id,
+    object: "response",
+    created_at: base.created,
+    status,
+    model: base.model,
+    output,
+    error: error ? { code: error.code ?? "server_error", message: error.message } : null,
+    incomplete_details: null,
+    instructions: null,
+    metadata: {},
+    parallel_tool_calls: false,
+    temperature: null,
+    tool_choice: "auto",
+    tools: base.tools,
+    top_p: null,
+    usage: status === "completed" ? NO_USAGE : null,
+  } satisfies ResponseObject;
+}
+
+/** The output items of a finished generation: image results (when asked for), then the message. */
+async function outputItems(
+  ctx: RequestContext,
+  made: { outcome: GenerationOutcome; markdown: string },
+  wantResults: boolean,
+  signal: AbortSignal,
+): Promise<ResponseOutputItem[]> {
+  const items: ResponseOutputItem[] = [];
+  if (wantResults) {
+    for (const image of made.outcome.images) {
+      const { base64 } = await ctx.app.upstream.download(image.url, signal);
+      items.push({
+        type: "image_generation_call",
+        id: id("ig"),
+        status: "completed",
+        result: base64,
+      });
+    }
+  }
+  items.push({
+    type: "message",
+    id: id("msg"),
+    status: "completed",
+    role: "assistant",
+    content: [{ type: "output_text", text: made.markdown, annotations: [] }],
+  });
+  return items;
+}
+
+/** `POST /v1/responses`. */
+export async function responses(ctx: RequestContext): Promise<Response> {
+  const auth = authorize(ctx.request.headers, ctx.app.config);
+  const request = parseResponsesRequest(await readJson(ctx.request, bodyLimits(ctx)));
+  const generation = prepareGeneration(ctx, auth, request.chat);
+  const base = {
+    id: id("resp"),
+    created: Math.floor(ctx.app.now() / 1000),
+    model: request.chat.model,
+    tools: request.tools,
+  };
+  const release = ctx.app.slots.acquire();
+  const produce = async (signal: AbortSignal) => {
+    try {
+      const made = await generation.run(signal);
+      return await outputItems(ctx, made, request.wantResults, signal);
+    } finally {
+      release();
+    }
+  };
+  const headers = ignoredHeaders(generation.plan);
+  if (!request.stream) {
+    return jsonResponse(responseObject(base, "completed", await produce(ctx.signal)), 200, headers);
+  }
+  return await streamResponse(ctx, { base, headers }, produce);
+}
+
+/** One Responses stream event, before its sequence number. */
+type ResponseEvent = { type: string; [field: string]: unknown } | { type: "keepalive" };
+
+/** Encodes Responses events as SSE, numbering them; keep-alives are comments. */
+class ResponseEventStream extends TransformStream<ResponseEvent, Uint8Array> {
+  constructor() {
+    const encoder = new TextEncoder();
+    let sequence = 0;
+    super({
+      transform(event, controller) {
+        if (event.type === "keepalive") {
+          return controller.enqueue(encoder.encode(": keepalive\n\n"));
+        }
+        const data = JSON.stringify({ ...event, sequence_number: sequence++ });
+        controller.enqueue(encoder.encode(`event: ${event.type}\ndata: ${data}\n\n`));
+      },
+    });
+  }
+}
+
+/** The events that add one finished output item. */
+function itemEvents(item: ResponseOutputItem, outputIndex: number): ResponseEvent[] {
+  if (item.type === "image_generation_call") {
+    return [
+      {
+        type: "response.output_item.added",
+        output_index: outputIndex,
+        item: { ...item, status: "in_progress", result: null },
+      },
+      { type: "response.output_item.done", output_index: outputIndex, item },
+    ];
+  }
+  const part = item.content[0];
+  const at = { item_id: item.id, output_index: outputIndex, content_index: 0 };
+  return [
+    {
+      type: "response.output_item.added",
+      output_index: outputIndex,
+      item: { ...item, status: "in_progress", content: [] },
+    },
+    { type: "response.content_part.added", ...at, part: { ...part, text: "" } },
+    { type: "response.output_text.delta", ...at, delta: part.text, logprobs: [] },
+    { type: "response.output_text.done", ...at, text: part.text, logprobs: [] },
+    { type: "response.content_part.done", ...at, part },
+    { type: "response.output_item.done", output_index: outputIndex, item },
+  ];
+}
+
+async function streamResponse(
+  ctx: RequestContext,
+  answer: {
+    base: { id: string; created: number; model: string; tools: unknown[] };
+    headers: Record<string, string>;
+  },
+  produce: (signal: AbortSignal) => Promise<ResponseOutputItem[]>,
+): Promise<Response> {
+  const { base } = answer;
+  const { response, done } = await eventStreamResponse<ResponseEvent>(
+    async (send, signal) => {
+      const started = responseObject(base, "in_progress", []);
+      send({ type: "response.created", response: started });
+      send({ type: "response.in_progress", response: started });
+      const items = await produce(signal);
+      items.forEach((item, i) => itemEvents(item, i).forEach(send));
+      send({ type: "response.completed", response: responseObject(base, "completed", items) });
+    },
+    {
+      encoder: new ResponseEventStream(),
+      keepAlive: { everyMs: ctx.app.config.keepAliveMs, event: () => ({ type: "keepalive" }) },
+      signal: ctx.signal,
+      shutdownSignal: ctx.app.shutdownSignal,
+      onError: (err) => {
+        const error = failure(ctx, err);
+        ctx.log.outcome = error.code ?? undefined;
+        if (error.status === CLIENT_CLOSED) return { events: [], status: error.status };
+        const { message, code, param } = error.toJSON().error;
+        return {
+          events: [
+            { type: "error", code, message, param },
+            { type: "response.failed", response: responseObject(base, "failed", [], error) },
+          ],
+          status: error.status,
+        };
+      },
+      now: ctx.app.now,
+      open: ctx.app.streams,
+      headers: answer.headers,
+      holdMs: ctx.app.config.streamHoldMs,
+    },
+  );
+  ctx.streamDone = done;
+  return response;
+}

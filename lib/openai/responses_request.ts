@@ -1,0 +1,103 @@
+/**
+ * The request side of `POST /v1/responses`: `input` as a string or a list of items (messages with
+ * `input_text` / `input_image` / `output_text` parts, and earlier `image_generation_call` items),
+ * turned into the chat shape that the shared conversation code takes. Earlier items count for
+ * multi-turn editing the way earlier chat messages do.
+ * @module
+ */
+import { invalidParam, notAnObject } from "../server/errors.ts";
+import { isJsonObject } from "../server/values.ts";
+import { type ChatRequest, parseChatRequest } from "./chat_request.ts";
+
+/** A Responses API request, checked. */
+export interface ResponsesRequest {
+  /** The conversation, in the shape chat uses. */
+  chat: ChatRequest;
+  /** Whether to stream the Responses events. */
+  stream: boolean;
+  /** Whether to return each image as an `image_generation_call` item with its base64 `result`. */
+  wantResults: boolean;
+  /** The tools as sent, echoed in the answer. */
+  tools: unknown[];
+}
+
+type Part = Record<string, unknown>;
+
+/** One input content part as a chat part: text, or an image URL. */
+function chatPart(part: unknown, at: string): Part | undefined {
+  if (!isJsonObject(part)) throw invalidParam(at, "A content part must be an object");
+  switch (part.type) {
+    case "input_text":
+    case "output_text":
+    case "text":
+      return { type: "text", text: part.text };
+    case "input_image": {
+      const url = typeof part.image_url === "string"
+        ? part.image_url
+        : isJsonObject(part.image_url)
+        ? part.image_url.url
+        : undefined;
+      if (url === undefined && part.file_id !== undefined) {
+        throw invalidParam(
+          `${at}.file_id`,
+          "file_id is not supported: send the image as image_url",
+          "unsupported_parameter",
+        );
+      }
+      return { type: "image_url", image_url: { url } };
+    }
+    default:
+      return undefined; // other part types (files, audio, refusals) mean nothing to an image model
+  }
+}
+
+/** One input item as a chat message, or undefined for items that carry nothing to draw. */
+function chatMessage(item: unknown, index: number): Part | undefined {
+  const at = `input[${index}]`;
+  if (!isJsonObject(item)) throw invalidParam(at, "An input item must be an object");
+  if (item.type === "image_generation_call") {
+    // An image made earlier in the conversation, returned as base64.
+    const result = typeof item.result === "string" ? item.result : "";
+    return result
+      ? { role: "assistant", content: `![](data:image/png;base64,${result})` }
+      : undefined;
+  }
+  if (item.type !== undefined && item.type !== "message") return undefined;
+  const content = typeof item.content === "string"
+    ? item.content
+    : Array.isArray(item.content)
+    ? item.content.map((p, j) => chatPart(p, `${at}.content[${j}]`)).filter((p) => p !== undefined)
+    : item.content;
+  return { role: item.role, content };
+}
+
+/** Parses a Responses API body into the chat shape. */
+export function parseResponsesRequest(body: unknown): ResponsesRequest {
+  if (!isJsonObject(body)) throw notAnObject();
+  if (body.previous_response_id !== undefined && body.previous_response_id !== null) {
+    throw invalidParam(
+      "previous_response_id",
+      "previous_response_id needs stored responses, and this server keeps none: send the earlier turns in input instead.",
+      "unsupported_parameter",
+    );
+  }
+  const input = body.input;
+  const messages = typeof input === "string"
+    ? [{ role: "user", content: input }]
+    : Array.isArray(input)
+    ? input.map(chatMessage).filter((m) => m !== undefined)
+    : undefined;
+  if (messages === undefined) {
+    throw invalidParam("input", "input must be a string or a list of input items");
+  }
+  const tools = Array.isArray(body.tools) ? body.tools : [];
+  const include = Array.isArray(body.include) ? body.include : [];
+  const chat = parseChatRequest({ ...body, messages, stream: body.stream === true });
+  return {
+    chat,
+    stream: body.stream === true,
+    wantResults: tools.some((t) => isJsonObject(t) && t.type === "image_generation") ||
+      include.includes("image_generation_call.result"),
+    tools,
+  };
+}
