@@ -85,5 +85,6 @@ export function createHandler(options: HandlerOptions): Handler {
     logger,
     now,
     traceHeader: TRACE_HEADER,
+    exposeHeaders: ["x-ignored-params", "x-parameter-checks", "x-partial-failure"],
   });
 }

@@ -5,6 +5,7 @@
  */
 import { type Config, loadConfig } from "../lib/config.ts";
 import { upstreamRules } from "../lib/generation/schemas.ts";
+import type { ListedModel } from "../lib/siliconflow/client.ts";
 import { createDemoUpstream } from "../lib/siliconflow/demo_upstream.ts";
 import { createHandler } from "../lib/handler.ts";
 import type { LogRecord } from "../lib/server/logger.ts";
@@ -39,19 +40,27 @@ export interface FakeUpstream extends AsyncDisposable {
   aborted(): number;
   /** Delay of the stand-in's answers. */
   delayMs: number;
+  /** Extra models the fake lists at GET /models and serves without the registry's rules. */
+  listing: ListedModel[];
+  /** How many model lists it has answered. */
+  listCalls(): number;
 }
 
 /** Starts the fake on a free loopback port. */
 export function startFakeUpstream(): FakeUpstream {
   // Small drawings keep b64_json and data-delivery tests fast; sizes in URLs stay as asked.
-  const demo = createDemoUpstream({ maxSide: 64, rules: upstreamRules });
+  const listing: ListedModel[] = [];
+  const demo = createDemoUpstream({ maxSide: 64, rules: upstreamRules, listing: () => listing });
   let inFlight = 0;
   let aborted = 0;
+  let listCalls = 0;
   const fake: FakeUpstream = {
     baseUrl: "",
     received: [],
     queue: [],
     delayMs: 0,
+    listing,
+    listCalls: () => listCalls,
     inFlight: () => inFlight,
     aborted: () => aborted,
     async [Symbol.asyncDispose]() {
@@ -73,6 +82,7 @@ export function startFakeUpstream(): FakeUpstream {
     if (blob) {
       return new Response(bigImage(Number(blob[1])), { headers: { "content-type": "image/png" } });
     }
+    if (new URL(req.url).pathname.endsWith("/models")) listCalls++;
     if (!new URL(req.url).pathname.endsWith("/images/generations")) return demo(req);
     const text = await req.text();
     let body: Record<string, unknown> = {};

@@ -10,6 +10,7 @@ import {
   post,
   readSse,
   startFakeUpstream,
+  startRawUpstream,
   startServer,
   TEST_KEY,
 } from "./_helpers.ts";
@@ -236,4 +237,87 @@ Deno.test("streamed chat: a failure within the hold window is a real HTTP error;
       assertEquals(JSON.parse(frames.at(-1)!).error.code !== undefined, true);
     },
   );
+});
+
+Deno.test("any SiliconFlow image model: listed in /v1/models, served with the generic schema", async (t) => {
+  await using fake = startFakeUpstream();
+  await using server = startServer({ SILICONFLOW_BASE_URL: fake.baseUrl });
+  fake.listing.push(
+    { id: "Tongyi-MAI/Z-Image", subType: "text-to-image" },
+    { id: "Qwen/Qwen-Image", subType: "text-to-image" },
+    { id: "acme/Repaint", subType: "image-to-image" },
+  );
+  const list = async (key: string | null = TEST_KEY) => {
+    const res = await fetch(`${server.url}/v1/models`, {
+      headers: key ? { authorization: `Bearer ${key}` } : {},
+    });
+    return (await res.json()).data.map((m: { id: string; owned_by: string }) =>
+      `${m.id}:${m.owned_by}`
+    );
+  };
+  await t.step("merged with the built-in list once, and cached", async () => {
+    const ids = await list();
+    assert(ids.includes("Tongyi-MAI/Z-Image:Tongyi-MAI") && ids.includes("acme/Repaint:acme"));
+    assertEquals(ids.filter((id: string) => id.startsWith("Qwen/Qwen-Image:")).length, 1);
+    const calls = fake.listCalls();
+    await list();
+    assertEquals(fake.listCalls(), calls, "served from the cache");
+    assertEquals(
+      (await list(null)).some((id: string) => id.startsWith("Tongyi-MAI/Z-Image:")),
+      false,
+    );
+    const one = await fetch(`${server.url}/v1/models/acme/Repaint`, {
+      headers: { authorization: `Bearer ${TEST_KEY}` },
+    });
+    assertEquals((await one.json()).id, "acme/Repaint");
+  });
+  await t.step("a listed model runs without parameter checks, and says so", async () => {
+    const res = await post(`${server.url}/v1/chat/completions`, {
+      model: "Tongyi-MAI/Z-Image",
+      messages: [{ role: "user", content: "a cat" }],
+      image_size: "1024x1024",
+      num_inference_steps: 8,
+      cfg: 4,
+    });
+    const body = await res.json();
+    assertEquals(res.status, 200, JSON.stringify(body));
+    assertEquals(res.headers.get("x-parameter-checks"), "none");
+    assertMatch(body.choices[0].message.content, /without parameter checks/);
+    const sent = fake.received.at(-1)!.body;
+    assertEquals([sent.model, sent.image_size, sent.num_inference_steps, "cfg" in sent], [
+      "Tongyi-MAI/Z-Image",
+      "1024x1024",
+      8,
+      false,
+    ]);
+  });
+  await t.step("an image-to-image model takes the input images as given", async () => {
+    const res = await post(`${server.url}/v1/images/edits`, {
+      model: "acme/Repaint",
+      prompt: "blue",
+      images: [{ image_url: PNG_DATA_URI }, { image_url: PNG_DATA_URI }],
+    });
+    assertEquals(res.status, 200, await res.clone().text());
+    await res.body?.cancel();
+    assertEquals([fake.received.at(-1)!.body.image, fake.received.at(-1)!.body.image2], [
+      PNG_DATA_URI,
+      PNG_DATA_URI,
+    ]);
+  });
+  await t.step("a model nobody lists is still a 404", async () => {
+    const res = await post(`${server.url}/v1/chat/completions`, chat("acme/Nope"));
+    assertEquals(res.status, 404);
+    await res.body?.cancel();
+  });
+});
+
+Deno.test("when SiliconFlow's model list cannot be had, the built-in list stands", async () => {
+  await using raw = startRawUpstream("reset-before-headers");
+  await using server = startServer({ SILICONFLOW_BASE_URL: raw.baseUrl });
+  const res = await fetch(`${server.url}/v1/models`, {
+    headers: { authorization: `Bearer ${TEST_KEY}` },
+  });
+  assertEquals(res.status, 200);
+  const ids = (await res.json()).data.map((m: { id: string }) => m.id);
+  assert(ids.includes("Qwen/Qwen-Image") && ids.includes("dall-e-3"));
 });

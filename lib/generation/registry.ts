@@ -28,9 +28,12 @@ export interface ModelSpec {
   readonly sizes: readonly string[];
   /** False where the entry rests on third-party or incomplete documentation. */
   readonly verified: boolean;
+  /** True for a model SiliconFlow lists that this registry does not know (see {@link genericModel}). */
+  readonly unchecked?: boolean;
 }
 
 const SEED: ParamSpec = { type: "integer", min: 0, max: 9_999_999_999 };
+// SiliconFlow's reference: 1–100, default 20.
 const STEPS: ParamSpec = { type: "integer", min: 1, max: 100 };
 const NEGATIVE: ParamSpec = { type: "string", maxLength: 10_000 };
 const SIZE: ParamSpec = { type: "size" };
@@ -141,6 +144,28 @@ const BY_ID = new Map(MODELS.map((m) => [m.id.toLowerCase(), m]));
 /** Finds a model by id (case-insensitive). */
 export function findModel(id: string): ModelSpec | undefined {
   return BY_ID.get(id.toLowerCase());
+}
+
+/**
+ * A model SiliconFlow lists that the registry does not know: served with a generic schema (prompt,
+ * negative_prompt, image_size, seed, num_inference_steps, and up to three input images passed on
+ * as given), and answered with a note that its parameters were not checked here.
+ */
+export function genericModel(listed: { id: string; subType: string }): ModelSpec {
+  return {
+    id: listed.id,
+    ownedBy: listed.id.includes("/") ? listed.id.split("/")[0] : "siliconflow",
+    inputImages: { min: listed.subType === "image-to-image" ? 1 : 0, max: 3 },
+    params: {
+      image_size: SIZE,
+      seed: SEED,
+      num_inference_steps: STEPS,
+      negative_prompt: NEGATIVE,
+    },
+    sizes: [],
+    verified: false,
+    unchecked: true,
+  };
 }
 
 /** Where a model alias points: the model for text-only requests, and optionally one for edits. */

@@ -16,7 +16,7 @@ import {
   toChatCompletion,
   ZERO_USAGE,
 } from "./chat_stream.ts";
-import { bodyLimits, failure, ignoredHeaders, type RequestContext } from "./context.ts";
+import { bodyLimits, failure, planHeaders, type RequestContext } from "./context.ts";
 import { describe, prepareGeneration } from "./conversation.ts";
 
 export { toMarkdown } from "./conversation.ts";
@@ -25,7 +25,7 @@ export { toMarkdown } from "./conversation.ts";
 export async function chatCompletions(ctx: RequestContext): Promise<Response> {
   const auth = authorize(ctx.request.headers, ctx.app.config);
   const chat = parseChatRequest(await readJson(ctx.request, bodyLimits(ctx)));
-  const generation = prepareGeneration(ctx, auth, chat);
+  const generation = await prepareGeneration(ctx, auth, chat);
   const { plan } = generation;
   const meta: CompletionMeta = {
     id: `chatcmpl-${crypto.randomUUID().replaceAll("-", "")}`,
@@ -35,7 +35,7 @@ export async function chatCompletions(ctx: RequestContext): Promise<Response> {
   const release = ctx.app.slots.acquire();
   if (chat.stream) {
     const intro = generation.progress ? describe(plan) : undefined;
-    const answer = { meta, includeUsage: chat.includeUsage, intro, headers: ignoredHeaders(plan) };
+    const answer = { meta, includeUsage: chat.includeUsage, intro, headers: planHeaders(plan) };
     return streamChat(ctx, answer, async (signal) => {
       try {
         return (await generation.run(signal)).markdown;
@@ -46,7 +46,7 @@ export async function chatCompletions(ctx: RequestContext): Promise<Response> {
   }
   try {
     const { markdown } = await generation.run(ctx.signal);
-    return jsonResponse(toChatCompletion(meta, markdown), 200, ignoredHeaders(plan));
+    return jsonResponse(toChatCompletion(meta, markdown), 200, planHeaders(plan));
   } finally {
     release();
   }

@@ -6,11 +6,11 @@
 import type { Config } from "../config.ts";
 import type { GenerationPlan } from "../generation/plan.ts";
 import type { ModelSpec } from "../generation/registry.ts";
-import { resolveModel } from "../generation/registry.ts";
+import { genericModel, resolveModel } from "../generation/registry.ts";
 import type { GenerationSlots } from "../generation/slots.ts";
 import type { BodyLimits } from "../server/body.ts";
 import type { BodyBudget } from "../server/body_budget.ts";
-import { type ApiError, finalError } from "../server/errors.ts";
+import { ApiError, finalError } from "../server/errors.ts";
 import type { Logger } from "../server/logger.ts";
 import type { Exchange } from "../server/pipeline.ts";
 import type { UpstreamResult } from "../siliconflow/client.ts";
@@ -57,13 +57,27 @@ export function failure(ctx: RequestContext, err: unknown): ApiError {
   return finalError({ requestId: ctx.requestId, shutdownSignal, logger }, err);
 }
 
-/** Resolves the requested model (alias or id) and notes it for the log line. */
-export function requestedModel(
+/**
+ * Resolves the requested model (alias, registry id, or a model SiliconFlow lists for this key,
+ * served with the generic schema) and notes it for the log line.
+ */
+export async function requestedModel(
   ctx: RequestContext,
+  auth: UpstreamAuth,
   id: unknown,
   options: { withImages: boolean; param?: string },
-): ModelSpec {
-  const model = resolveModel(ctx.app.config.modelAliases, id, options);
+): Promise<ModelSpec> {
+  let model: ModelSpec;
+  try {
+    model = resolveModel(ctx.app.config.modelAliases, id, options);
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.status !== 404 || typeof id !== "string") throw err;
+    const wanted = id.trim().toLowerCase();
+    const listed = (await ctx.app.upstream.listedModels({ auth, origin: ctx.url.origin }))
+      .find((m) => m.id.toLowerCase() === wanted);
+    if (!listed) throw err;
+    model = genericModel(listed);
+  }
   ctx.log.model = model.id;
   return model;
 }
@@ -82,16 +96,28 @@ export function upstreamCaller(
   });
 }
 
-/** The `X-Ignored-Params` header, when the plan dropped fields the model does not take. */
-export function ignoredHeaders(plan: GenerationPlan): Record<string, string> {
-  return plan.ignored.length ? { "x-ignored-params": plan.ignored.join(", ") } : {};
+/**
+ * What the answer's headers say about the plan: `X-Ignored-Params` when it dropped fields the model
+ * does not take, `X-Parameter-Checks: none` for a model the registry does not know.
+ */
+export function planHeaders(plan: GenerationPlan): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (plan.ignored.length) headers["x-ignored-params"] = plan.ignored.join(", ");
+  if (plan.model.unchecked) headers["x-parameter-checks"] = "none";
+  return headers;
 }
 
-/** The line said under the images when the plan dropped fields. */
-export function ignoredNote(plan: GenerationPlan): string[] {
-  if (!plan.ignored.length) return [];
-  const fields = plan.ignored.join(", ");
-  return [
-    `Ignored ${fields}: ${plan.model.id} does not take ${plan.ignored.length > 1 ? "them" : "it"}.`,
-  ];
+/** The lines said under the images about the plan (dropped fields, an unchecked model). */
+export function planNotes(plan: GenerationPlan): string[] {
+  const notes: string[] = [];
+  if (plan.ignored.length) {
+    const them = plan.ignored.length > 1 ? "them" : "it";
+    notes.push(`Ignored ${plan.ignored.join(", ")}: ${plan.model.id} does not take ${them}.`);
+  }
+  if (plan.model.unchecked) {
+    notes.push(
+      `${plan.model.id} is not in this server's model list: it ran without parameter checks.`,
+    );
+  }
+  return notes;
 }

@@ -18,7 +18,7 @@ import { choiceOr } from "../server/values.ts";
 import type { UpstreamAuth } from "../siliconflow/keys.ts";
 import { imagesFromHistory } from "./chat_history.ts";
 import type { ChatRequest } from "./chat_request.ts";
-import { ignoredNote, type RequestContext, requestedModel, upstreamCaller } from "./context.ts";
+import { planNotes, type RequestContext, requestedModel, upstreamCaller } from "./context.ts";
 import { parsePromptFlags } from "./prompt_flags.ts";
 
 /** The markdown answer: one image per line, the seed in the alt text, problems said plainly. */
@@ -114,11 +114,11 @@ export interface PreparedGeneration {
 }
 
 /** Checks a conversation against the model and plans its generation. */
-export function prepareGeneration(
+export async function prepareGeneration(
   ctx: RequestContext,
   auth: UpstreamAuth,
   chat: ChatRequest,
-): PreparedGeneration {
+): Promise<PreparedGeneration> {
   const { config } = ctx.app;
   const flags = parsePromptFlags(chat.prompt);
   const fields = withFlags(chat.fields, flags.fields);
@@ -130,7 +130,9 @@ export function prepareGeneration(
   );
   const progress = enumField(fields.progress, "progress", PROGRESS, config.progress);
 
-  const model = requestedModel(ctx, chat.model, { withImages: chat.images.length > 0 });
+  const model = await requestedModel(ctx, auth, chat.model, {
+    withImages: chat.images.length > 0,
+  });
   const param = `messages[${chat.userIndex}].content`;
   const { images, fromHistory } = inputImages(chat, model, param);
   const plan = planGeneration({
@@ -154,7 +156,7 @@ export function prepareGeneration(
       throw err;
     }
     const notes = delivery === "data" ? await embedImages(ctx, outcome, signal) : [];
-    return { outcome, markdown: toMarkdown(outcome, [...notes, ...ignoredNote(plan)]) };
+    return { outcome, markdown: toMarkdown(outcome, [...notes, ...planNotes(plan)]) };
   };
   return { plan, progress: progress === "reasoning", run };
 }

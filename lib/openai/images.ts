@@ -19,7 +19,7 @@ import { authorize, type UpstreamAuth } from "../siliconflow/keys.ts";
 import {
   bodyLimits,
   failure,
-  ignoredHeaders,
+  planHeaders,
   type RequestContext,
   requestedModel,
   upstreamCaller,
@@ -66,7 +66,7 @@ async function generate(
   images: string[],
 ): Promise<Response> {
   const endpoint = images.length > 0 ? "edits" : "generations";
-  const model = requestedModel(ctx, request.model, { withImages: images.length > 0 });
+  const model = await requestedModel(ctx, auth, request.model, { withImages: images.length > 0 });
   const plan = planGeneration({
     model,
     prompt: request.prompt,
@@ -80,7 +80,7 @@ async function generate(
   if (request.stream) return streamImages(ctx, { auth, plan, endpoint, release });
   try {
     const outcome = await runGeneration(plan, upstreamCaller(ctx, auth, ctx.signal));
-    return await respond(ctx, outcome, request.responseFormat, ignoredHeaders(plan));
+    return await respond(ctx, outcome, request.responseFormat, planHeaders(plan));
   } finally {
     release();
   }
@@ -128,7 +128,7 @@ async function streamImages(
       },
       now: ctx.app.now,
       open: ctx.app.streams,
-      headers: ignoredHeaders(plan),
+      headers: planHeaders(plan),
       holdMs: ctx.app.config.streamHoldMs,
     },
   );
@@ -159,6 +159,6 @@ export async function imagesEdits(ctx: RequestContext): Promise<Response> {
   }
   const form = splitEditsForm(await readFormData(ctx.request, bodyLimits(ctx)));
   const request = parseImagesFields(form.fields, "edits");
-  const model = requestedModel(ctx, request.model, { withImages: true });
+  const model = await requestedModel(ctx, auth, request.model, { withImages: true });
   return generate(ctx, auth, request, await editsFormImages(form, model));
 }

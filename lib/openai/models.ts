@@ -2,8 +2,9 @@
  * `GET /v1/models` and `GET /v1/models/{id}`: the registry and the aliases as OpenAI models.
  * @module
  */
-import { findModel, modelNotFound, MODELS } from "../generation/registry.ts";
+import { findModel, genericModel, modelNotFound, MODELS } from "../generation/registry.ts";
 import { jsonResponse } from "../server/response.ts";
+import { authorize, type UpstreamAuth } from "../siliconflow/keys.ts";
 import type { RequestContext } from "./context.ts";
 import type { ModelObject } from "./types.ts";
 
@@ -12,29 +13,42 @@ export type { ModelObject } from "./types.ts";
 // 2025-08-04, when Qwen-Image came out; SiliconFlow itself reports 0.
 const CREATED = 1754265600;
 
-/** Every model and alias this server answers to. */
-export function listModels(ctx: RequestContext): ModelObject[] {
+/**
+ * Every model and alias this server answers to: the registry, the aliases, and the image models
+ * SiliconFlow lists for the caller's key (or the server's, in server-key mode), cached for
+ * minutes. Without a usable key, or when the list cannot be had, the built-in list stands alone.
+ */
+export async function listModels(ctx: RequestContext): Promise<ModelObject[]> {
   const model = (id: string, owner: string) =>
     ({ id, object: "model", created: CREATED, owned_by: owner }) satisfies ModelObject;
   const models = MODELS.map((m) => model(m.id, m.ownedBy));
   for (const alias of Object.keys(ctx.app.config.modelAliases)) {
     if (!findModel(alias)) models.push(model(alias, "alias"));
   }
+  let auth: UpstreamAuth | undefined;
+  try {
+    auth = authorize(ctx.request.headers, ctx.app.config);
+  } catch {
+    return models; // no key to ask SiliconFlow with
+  }
+  for (const listed of await ctx.app.upstream.listedModels({ auth, origin: ctx.url.origin })) {
+    if (!findModel(listed.id)) models.push(model(listed.id, genericModel(listed).ownedBy));
+  }
   return models;
 }
 
 /** `GET /v1/models`. */
-export function modelsList(ctx: RequestContext): Promise<Response> {
-  return Promise.resolve(jsonResponse({ object: "list", data: listModels(ctx) }));
+export async function modelsList(ctx: RequestContext): Promise<Response> {
+  return jsonResponse({ object: "list", data: await listModels(ctx) });
 }
 
 /** `GET /v1/models/{id}`; 404 in OpenAI shape when unknown. */
-export function modelsRetrieve(
+export async function modelsRetrieve(
   ctx: RequestContext,
   params: Readonly<Record<string, string | undefined>>,
 ): Promise<Response> {
   const id = params.id ?? "";
-  const found = listModels(ctx).find((m) => m.id.toLowerCase() === id.toLowerCase());
+  const found = (await listModels(ctx)).find((m) => m.id.toLowerCase() === id.toLowerCase());
   if (!found) throw modelNotFound(id);
-  return Promise.resolve(jsonResponse(found));
+  return jsonResponse(found);
 }

@@ -13,7 +13,7 @@ import { type ApiError, CLIENT_CLOSED } from "../server/errors.ts";
 import { eventStreamResponse } from "../server/event_stream.ts";
 import { jsonResponse } from "../server/response.ts";
 import { authorize } from "../siliconflow/keys.ts";
-import { bodyLimits, failure, ignoredHeaders, type RequestContext } from "./context.ts";
+import { bodyLimits, failure, planHeaders, type RequestContext } from "./context.ts";
 import { prepareGeneration } from "./conversation.ts";
 import { parseResponsesRequest } from "./responses_request.ts";
 import type { ResponseObject, ResponseOutputItem } from "./types.ts";
@@ -88,7 +88,7 @@ async function outputItems(
 export async function responses(ctx: RequestContext): Promise<Response> {
   const auth = authorize(ctx.request.headers, ctx.app.config);
   const request = parseResponsesRequest(await readJson(ctx.request, bodyLimits(ctx)));
-  const generation = prepareGeneration(ctx, auth, request.chat);
+  const generation = await prepareGeneration(ctx, auth, request.chat);
   const base = {
     id: id("resp"),
     created: Math.floor(ctx.app.now() / 1000),
@@ -104,7 +104,7 @@ export async function responses(ctx: RequestContext): Promise<Response> {
       release();
     }
   };
-  const headers = ignoredHeaders(generation.plan);
+  const headers = planHeaders(generation.plan);
   if (!request.stream) {
     return jsonResponse(responseObject(base, "completed", await produce(ctx.signal)), 200, headers);
   }

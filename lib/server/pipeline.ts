@@ -50,6 +50,8 @@ export interface PipelineOptions<C extends Exchange> {
   now: () => number;
   /** The upstream's trace-id header, passed on to the client and named in CORS. */
   traceHeader: string;
+  /** Further response headers that browser clients may read (CORS). */
+  exposeHeaders?: readonly string[];
 }
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -76,7 +78,8 @@ export function createPipeline<C extends Exchange>(
   const { routes, logger, now, traceHeader } = options;
   const cors: Record<string, string> = {
     "access-control-allow-origin": "*",
-    "access-control-expose-headers": `x-request-id, ${traceHeader}, retry-after`,
+    "access-control-expose-headers": ["x-request-id", traceHeader, "retry-after"]
+      .concat(options.exposeHeaders ?? []).join(", "),
   };
 
   const dispatch = async (ctx: C): Promise<Response> => {

@@ -23,6 +23,14 @@ export const TRACE_HEADER = "x-siliconcloud-trace-id";
 /** The largest upstream JSON answer read; anything longer is a fault. */
 export const MAX_UPSTREAM_RESPONSE_BYTES: number = 16 * 1024 * 1024;
 
+/** An image model as SiliconFlow lists it. */
+export interface ListedModel {
+  /** Its id, e.g. `Qwen/Qwen-Image`. */
+  id: string;
+  /** Whether it makes images from text or changes images. */
+  subType: "text-to-image" | "image-to-image";
+}
+
 /** Per-call options. */
 export interface CallOptions {
   /** The SiliconFlow key to send. */
@@ -140,6 +148,36 @@ export class SiliconFlowClient {
       lane.inFlight--;
       limit.clear();
     }
+  }
+
+  /**
+   * SiliconFlow's image models: `GET {base}/models?sub_type=…` for text-to-image and
+   * image-to-image. Throws on any failure (the caller falls back to the built-in list).
+   */
+  async listImageModels(
+    options: { apiKey: string; baseUrl: string; signal?: AbortSignal },
+  ): Promise<ListedModel[]> {
+    const listed: ListedModel[] = [];
+    for (const subType of ["text-to-image", "image-to-image"] as const) {
+      const limit = deadline(Math.min(this.#timeoutMs, 10_000), options.signal);
+      try {
+        const response = await this.#fetch(
+          `${options.baseUrl.replace(/\/+$/, "")}/models?sub_type=${subType}`,
+          { headers: { authorization: `Bearer ${options.apiKey}` }, signal: limit.signal },
+        );
+        const bytes = await readLimited(response.body, { limit: 1024 * 1024 });
+        if (!response.ok || !bytes) throw new Error(`HTTP ${response.status}`);
+        const data = JSON.parse(new TextDecoder().decode(bytes))?.data;
+        if (!Array.isArray(data)) throw new Error("no data list");
+        for (const entry of data) {
+          const id = entry && typeof entry === "object" ? entry.id : undefined;
+          if (typeof id === "string" && /^[\w./:-]{1,200}$/.test(id)) listed.push({ id, subType });
+        }
+      } finally {
+        limit.clear();
+      }
+    }
+    return listed;
   }
 
   /** Reads an answer: its images, or the error it stands for, with no key left in its text. */

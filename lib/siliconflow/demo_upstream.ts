@@ -7,7 +7,7 @@
  * @module
  */
 import { jsonResponse } from "../server/response.ts";
-import { TRACE_HEADER } from "./client.ts";
+import { type ListedModel, TRACE_HEADER } from "./client.ts";
 import { compressIndexedRows, indexedPng } from "./png.ts";
 
 /** The path prefix under which the stand-in serves its images. */
@@ -30,6 +30,11 @@ export interface DemoUpstreamOptions {
   rules: (body: Record<string, unknown>) => Refusal | undefined;
   /** Largest side of a drawn image; larger requests are drawn scaled down. */
   maxSide?: number;
+  /**
+   * Models the stand-in lists at `GET …/models` beyond none, and serves without the rules (as
+   * SiliconFlow serves models this server's registry does not know). Read on every request.
+   */
+  listing?: () => readonly ListedModel[];
 }
 
 function json(status: number, body: unknown, traceId: string): Response {
@@ -110,6 +115,13 @@ export function createDemoUpstream(
         },
       });
     }
+    if (url.pathname.endsWith("/models") && request.method === "GET") {
+      const subType = url.searchParams.get("sub_type");
+      const data = (options.listing?.() ?? [])
+        .filter((m) => !subType || m.subType === subType)
+        .map((m) => ({ id: m.id, object: "model", created: 0, owned_by: "" }));
+      return json(200, { object: "list", data }, traceId);
+    }
     if (!url.pathname.endsWith("/images/generations") || request.method !== "POST") {
       return new Response("404 page not found", {
         status: 404,
@@ -131,7 +143,8 @@ export function createDemoUpstream(
     } catch {
       return sfError(400, 20015, "Invalid JSON body", traceId);
     }
-    const refusal = options.rules(body);
+    const listed = options.listing?.().some((m) => m.id === body.model) ?? false;
+    const refusal = listed ? undefined : options.rules(body);
     if (refusal) return sfError(400, refusal.code, refusal.message, traceId);
     const size = /^(\d{1,4})x(\d{1,4})$/.exec(
       typeof body.image_size === "string" ? body.image_size : "",

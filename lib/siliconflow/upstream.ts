@@ -6,14 +6,14 @@
  */
 import type { Config } from "../config.ts";
 import type { Logger } from "../server/logger.ts";
-import { SiliconFlowClient, type UpstreamResult } from "./client.ts";
+import { type ListedModel, SiliconFlowClient, type UpstreamResult } from "./client.ts";
 import {
   createDemoUpstream,
   DEMO_IMAGE_PREFIX,
   type DemoUpstreamOptions,
 } from "./demo_upstream.ts";
 import { type DownloadedImage, downloadImage } from "./download.ts";
-import { KeyPool, type UpstreamAuth, withPoolKey } from "./keys.ts";
+import { fingerprint, KeyPool, type UpstreamAuth, withPoolKey } from "./keys.ts";
 
 /** One call's worth of context: whose key, which cancellation, where the trace id goes. */
 export interface CallScope {
@@ -39,7 +39,17 @@ export interface Upstream {
   keyStatus(): ReturnType<KeyPool["status"]> | undefined;
   /** Serves the stand-in's images (`GET /demo/images/…`); undefined outside demo mode. */
   demoImages?: (request: Request) => Promise<Response>;
+  /**
+   * SiliconFlow's image models for this key (the caller's, or one of the server's), cached for a
+   * few minutes; empty when the list cannot be had (the built-in list then stands alone).
+   */
+  listedModels(scope: { auth?: UpstreamAuth; origin: string }): Promise<ListedModel[]>;
 }
+
+/** How long a key's model list is kept; a failed fetch is retried sooner. */
+export const MODEL_LIST_TTL_MS = 5 * 60_000;
+const MODEL_LIST_RETRY_MS = 30_000;
+const MODEL_LISTS_KEPT = 64;
 
 /** Options of {@link createUpstream}. */
 export interface UpstreamOptions {
@@ -71,6 +81,23 @@ export function createUpstream(config: Config, options: UpstreamOptions): Upstre
   const pool = config.keyMode === "pass-through"
     ? undefined
     : new KeyPool(config.siliconflowKeys, options.now, options.logger);
+  // Per key (its fingerprint): the list, or the pending fetch, and when it goes stale.
+  const lists = new Map<string, { until: number; models: Promise<ListedModel[]> }>();
+  const listFor = (apiKey: string, baseUrl: string): Promise<ListedModel[]> => {
+    const key = fingerprint(apiKey);
+    const now = options.now();
+    const cached = lists.get(key);
+    if (cached && cached.until > now) return cached.models;
+    const entry = { until: now + MODEL_LIST_TTL_MS, models: Promise.resolve<ListedModel[]>([]) };
+    entry.models = client.listImageModels({ apiKey, baseUrl }).catch(() => {
+      entry.until = options.now() + MODEL_LIST_RETRY_MS;
+      return [];
+    });
+    lists.delete(key);
+    if (lists.size >= MODEL_LISTS_KEPT) lists.delete(lists.keys().next().value!);
+    lists.set(key, entry);
+    return entry.models;
+  };
 
   return {
     demo: demo !== undefined,
@@ -86,6 +113,19 @@ export function createUpstream(config: Config, options: UpstreamOptions): Upstre
     },
     keyStatus: () => pool?.status(),
     demoImages: demo,
+    listedModels({ auth, origin }) {
+      const baseUrl = demo ? `${origin}/demo/v1` : config.baseUrl;
+      let apiKey: string | undefined;
+      if (auth?.kind === "client") apiKey = auth.key;
+      else if (pool) {
+        try {
+          apiKey = pool.pick();
+        } catch {
+          apiKey = undefined; // every key resting or set aside: the built-in list stands alone
+        }
+      }
+      return apiKey ? listFor(apiKey, baseUrl) : Promise.resolve([]);
+    },
   };
 }
 
