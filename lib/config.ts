@@ -5,9 +5,19 @@
  * @module
  */
 import { type AliasTarget, findModel } from "./generation/registry.ts";
-import { boolean, ConfigError, displayUrl, integer, keyList, oneOf } from "./config_values.ts";
+import {
+  baseUrlOf,
+  boolean,
+  ConfigError,
+  integer,
+  type IntegerReader,
+  keyList,
+  oneOf,
+} from "./config_values.ts";
+import { type ImageStoreConfig, storeOf } from "./store/config.ts";
 
 export { ConfigError, displayUrl } from "./config_values.ts";
+export type { ImageStoreConfig } from "./store/config.ts";
 
 export type { AliasTarget } from "./generation/registry.ts";
 
@@ -36,8 +46,15 @@ export interface Config {
   readonly demo: boolean;
   /** `MODEL_ALIASES` merged over the built-in aliases. */
   readonly modelAliases: Readonly<Record<string, AliasTarget>>;
-  /** `IMAGE_DELIVERY`: chat images as SiliconFlow's links (`url`) or embedded (`data`). */
-  readonly imageDelivery: "url" | "data";
+  /**
+   * `IMAGE_DELIVERY`: images as SiliconFlow's links (`url`), embedded in chat (`data`), or re-hosted
+   * in the image store (`store`, the default when there is one).
+   */
+  readonly imageDelivery: "url" | "data" | "store";
+  /** `IMAGE_STORE` and its settings; undefined for none. */
+  readonly imageStore?: ImageStoreConfig;
+  /** `PUBLIC_BASE_URL`: where this server's `/images/…` links point; else the request's origin. */
+  readonly publicBaseUrl?: string;
   /** `PROGRESS`: `reasoning` sends status lines in streamed answers; `off` by default. */
   readonly progress: "off" | "reasoning";
   /** `SILICONFLOW_API_KEY`: the server's own SiliconFlow keys (comma-separated). */
@@ -80,6 +97,15 @@ export const ENV_NAMES: readonly string[] = [
   "SHUTDOWN_GRACE_MS",
   "STRICT_PARAMS",
   "STREAM_HOLD_MS",
+  "IMAGE_STORE",
+  "IMAGE_TTL_DAYS",
+  "IMAGE_STORE_MAX_BYTES",
+  "PUBLIC_BASE_URL",
+  "S3_ENDPOINT",
+  "S3_REGION",
+  "S3_ACCESS_KEY_ID",
+  "S3_SECRET_ACCESS_KEY",
+  "S3_FORCE_PATH_STYLE",
 ];
 
 /** Default values, as documented in the README's configuration table. */
@@ -95,6 +121,9 @@ export const DEFAULTS = {
   bodyTimeoutMs: 30_000,
   shutdownGraceMs: 30_000,
   streamHoldMs: 1_000,
+  imageStore: "./data/images",
+  imageTtlDays: 30,
+  imageStoreMaxBytes: 10 * 1024 * 1024 * 1024,
 } as const;
 
 /** OpenAI model names that tools hard-code, mapped to SiliconFlow models. */
@@ -151,21 +180,6 @@ function keyMode(sf: string[], proxy: string[], allowAnonymous: boolean): KeyMod
   );
 }
 
-/** `SILICONFLOW_BASE_URL`, checked: an http(s) URL, without a trailing slash. */
-function baseUrlOf(raw: string | undefined): string {
-  const baseUrl = (raw ?? "").trim() || DEFAULTS.baseUrl;
-  let url: URL;
-  try {
-    url = new URL(baseUrl);
-  } catch {
-    throw new ConfigError("SILICONFLOW_BASE_URL", "is not a URL");
-  }
-  if (url.protocol !== "https:" && url.protocol !== "http:") {
-    throw new ConfigError("SILICONFLOW_BASE_URL", `must be http(s), got "${displayUrl(baseUrl)}"`);
-  }
-  return baseUrl.replace(/\/+$/, "");
-}
-
 /** `MAX_BODY_BYTES` and `MAX_BODY_BUFFER_BYTES`, which must hold at least one body. */
 function bodyLimitsOf(int: IntegerReader) {
   const maxBodyBytes = int("MAX_BODY_BYTES", DEFAULTS.maxBodyBytes, 1024, 1024 * 1024 * 1024);
@@ -183,8 +197,6 @@ function bodyLimitsOf(int: IntegerReader) {
   }
   return { maxBodyBytes, maxBodyBufferBytes };
 }
-
-type IntegerReader = (name: string, fallback: number, min: number, max: number) => number;
 
 /**
  * Reads the configuration; `get` returns a variable's value (from the environment or a flag).
@@ -210,12 +222,12 @@ export function loadConfig(get: (name: string) => string | undefined): Config {
   return Object.freeze({
     port: int("PORT", DEFAULTS.port, 0, 65535),
     host,
-    baseUrl: baseUrlOf(get("SILICONFLOW_BASE_URL")),
+    baseUrl: baseUrlOf(get("SILICONFLOW_BASE_URL"), "SILICONFLOW_BASE_URL", DEFAULTS.baseUrl),
     upstreamTimeoutMs: int("UPSTREAM_TIMEOUT_MS", DEFAULTS.upstreamTimeoutMs, 1, 3_600_000),
     keepAliveMs: int("KEEPALIVE_MS", DEFAULTS.keepAliveMs, 1, 600_000),
     ...bodyLimitsOf(int),
     logFormat: oneOf("LOG_FORMAT", get("LOG_FORMAT"), ["text", "json"] as const),
-    imageDelivery: oneOf("IMAGE_DELIVERY", get("IMAGE_DELIVERY"), ["url", "data"] as const),
+    ...storeOf(get, int, DEFAULTS),
     progress: oneOf("PROGRESS", get("PROGRESS"), ["off", "reasoning"] as const),
     demo: boolean("DEMO", get("DEMO")),
     siliconflowKeys,

@@ -28,13 +28,14 @@ export class ConfigError extends Error {
   }
 }
 
+/** A whole number from `min` to `max`; `fallback` when unset. */
 export function integer(
   name: string,
   raw: string | undefined,
   fallback: number,
   min: number,
   max: number,
-) {
+): number {
   if (raw === undefined || raw.trim() === "") return fallback;
   const n = Number(raw.trim());
   if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
@@ -79,3 +80,21 @@ export function displayUrl(url: string): string {
     return "(not a URL)";
   }
 }
+
+/** An http(s) URL setting (`SILICONFLOW_BASE_URL` and others), checked, without a trailing slash. */
+export function baseUrlOf(raw: string | undefined, name: string, fallback = ""): string {
+  const baseUrl = (raw ?? "").trim() || fallback;
+  let url: URL;
+  try {
+    url = new URL(baseUrl);
+  } catch {
+    throw new ConfigError(name, "is not a URL");
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") {
+    throw new ConfigError(name, `must be http(s), got "${displayUrl(baseUrl)}"`);
+  }
+  return baseUrl.replace(/\/+$/, "");
+}
+
+/** Reads a whole-number variable: its name, default and range. */
+export type IntegerReader = (name: string, fallback: number, min: number, max: number) => number;

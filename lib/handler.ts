@@ -15,6 +15,7 @@ import { createLogger, type Logger } from "./server/logger.ts";
 import { createPipeline } from "./server/pipeline.ts";
 import { TRACE_HEADER } from "./siliconflow/client.ts";
 import { createUpstream } from "./siliconflow/upstream.ts";
+import { createImageStore } from "./store/create.ts";
 
 /** Dependencies of {@link createHandler}; everything but `config` has a default. */
 export interface HandlerOptions {
@@ -69,6 +70,7 @@ export function createHandler(options: HandlerOptions): Handler {
     streams: { count: 0 },
     bodyBudget: new BodyBudget(config.maxBodyBufferBytes),
     shutdownSignal,
+    store: createImageStore(config.imageStore, logger, now),
   };
   return createPipeline<RequestContext>({
     routes: ROUTES,
@@ -85,6 +87,11 @@ export function createHandler(options: HandlerOptions): Handler {
     logger,
     now,
     traceHeader: TRACE_HEADER,
-    exposeHeaders: ["x-ignored-params", "x-parameter-checks", "x-partial-failure"],
+    exposeHeaders: [
+      "x-ignored-params",
+      "x-parameter-checks",
+      "x-partial-failure",
+      "x-image-store-warning",
+    ],
   });
 }

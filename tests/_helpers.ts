@@ -225,7 +225,8 @@ export function startServer(
   options: { now?: () => number } = {},
 ): TestServer {
   // The suites were written for streams that open at once; the hold window has tests of its own.
-  const config = loadConfig((name) => ({ STREAM_HOLD_MS: "0", ...env })[name]);
+  // and the image store (which needs a writable folder) is for the tests that ask for one.
+  const config = loadConfig((name) => ({ STREAM_HOLD_MS: "0", IMAGE_STORE: "none", ...env })[name]);
   const logs: LogRecord[] = [];
   const lines: string[] = [];
   const handler = createHandler({

@@ -16,6 +16,7 @@ import type { Exchange } from "../server/pipeline.ts";
 import type { UpstreamResult } from "../siliconflow/client.ts";
 import type { UpstreamAuth } from "../siliconflow/keys.ts";
 import type { Upstream } from "../siliconflow/upstream.ts";
+import type { ImageStore } from "../store/image_store.ts";
 
 /** The server, built once: configuration, clock, logger, the upstream side and the counters. */
 export interface App {
@@ -35,6 +36,8 @@ export interface App {
   readonly bodyBudget: BodyBudget;
   /** Aborted when the server's shutdown grace runs out. */
   readonly shutdownSignal: AbortSignal;
+  /** Where generated images are re-hosted (`IMAGE_STORE`), if anywhere. */
+  readonly store?: ImageStore;
 }
 
 /** One request: its own state, and the app. */

@@ -20,6 +20,7 @@ import { imagesFromHistory } from "./chat_history.ts";
 import type { ChatRequest } from "./chat_request.ts";
 import { planNotes, type RequestContext, requestedModel, upstreamCaller } from "./context.ts";
 import { parsePromptFlags } from "./prompt_flags.ts";
+import { inlineOwnImages, storeImages } from "./stored_images.ts";
 
 /** The markdown answer: one image per line, the seed in the alt text, problems said plainly. */
 export function toMarkdown(outcome: GenerationOutcome, notes: string[] = []): string {
@@ -80,7 +81,7 @@ async function embedImages(
 const HISTORY_HINT =
   " The input image was taken from earlier in the conversation; SiliconFlow's image links expire after an hour, so attach the image again (or use IMAGE_DELIVERY=data, which keeps images in the chat).";
 
-const DELIVERY = { url: "url", data: "data" } as const;
+const DELIVERY = { url: "url", data: "data", store: "store" } as const;
 const PROGRESS = { reasoning: "reasoning", true: "reasoning", off: "off", false: "off" } as const;
 
 /** The input images: the user's own, or for an edit model the newest ones in the history. */
@@ -134,7 +135,9 @@ export async function prepareGeneration(
     withImages: chat.images.length > 0,
   });
   const param = `messages[${chat.userIndex}].content`;
-  const { images, fromHistory } = inputImages(chat, model, param);
+  const found = inputImages(chat, model, param);
+  const { fromHistory } = found;
+  const images = await inlineOwnImages(ctx, found.images, param);
   const plan = planGeneration({
     model,
     prompt: flags.prompt,
@@ -155,7 +158,12 @@ export async function prepareGeneration(
       }
       throw err;
     }
-    const notes = delivery === "data" ? await embedImages(ctx, outcome, signal) : [];
+    const store = delivery === "store" ? ctx.app.store : undefined;
+    const notes = delivery === "data"
+      ? await embedImages(ctx, outcome, signal)
+      : store
+      ? await storeImages(ctx, store, outcome, signal)
+      : [];
     return { outcome, markdown: toMarkdown(outcome, [...notes, ...planNotes(plan)]) };
   };
   return { plan, progress: progress === "reasoning", run };

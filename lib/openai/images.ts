@@ -32,6 +32,7 @@ import {
   splitEditsForm,
 } from "./images_request.ts";
 import { imageCompleted, ImageEventStream, type ImageStreamEvent } from "./images_stream.ts";
+import { storeImages } from "./stored_images.ts";
 import type { ImageData, ImagesResponse } from "./types.ts";
 
 async function respond(
@@ -40,13 +41,18 @@ async function respond(
   format: "url" | "b64_json",
   extraHeaders: Record<string, string>,
 ): Promise<Response> {
+  const headers: Record<string, string> = { ...extraHeaders };
+  const store = ctx.app.config.imageDelivery === "store" ? ctx.app.store : undefined;
+  if (format === "url" && store) {
+    const notes = await storeImages(ctx, store, outcome, ctx.signal);
+    if (notes.length) headers["x-image-store-warning"] = notes.join(" ").slice(0, 500);
+  }
   const data: ImageData[] = format === "url"
     ? outcome.images.map((image) => ({ url: image.url }))
     : await Promise.all(outcome.images.map(async (image) => ({
       b64_json: (await ctx.app.upstream.download(image.url, ctx.signal)).base64,
     })));
   const body: ImagesResponse = { created: Math.floor(ctx.app.now() / 1000), data };
-  const headers: Record<string, string> = { ...extraHeaders };
   const failed = failureSummary(outcome);
   if (failed) {
     body.partial_failure = {

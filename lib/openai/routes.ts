@@ -14,6 +14,7 @@ import type { RequestContext } from "./context.ts";
 import { imagesEdits, imagesGenerations } from "./images.ts";
 import { modelsList, modelsRetrieve } from "./models.ts";
 import { responses } from "./responses.ts";
+import { serveStoredImage } from "./stored_images.ts";
 
 /** `GET /healthz`: liveness, mode, what is in flight and the server keys' state; no secrets. */
 function health(ctx: RequestContext): Promise<Response> {
@@ -43,6 +44,7 @@ export const ROUTES: readonly Route<RequestContext>[] = [
   { method: "OPTIONS", pattern: path("*"), handle: (ctx) => preflight(ctx.request) },
   { method: "GET", pattern: path("/healthz"), handle: health },
   { method: "GET", pattern: path(`${DEMO_IMAGE_PREFIX}*`), handle: demoImages },
+  { method: "GET", pattern: path("/images/:name"), handle: serveStoredImage },
   { method: "POST", pattern: path("{/v1}?/chat/completions"), handle: chatCompletions },
   { method: "POST", pattern: path("{/v1}?/responses"), handle: responses },
   { method: "POST", pattern: path("{/v1}?/images/generations"), handle: imagesGenerations },

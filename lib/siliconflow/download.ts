@@ -4,7 +4,7 @@
  * passed here, never one taken from a client's request.
  * @module
  */
-import { encodeBase64 } from "@std/encoding/base64";
+import { decodeBase64, encodeBase64 } from "@std/encoding/base64";
 import { readLimited } from "../server/body.ts";
 import { deadline } from "../server/deadline.ts";
 import { ApiError } from "../server/errors.ts";
@@ -74,6 +74,17 @@ export async function downloadImage(
 ): Promise<DownloadedImage> {
   const dataUri = splitDataUri(url);
   if (dataUri) return { contentType: dataUri.mediaType, base64: dataUri.base64 };
+  const { bytes, contentType } = await downloadBytes(url, options);
+  return { contentType, base64: encodeBase64(bytes) };
+}
+
+/** Fetches an image URL (or unpacks a base64 data URI) as bytes. Throws a 502 on failure. */
+export async function downloadBytes(
+  url: string,
+  options: DownloadOptions,
+): Promise<{ bytes: Uint8Array<ArrayBuffer>; contentType: string }> {
+  const dataUri = splitDataUri(url);
+  if (dataUri) return { contentType: dataUri.mediaType, bytes: decodeBase64(dataUri.base64) };
   const limit = deadline(options.timeoutMs, options.signal);
   try {
     const response = await fetchFollowing(url, options.fetch, limit.signal);
@@ -94,7 +105,7 @@ export async function downloadImage(
       });
     }
     const contentType = response.headers.get("content-type")?.split(";")[0].trim() || "image/png";
-    return { contentType, base64: encodeBase64(bytes) };
+    return { contentType, bytes };
   } catch (err) {
     if (err instanceof ApiError) throw err;
     throw new ApiError(

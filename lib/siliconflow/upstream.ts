@@ -12,7 +12,7 @@ import {
   DEMO_IMAGE_PREFIX,
   type DemoUpstreamOptions,
 } from "./demo_upstream.ts";
-import { type DownloadedImage, downloadImage } from "./download.ts";
+import { downloadBytes, type DownloadedImage, downloadImage } from "./download.ts";
 import { fingerprint, KeyPool, type UpstreamAuth, withPoolKey } from "./keys.ts";
 
 /** One call's worth of context: whose key, which cancellation, where the trace id goes. */
@@ -33,8 +33,13 @@ export interface Upstream {
   readonly demo: boolean;
   /** Makes one generation call per body, with the scope's key and cancellation. */
   caller(scope: CallScope): (body: Record<string, unknown>) => Promise<UpstreamResult>;
-  /** Downloads an image SiliconFlow generated (never a URL from a client). */
+  /** Downloads an image SiliconFlow generated (never a URL from a client), as base64. */
   download(url: string, signal: AbortSignal): Promise<DownloadedImage>;
+  /** The same, as bytes (for the image store). */
+  downloadBytes(
+    url: string,
+    signal: AbortSignal,
+  ): Promise<{ bytes: Uint8Array<ArrayBuffer>; contentType: string }>;
   /** The server's own keys and their state, in server-key and anonymous modes. */
   keyStatus(): ReturnType<KeyPool["status"]> | undefined;
   /** Serves the stand-in's images (`GET /demo/images/…`); undefined outside demo mode. */
@@ -110,6 +115,9 @@ export function createUpstream(config: Config, options: UpstreamOptions): Upstre
     },
     download(url, signal) {
       return downloadImage(url, { fetch: fetcher, timeoutMs: config.upstreamTimeoutMs, signal });
+    },
+    downloadBytes(url, signal) {
+      return downloadBytes(url, { fetch: fetcher, timeoutMs: config.upstreamTimeoutMs, signal });
     },
     keyStatus: () => pool?.status(),
     demoImages: demo,

@@ -1,0 +1,174 @@
+/**
+ * Lasting images on the OpenAI surface: generated images re-hosted in the image store and linked
+ * as this server's `/images/{id}.{ext}` (falling back to SiliconFlow's link, with a warning, when
+ * the store fails), `GET /images/{id}.{ext}` served with caching and ranges, and earlier images
+ * of this server read back from the store for a second-turn edit.
+ * @module
+ */
+import { encodeBase64 } from "@std/encoding/base64";
+import type { GenerationOutcome } from "../generation/plan.ts";
+import { deadline } from "../server/deadline.ts";
+import { ApiError } from "../server/errors.ts";
+import { concatBytes } from "../server/body.ts";
+import { IMAGE_NAME, type ImageStore, STORE_TIMEOUT_MS } from "../store/image_store.ts";
+import type { RequestContext } from "./context.ts";
+
+/** Where this server's `/images/…` links point: `PUBLIC_BASE_URL`, or the request's own origin. */
+export function publicBase(ctx: RequestContext): string {
+  if (ctx.app.config.publicBaseUrl) return ctx.app.config.publicBaseUrl;
+  const headers = ctx.request.headers;
+  const host = headers.get("x-forwarded-host")?.split(",")[0].trim();
+  const proto = headers.get("x-forwarded-proto")?.split(",")[0].trim();
+  const origin = new URL(ctx.url.origin);
+  if (host && /^[\w.:[\]-]{1,255}$/.test(host)) origin.host = host;
+  if (proto === "https" || proto === "http") origin.protocol = `${proto}:`;
+  return origin.origin;
+}
+
+/**
+ * Stores each generated image and swaps its link for this server's. An image that cannot be
+ * stored within a few seconds keeps SiliconFlow's link; the answer's notes say so.
+ */
+export async function storeImages(
+  ctx: RequestContext,
+  store: ImageStore,
+  outcome: GenerationOutcome,
+  signal: AbortSignal,
+): Promise<string[]> {
+  const base = publicBase(ctx);
+  const notes: string[] = [];
+  await Promise.all(outcome.images.map(async (image, i) => {
+    try {
+      const { bytes, contentType } = await ctx.app.upstream.downloadBytes(image.url, signal);
+      const limit = deadline(STORE_TIMEOUT_MS, signal);
+      try {
+        const name = await store.put(bytes, contentType, limit.signal);
+        image.url = `${base}/images/${name}`;
+      } finally {
+        limit.clear();
+      }
+    } catch (err) {
+      ctx.app.logger({
+        level: "warn",
+        msg: "image store failed; answered with SiliconFlow's link",
+        req: ctx.requestId,
+        error: err instanceof Error ? err.message.slice(0, 200) : String(err),
+      });
+      notes.push(
+        `Image ${
+          i + 1
+        } could not be stored, so its link is SiliconFlow's, which expires in about an hour.`,
+      );
+    }
+  }));
+  return notes;
+}
+
+/** The store name in one of this server's image links, when the link is one. */
+function ownImageName(ctx: RequestContext, url: string): string | undefined {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return undefined;
+  }
+  const name = /^\/images\/([^/]+)$/.exec(parsed.pathname)?.[1];
+  if (!name || !IMAGE_NAME.test(name)) return undefined;
+  const ours = [ctx.url.origin, publicBase(ctx)];
+  return ours.includes(parsed.origin) ? name : undefined;
+}
+
+/** The largest stored image read back for an edit. */
+const MAX_INLINE_BYTES = 10 * 1024 * 1024;
+
+/**
+ * Earlier images of this server, read from the store and sent to SiliconFlow as data URIs
+ * (SiliconFlow cannot reach a private server, and stays unaware of the store). Others pass as
+ * they are; a stored image that is gone is a 400 naming `param`.
+ */
+export async function inlineOwnImages(
+  ctx: RequestContext,
+  images: string[],
+  param: string,
+): Promise<string[]> {
+  const store = ctx.app.store;
+  if (!store) return images;
+  return await Promise.all(images.map(async (url) => {
+    const name = ownImageName(ctx, url);
+    if (!name) return url;
+    const stored = await store.get(name);
+    if (!stored || stored.size > MAX_INLINE_BYTES) {
+      await stored?.body.cancel();
+      throw new ApiError(400, `The image ${url} is no longer stored here; attach it again.`, {
+        param,
+        code: "image_not_found",
+      });
+    }
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of stored.body) chunks.push(chunk);
+    return `data:${stored.contentType};base64,${encodeBase64(concatBytes(chunks))}`;
+  }));
+}
+
+/** A `Range: bytes=…` header as one inclusive range within `size`; undefined for none or many. */
+function parseRange(
+  header: string | null,
+  size: number,
+): { start: number; end: number } | "bad" | undefined {
+  if (!header) return undefined;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m || (m[1] === "" && m[2] === "")) return undefined; // several ranges, or a unit we do not serve
+  let start: number, end: number;
+  if (m[1] === "") {
+    start = Math.max(0, size - Number(m[2]));
+    end = size - 1;
+  } else {
+    start = Number(m[1]);
+    end = m[2] === "" ? size - 1 : Math.min(Number(m[2]), size - 1);
+  }
+  return start > end || start >= size ? "bad" : { start, end };
+}
+
+const IMMUTABLE = "public, max-age=31536000, immutable";
+
+/** `GET /images/{id}.{ext}`: the stored image, streamed, with ETag, caching and ranges. */
+export async function serveStoredImage(
+  ctx: RequestContext,
+  params: Readonly<Record<string, string | undefined>>,
+): Promise<Response> {
+  const name = params.name ?? "";
+  const store = ctx.app.store;
+  const notFound = () =>
+    new ApiError(404, "No such image", { param: "name", code: "image_not_found" });
+  if (!store || !IMAGE_NAME.test(name)) throw notFound();
+  const etag = `"${name.split(".")[0]}"`;
+  const headers: Record<string, string> = {
+    etag,
+    "cache-control": IMMUTABLE,
+    "accept-ranges": "bytes",
+  };
+  if (ctx.request.headers.get("if-none-match") === etag) {
+    return new Response(null, { status: 304, headers });
+  }
+  const whole = await store.get(name);
+  if (!whole) throw notFound();
+  const range = parseRange(ctx.request.headers.get("range"), whole.size);
+  if (range === "bad") {
+    await whole.body.cancel();
+    return new Response(null, {
+      status: 416,
+      headers: { ...headers, "content-range": `bytes */${whole.size}` },
+    });
+  }
+  headers["content-type"] = whole.contentType;
+  if (!range) {
+    headers["content-length"] = String(whole.size);
+    return new Response(whole.body, { headers });
+  }
+  await whole.body.cancel();
+  const part = await store.get(name, range);
+  if (!part) throw notFound();
+  headers["content-range"] = `bytes ${range.start}-${range.end}/${whole.size}`;
+  headers["content-length"] = String(range.end - range.start + 1);
+  return new Response(part.body, { status: 206, headers });
+}

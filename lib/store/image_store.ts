@@ -1,0 +1,81 @@
+/**
+ * The image store: generated images re-hosted where their links do not expire. One small
+ * interface ({@link ImageStore}) with two implementations: a local folder (the embedded default)
+ * and S3-compatible object storage (Deno Deploy, several instances, R2, MinIO, AWS S3). Images are
+ * named by an unguessable id (128 random bits) and keep their media type in their extension.
+ * @module
+ */
+
+/** The image types the store keeps, by extension. */
+export const MEDIA_TYPES: Readonly<Record<string, string>> = {
+  png: "image/png",
+  jpg: "image/jpeg",
+  webp: "image/webp",
+  gif: "image/gif",
+};
+
+/** The extension for a media type (png when it is none the store knows). */
+export function extensionOf(contentType: string): string {
+  const type = contentType.split(";")[0].trim().toLowerCase();
+  if (type === "image/jpeg") return "jpg";
+  const found = Object.entries(MEDIA_TYPES).find(([, t]) => t === type);
+  return found ? found[0] : "png";
+}
+
+/** A stored image's name: `{id}.{ext}`, the id 22 base64url characters (128 random bits). */
+export const IMAGE_NAME = /^([A-Za-z0-9_-]{22})\.(png|jpg|webp|gif)$/;
+
+/** A new unguessable image name for a media type. */
+export function newImageName(contentType: string): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  const id = btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_")
+    .replace(/=+$/, "");
+  return `${id}.${extensionOf(contentType)}`;
+}
+
+/** A byte range of a stored image, inclusive, as a `Range` header asks for it. */
+export interface ByteRange {
+  /** First byte. */
+  start: number;
+  /** Last byte. */
+  end: number;
+}
+
+/** A stored image being read. */
+export interface StoredImage {
+  /** The bytes (the whole image, or the range asked for), streamed. */
+  body: ReadableStream<Uint8Array>;
+  /** The whole image's size in bytes. */
+  size: number;
+  /** Its media type. */
+  contentType: string;
+}
+
+/** One stored image, as the clean-up sees it. */
+export interface StoredEntry {
+  /** `{id}.{ext}`. */
+  name: string;
+  /** Bytes. */
+  size: number;
+  /** When it was written (ms since the epoch). */
+  modified: number;
+}
+
+/** Where images are kept. */
+export interface ImageStore {
+  /** `local` or `s3`, for health reports and logs. */
+  readonly kind: "local" | "s3";
+  /** Stores bytes under a new name and answers it; gives up when `signal` aborts. */
+  put(bytes: Uint8Array<ArrayBuffer>, contentType: string, signal?: AbortSignal): Promise<string>;
+  /** Reads an image (a range of it, when given); undefined for a name it does not hold. */
+  get(name: string, range?: ByteRange): Promise<StoredImage | undefined>;
+  /** Deletes an image; a name it does not hold is no error. */
+  delete(name: string): Promise<void>;
+  /** Every stored image, for clean-up. */
+  list(): AsyncIterable<StoredEntry>;
+  /** Stops background work (the sweep). */
+  close(): void;
+}
+
+/** How long storing one image may take before the answer falls back to SiliconFlow's link. */
+export const STORE_TIMEOUT_MS = 5_000;

@@ -1,0 +1,131 @@
+/**
+ * The S3-compatible image store (`IMAGE_STORE=s3://bucket/prefix`): AWS S3, Cloudflare R2, MinIO
+ * and other servers that speak the S3 REST protocol, signed with SigV4 by `aws4fetch` (which runs
+ * on Deno and Deno Deploy). Retention is the bucket's lifecycle rule, not this server's.
+ * @module
+ */
+import { AwsClient } from "aws4fetch";
+import {
+  type ByteRange,
+  IMAGE_NAME,
+  type ImageStore,
+  MEDIA_TYPES,
+  newImageName,
+  type StoredEntry,
+  type StoredImage,
+} from "./image_store.ts";
+
+/** Where and how to reach the bucket. */
+export interface S3StoreOptions {
+  /** The bucket. */
+  bucket: string;
+  /** A key prefix, e.g. `images/` (may be empty). */
+  prefix: string;
+  /** The endpoint, e.g. `https://s3.us-east-1.amazonaws.com` or `http://127.0.0.1:9000`. */
+  endpoint: string;
+  /** The region (`auto` for R2). */
+  region: string;
+  /** The access key id. */
+  accessKeyId: string;
+  /** The secret access key. */
+  secretAccessKey: string;
+  /** Path-style addressing (`endpoint/bucket/key`), as MinIO and most self-hosted servers want. */
+  forcePathStyle: boolean;
+}
+
+/** Images in an S3-compatible bucket. */
+export class S3ImageStore implements ImageStore {
+  readonly kind = "s3";
+  #aws: AwsClient;
+  #options: S3StoreOptions;
+  #base: string;
+
+  /** Creates a client for the bucket; nothing is sent until the first call. */
+  constructor(options: S3StoreOptions) {
+    this.#options = options;
+    this.#aws = new AwsClient({
+      accessKeyId: options.accessKeyId,
+      secretAccessKey: options.secretAccessKey,
+      region: options.region,
+      service: "s3",
+    });
+    const endpoint = new URL(options.endpoint);
+    this.#base = options.forcePathStyle
+      ? `${endpoint.origin}/${options.bucket}`
+      : `${endpoint.protocol}//${options.bucket}.${endpoint.host}`;
+  }
+
+  #url(name: string): string {
+    return `${this.#base}/${this.#options.prefix}${name}`;
+  }
+
+  #fetch(url: string, init: RequestInit): Promise<Response> {
+    return this.#aws.fetch(url, init);
+  }
+
+  async put(
+    bytes: Uint8Array<ArrayBuffer>,
+    contentType: string,
+    signal?: AbortSignal,
+  ): Promise<string> {
+    const name = newImageName(contentType);
+    const response = await this.#fetch(this.#url(name), {
+      method: "PUT",
+      body: bytes,
+      headers: { "content-type": contentType },
+      signal,
+    });
+    await response.body?.cancel();
+    if (!response.ok) throw new Error(`S3 PUT answered HTTP ${response.status}`);
+    return name;
+  }
+
+  async get(name: string, range?: ByteRange): Promise<StoredImage | undefined> {
+    const match = IMAGE_NAME.exec(name);
+    if (!match) return undefined;
+    const response = await this.#fetch(this.#url(name), {
+      headers: range ? { range: `bytes=${range.start}-${range.end}` } : {},
+    });
+    if (response.status === 404 || response.status === 403) {
+      await response.body?.cancel();
+      return undefined;
+    }
+    if (!response.ok || !response.body) {
+      await response.body?.cancel();
+      throw new Error(`S3 GET answered HTTP ${response.status}`);
+    }
+    const total = /\/(\d+)$/.exec(response.headers.get("content-range") ?? "")?.[1] ??
+      response.headers.get("content-length");
+    return { body: response.body, size: Number(total ?? 0), contentType: MEDIA_TYPES[match[2]] };
+  }
+
+  async delete(name: string): Promise<void> {
+    if (!IMAGE_NAME.test(name)) return;
+    const response = await this.#fetch(this.#url(name), { method: "DELETE" });
+    await response.body?.cancel();
+  }
+
+  async *list(): AsyncIterable<StoredEntry> {
+    let token: string | undefined;
+    do {
+      const query = new URLSearchParams({ "list-type": "2", prefix: this.#options.prefix });
+      if (token) query.set("continuation-token", token);
+      const response = await this.#fetch(`${this.#base}?${query}`, {});
+      const xml = await response.text();
+      if (!response.ok) throw new Error(`S3 list answered HTTP ${response.status}`);
+      for (const [, item] of xml.matchAll(/<Contents>([\s\S]*?)<\/Contents>/g)) {
+        const key = /<Key>([^<]*)<\/Key>/.exec(item)?.[1] ?? "";
+        const name = key.slice(this.#options.prefix.length);
+        if (!IMAGE_NAME.test(name)) continue;
+        yield {
+          name,
+          size: Number(/<Size>(\d+)<\/Size>/.exec(item)?.[1] ?? 0),
+          modified: Date.parse(/<LastModified>([^<]*)<\/LastModified>/.exec(item)?.[1] ?? ""),
+        };
+      }
+      token = /<NextContinuationToken>([^<]*)<\/NextContinuationToken>/.exec(xml)?.[1];
+    } while (token);
+  }
+
+  close(): void {}
+}
