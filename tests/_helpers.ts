@@ -44,6 +44,8 @@ export interface FakeUpstream extends AsyncDisposable {
   listing: ListedModel[];
   /** How many model lists it has answered. */
   listCalls(): number;
+  /** When true, its image links answer 404, as SiliconFlow's do after an hour. */
+  expired: boolean;
 }
 
 /** Starts the fake on a free loopback port. */
@@ -61,6 +63,7 @@ export function startFakeUpstream(): FakeUpstream {
     delayMs: 0,
     listing,
     listCalls: () => listCalls,
+    expired: false,
     inFlight: () => inFlight,
     aborted: () => aborted,
     async [Symbol.asyncDispose]() {
@@ -83,6 +86,9 @@ export function startFakeUpstream(): FakeUpstream {
       return new Response(bigImage(Number(blob[1])), { headers: { "content-type": "image/png" } });
     }
     if (new URL(req.url).pathname.endsWith("/models")) listCalls++;
+    if (fake.expired && new URL(req.url).pathname.startsWith("/demo/images/")) {
+      return new Response("expired", { status: 404 });
+    }
     if (!new URL(req.url).pathname.endsWith("/images/generations")) return demo(req);
     const text = await req.text();
     let body: Record<string, unknown> = {};

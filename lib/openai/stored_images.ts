@@ -19,10 +19,9 @@ export function publicBase(ctx: RequestContext): string {
   const headers = ctx.request.headers;
   const host = headers.get("x-forwarded-host")?.split(",")[0].trim();
   const proto = headers.get("x-forwarded-proto")?.split(",")[0].trim();
-  const origin = new URL(ctx.url.origin);
-  if (host && /^[\w.:[\]-]{1,255}$/.test(host)) origin.host = host;
-  if (proto === "https" || proto === "http") origin.protocol = `${proto}:`;
-  return origin.origin;
+  const protocol = proto === "https" || proto === "http" ? `${proto}:` : ctx.url.protocol;
+  if (host && /^[\w.:[\]-]{1,255}$/.test(host)) return new URL(`${protocol}//${host}`).origin;
+  return new URL(`${protocol}//${ctx.url.host}`).origin;
 }
 
 /**

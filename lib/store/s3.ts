@@ -48,6 +48,9 @@ export class S3ImageStore implements ImageStore {
       secretAccessKey: options.secretAccessKey,
       region: options.region,
       service: "s3",
+      // No retries of its own: a failing store is given up on at once (the answer then keeps
+      // SiliconFlow's link), never after aws4fetch's default ten tries with backoff.
+      retries: 0,
     });
     const endpoint = new URL(options.endpoint);
     this.#base = options.forcePathStyle

@@ -1,0 +1,181 @@
+/**
+ * Lasting images end to end: answers link to this server's /images/…, which keeps working after
+ * SiliconFlow's own link has expired; a second turn edits a stored image; a failing store falls
+ * back to SiliconFlow's link and says so; made-up ids are 404s.
+ */
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
+import S3rver from "s3rver";
+import { post, startFakeUpstream, startServer } from "./_helpers.ts";
+
+const LINK = /\]\((http:\/\/127\.0\.0\.1:\d+\/images\/[A-Za-z0-9_-]{22}\.png)\)/;
+// The local store's sweep timer lives as long as its server.
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+async function chatImage(url: string, model = "Qwen/Qwen-Image"): Promise<string> {
+  const res = await post(`${url}/v1/chat/completions`, {
+    model,
+    messages: [{ role: "user", content: "a lighthouse" }],
+  });
+  const body = await res.json();
+  assertEquals(res.status, 200, JSON.stringify(body));
+  return body.choices[0].message.content;
+}
+
+Deno.test({
+  name: "local store: lasting links, caching, ranges, 404s and a second-turn edit",
+  ...opts,
+  async fn(t) {
+    const root = await Deno.makeTempDir();
+    await using fake = startFakeUpstream();
+    await using server = startServer({ SILICONFLOW_BASE_URL: fake.baseUrl, IMAGE_STORE: root });
+    try {
+      const content = await chatImage(server.url);
+      const link = LINK.exec(content)?.[1];
+      assert(link, content);
+      await t.step("the link works after SiliconFlow's has expired", async () => {
+        fake.expired = true;
+        const res = await fetch(link!);
+        assertEquals(res.status, 200);
+        assertEquals(res.headers.get("content-type"), "image/png");
+        assertEquals(res.headers.get("cache-control"), "public, max-age=31536000, immutable");
+        const bytes = new Uint8Array(await res.arrayBuffer());
+        assertEquals([bytes[1], bytes[2], bytes[3]], [0x50, 0x4e, 0x47]);
+        const etag = res.headers.get("etag")!;
+        const again = await fetch(link!, { headers: { "if-none-match": etag } });
+        assertEquals(again.status, 304);
+        await again.body?.cancel();
+        const part = await fetch(link!, { headers: { range: "bytes=1-3" } });
+        assertEquals([part.status, part.headers.get("content-range")], [
+          206,
+          `bytes 1-3/${bytes.length}`,
+        ]);
+        assertEquals([...new Uint8Array(await part.arrayBuffer())], [0x50, 0x4e, 0x47]);
+        const beyond = await fetch(link!, { headers: { range: `bytes=${bytes.length}-` } });
+        assertEquals(beyond.status, 416);
+        await beyond.body?.cancel();
+        fake.expired = false;
+      });
+      await t.step("a made-up id is a 404, and the route lists nothing", async () => {
+        for (
+          const path of ["/images/AAAAAAAAAAAAAAAAAAAAAA.png", "/images/", "/images/..%2Fx.png"]
+        ) {
+          const res = await fetch(`${server.url}${path}`);
+          assertEquals(res.status, 404, path);
+          await res.body?.cancel();
+        }
+      });
+      await t.step("a second turn edits yesterday's image from the store", async () => {
+        const res = await post(`${server.url}/v1/chat/completions`, {
+          model: "Qwen/Qwen-Image-Edit-2509",
+          messages: [
+            { role: "user", content: "a lighthouse" },
+            { role: "assistant", content },
+            { role: "user", content: "make it night" },
+          ],
+        });
+        assertEquals(res.status, 200, await res.clone().text());
+        await res.body?.cancel();
+        assertMatch(String(fake.received.at(-1)!.body.image), /^data:image\/png;base64,iVBOR/);
+      });
+      await t.step("the Images API's url format links to the store too", async () => {
+        const res = await post(`${server.url}/v1/images/generations`, {
+          model: "Qwen/Qwen-Image",
+          prompt: "a boat",
+        });
+        assertMatch((await res.json()).data[0].url, /\/images\/[A-Za-z0-9_-]{22}\.png$/);
+      });
+      await t.step("PUBLIC_BASE_URL and forwarded headers set the links' origin", async () => {
+        const res = await post(`${server.url}/v1/images/generations`, {
+          model: "Qwen/Qwen-Image",
+          prompt: "a boat",
+        }, { headers: { "x-forwarded-host": "img.example.com", "x-forwarded-proto": "https" } });
+        assertMatch((await res.json()).data[0].url, /^https:\/\/img\.example\.com\/images\//);
+      });
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "a store that fails (disk gone, S3 500) falls back to SiliconFlow's link and says so",
+  ...opts,
+  async fn() {
+    const root = await Deno.makeTempDir();
+    await using fake = startFakeUpstream();
+    await using server = startServer({ SILICONFLOW_BASE_URL: fake.baseUrl, IMAGE_STORE: root });
+    // The folder becomes a file: every write fails, as on a full or broken disk.
+    await Deno.remove(root, { recursive: true });
+    await Deno.writeTextFile(root, "not a folder");
+    try {
+      const content = await chatImage(server.url);
+      assertMatch(content, /\/demo\/images\//);
+      assertStringIncludes(content, "could not be stored");
+      const res = await post(`${server.url}/v1/images/generations`, {
+        model: "Qwen/Qwen-Image",
+        prompt: "a boat",
+      });
+      assertStringIncludes(res.headers.get("x-image-store-warning") ?? "", "could not be stored");
+      assertMatch((await res.json()).data[0].url, /\/demo\/images\//);
+    } finally {
+      await Deno.remove(root);
+    }
+    const broken = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+      await req.body?.cancel();
+      return new Response("<Error><Code>InternalError</Code></Error>", { status: 500 });
+    });
+    try {
+      await using s3 = startServer({
+        SILICONFLOW_BASE_URL: fake.baseUrl,
+        IMAGE_STORE: "s3://images/x",
+        S3_ENDPOINT: `http://127.0.0.1:${broken.addr.port}`,
+        S3_ACCESS_KEY_ID: "k",
+        S3_SECRET_ACCESS_KEY: "secret-never-printed",
+        S3_FORCE_PATH_STYLE: "true",
+      });
+      const started = Date.now();
+      const content = await chatImage(s3.url);
+      assert(Date.now() - started < 6_000, `${Date.now() - started} ms`);
+      assertStringIncludes(content, "could not be stored");
+      assert(!s3.lines.some((l) => l.includes("secret-never-printed")));
+    } finally {
+      await broken.shutdown();
+    }
+  },
+});
+
+Deno.test({
+  name: "S3 store end to end: chat links served from the bucket (s3rver on loopback)",
+  ...opts,
+  async fn() {
+    const directory = await Deno.makeTempDir();
+    const s3 = new S3rver({
+      port: 0,
+      address: "127.0.0.1",
+      silent: true,
+      directory,
+      configureBuckets: [{ name: "images" }],
+    });
+    const { port } = await s3.run();
+    await using fake = startFakeUpstream();
+    await using server = startServer({
+      SILICONFLOW_BASE_URL: fake.baseUrl,
+      IMAGE_STORE: "s3://images/generated",
+      S3_ENDPOINT: `http://127.0.0.1:${port}`,
+      S3_ACCESS_KEY_ID: "S3RVER",
+      S3_SECRET_ACCESS_KEY: "S3RVER",
+      S3_FORCE_PATH_STYLE: "true",
+    });
+    try {
+      const link = LINK.exec(await chatImage(server.url))?.[1];
+      assert(link);
+      fake.expired = true;
+      const res = await fetch(link!);
+      assertEquals([res.status, res.headers.get("content-type")], [200, "image/png"]);
+      assertEquals(new Uint8Array(await res.arrayBuffer())[1], 0x50);
+    } finally {
+      await s3.close();
+      await Deno.remove(directory, { recursive: true });
+    }
+  },
+});
