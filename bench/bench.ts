@@ -8,6 +8,9 @@ import { createDemoUpstream, drawDemoImage } from "../lib/siliconflow/demo_upstr
 import { markdownImages } from "../lib/openai/chat_history.ts";
 import { isImageDataUri } from "../lib/siliconflow/image_ref.ts";
 import { parsePromptFlags } from "../lib/openai/prompt_flags.ts";
+import { LocalImageStore } from "../lib/store/local.ts";
+import { S3ImageStore } from "../lib/store/s3.ts";
+import S3rver from "s3rver";
 import { encodeBase64 } from "@std/encoding/base64";
 import { spawnMain } from "../tests/_spawn.ts";
 
@@ -27,15 +30,25 @@ const BIG_IMAGE = (() => {
   return bytes;
 })();
 const demo = createDemoUpstream({ rules: upstreamRules });
+// A 2 MB image for the image-store rows.
+const IMAGE_2MB = BIG_IMAGE.subarray(0, 2 * 1024 * 1024);
+let image2mb = false;
 const fakeHandler = async (req: Request) => {
   const url = new URL(req.url);
   if (url.pathname === "/big.png") {
     return new Response(BIG_IMAGE, { headers: { "content-type": "image/png" } });
   }
+  if (url.pathname === "/2mb.png") {
+    return new Response(IMAGE_2MB, { headers: { "content-type": "image/png" } });
+  }
   if (!url.pathname.endsWith("/images/generations")) return demo(req);
   await req.arrayBuffer();
   if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
-  const image = bigImageUrl ? `${url.origin}/big.png` : `${url.origin}/demo/images/64x64/1.png`;
+  const image = bigImageUrl
+    ? `${url.origin}/big.png`
+    : image2mb
+    ? `${url.origin}/2mb.png`
+    : `${url.origin}/demo/images/64x64/1.png`;
   return Response.json({ images: [{ url: image }], seed: 1 }, {
     headers: { "x-siliconcloud-trace-id": "bench" },
   });
@@ -61,12 +74,17 @@ interface Child {
   pid: number;
   stop(): Promise<unknown>;
 }
-async function startProxy(env: Record<string, string> = {}, baseUrl = FAKE): Promise<Child> {
+async function startProxy(
+  env: Record<string, string> = {},
+  baseUrl = FAKE,
+  permissions: string[] = [],
+): Promise<Child> {
   const server = await spawnMain(["--base-url", baseUrl], {
     LOG_FORMAT: "json",
     DENO_CERT: `${TLS_DIR}ca.pem`,
+    IMAGE_STORE: "none",
     ...env,
-  });
+  }, { permissions });
   return { url: server.url, pid: server.child.pid, stop: () => server.stop() };
 }
 
@@ -483,6 +501,111 @@ for (const [label, baseUrl] of [["HTTP/1.1 upstream", FAKE], ["HTTPS/2 upstream"
   };
   await stall(64, SMOKE ? 64 * 1024 : 4 * 1024 * 1024);
   if (!SMOKE) await stall(40, 32 * 1024 * 1024 - 2048);
+}
+
+// 8. The image store: a round trip per image, store vs url delivery, serving /images/… at once
+{
+  const size = SMOKE ? 64 * 1024 : IMAGE_2MB.length;
+  const bytes = IMAGE_2MB.subarray(0, size);
+  const root = await Deno.makeTempDir();
+  const local = new LocalImageStore({
+    root,
+    ttlMs: 86_400_000,
+    maxBytes: 1 << 40,
+    logger: () => {},
+  });
+  const s3dir = await Deno.makeTempDir();
+  const s3rver = new S3rver({
+    port: 0,
+    address: "127.0.0.1",
+    silent: true,
+    directory: s3dir,
+    configureBuckets: [{ name: "bench" }],
+  });
+  const { port: s3port } = await s3rver.run();
+  const s3 = new S3ImageStore({
+    bucket: "bench",
+    prefix: "",
+    endpoint: `http://127.0.0.1:${s3port}`,
+    region: "us-east-1",
+    accessKeyId: "S3RVER",
+    secretAccessKey: "S3RVER",
+    forcePathStyle: true,
+  });
+  for (const store of [local, s3]) {
+    const times: number[] = [];
+    for (let i = 0; i < (SMOKE ? 2 : 10); i++) {
+      times.push(
+        await timed(async () => {
+          const name = await store.put(bytes.slice(), "image/png");
+          await new Response((await store.get(name))!.body).arrayBuffer();
+        }),
+      );
+    }
+    row(
+      `Image store round trip (put + get) of ${mb(size)}: ${
+        store.kind === "s3" ? "S3 (s3rver, loopback)" : "local folder"
+      }`,
+      `${median(times).toFixed(1)} ms`,
+      "—",
+      null,
+    );
+  }
+  local.close();
+  await s3rver.close();
+
+  // Delivery: the same chat request answered with SiliconFlow's link, then with a stored one.
+  image2mb = true;
+  const storeDir = await Deno.makeTempDir();
+  const added: number[] = [];
+  const proxies = {
+    url: await startProxy({ IMAGE_DELIVERY: "url" }),
+    store: await startProxy({ IMAGE_STORE: storeDir }, FAKE, [
+      `--allow-read=${storeDir}`,
+      `--allow-write=${storeDir}`,
+    ]),
+  };
+  const send = (url: string) =>
+    fetch(`${url}/v1/chat/completions`, {
+      method: "POST",
+      body: chatBody(),
+      headers: { authorization: `Bearer ${KEY}` },
+    }).then(expectOk);
+  for (let i = 0; i < RUNS * 3; i++) {
+    const viaUrl = await timed(() => send(proxies.url.url));
+    const viaStore = await timed(() => send(proxies.store.url));
+    added.push(viaStore - viaUrl);
+  }
+  row(
+    `Store delivery vs url delivery, ${mb(size)} image: added latency`,
+    `${median(added).toFixed(1)} ms`,
+    "—",
+    null,
+  );
+  // Serving: 100 clients download one stored image at once.
+  const content = JSON.parse(new TextDecoder().decode(await send(proxies.store.url)))
+    .choices[0].message.content as string;
+  const link = /\]\((http[^)]+\/images\/[^)]+)\)/.exec(content)![1];
+  const clients = SMOKE ? 10 : 100;
+  const rounds = SMOKE ? 1 : 5;
+  const before = procStatus(proxies.store.pid, "VmRSS");
+  const started = performance.now();
+  for (let r = 0; r < rounds; r++) {
+    await Promise.all(Array.from({ length: clients }, () => fetch(link).then(expectOk)));
+  }
+  const seconds = (performance.now() - started) / 1000;
+  row(
+    `Serving /images/… (${mb(size)}), ${clients} clients at once`,
+    `${((clients * rounds) / seconds).toFixed(0)} req/s, peak RSS added ${
+      mb(peakRss(proxies.store.pid) - before)
+    }`,
+    "streamed, not loaded whole",
+    null,
+  );
+  await proxies.url.stop();
+  await proxies.store.stop();
+  image2mb = false;
+  for (const dir of [root, s3dir, storeDir]) await Deno.remove(dir, { recursive: true });
 }
 
 await fake.shutdown();

@@ -9,6 +9,8 @@ const MAIN = new URL("../main.ts", import.meta.url).pathname;
 export interface SpawnOptions {
   /** Run it under `ulimit -n` of this many open files (through bash). */
   maxOpenFiles?: number;
+  /** Extra permission flags, e.g. `--allow-write=/tmp/x` for an image store. */
+  permissions?: string[];
 }
 
 /** The command that runs main.ts with `args`, in exactly the environment `env`. */
@@ -23,6 +25,7 @@ export function mainCommand(
     "--unstable-no-legacy-abort",
     "--allow-net",
     "--allow-env",
+    ...(options.permissions ?? []),
     MAIN,
     ...args,
   ];
