@@ -5,7 +5,24 @@ import { IMAGE_NAME, type ImageStore } from "./image_store.ts";
 import { LocalImageStore } from "./local.ts";
 import { S3ImageStore } from "./s3.ts";
 
-const PNG = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 1, 2, 3, 4, 5, 6, 7, 8]);
+const PNG = new Uint8Array([
+  0x89,
+  0x50,
+  0x4e,
+  0x47,
+  0x0d,
+  0x0a,
+  0x1a,
+  0x0a,
+  1,
+  2,
+  3,
+  4,
+  5,
+  6,
+  7,
+  8,
+]);
 const quiet = () => {};
 
 async function bytesOf(stream: ReadableStream<Uint8Array>): Promise<number[]> {
