@@ -8,6 +8,8 @@
  * - `POST /v1/images/generations` and `POST /v1/images/edits` (multipart or JSON): OpenAI's
  *   Images API, `url` or `b64_json`.
  * - `GET /v1/models` and `GET /v1/models/{id}`: SiliconFlow's image models and the OpenAI aliases.
+ * - `POST /v1/responses`: the Responses API, for image generation, streamed or not.
+ * - `GET /images/{id}.{ext}`: images re-hosted in the image store (`IMAGE_STORE`).
  * - `GET /healthz`, CORS preflight, and in demo mode the stand-in's images.
  *
  * @example Mount it
@@ -27,6 +29,7 @@ export {
   type Config,
   ConfigError,
   ENV_NAMES,
+  type ImageStoreConfig,
   type KeyMode,
   loadConfig,
 } from "./lib/config.ts";
