@@ -4,8 +4,6 @@
  * @module
  */
 import { readJson } from "../server/body.ts";
-import { CLIENT_CLOSED } from "../server/errors.ts";
-import { eventStreamResponse } from "../server/event_stream.ts";
 import { jsonResponse } from "../server/response.ts";
 import { authorize } from "../siliconflow/keys.ts";
 import { parseChatRequest } from "./chat_request.ts";
@@ -16,7 +14,7 @@ import {
   toChatCompletion,
   ZERO_USAGE,
 } from "./chat_stream.ts";
-import { bodyLimits, failure, planHeaders, type RequestContext } from "./context.ts";
+import { bodyLimits, planHeaders, type RequestContext, streamAnswer } from "./context.ts";
 import { describe, prepareGeneration } from "./conversation.ts";
 
 export { toMarkdown } from "./conversation.ts";
@@ -53,7 +51,7 @@ export async function chatCompletions(ctx: RequestContext): Promise<Response> {
 }
 
 /** A streamed chat answer: role, progress lines if asked for, the markdown, then the end. */
-async function streamChat(
+function streamChat(
   ctx: RequestContext,
   answer: {
     meta: CompletionMeta;
@@ -64,41 +62,23 @@ async function streamChat(
   produce: (signal: AbortSignal) => Promise<string>,
 ): Promise<Response> {
   const { intro } = answer;
-  const { response, done } = await eventStreamResponse<ChatStreamEvent>(
-    async (send, signal, elapsedS) => {
-      send({ kind: "role" });
-      if (intro) send({ kind: "reasoning", text: intro });
-      const markdown = await produce(signal);
-      if (intro) send({ kind: "reasoning", text: `Done in ${elapsedS()} s.\n` });
-      send({ kind: "content", text: markdown });
-      send({ kind: "finish" });
-      send({ kind: "usage", usage: ZERO_USAGE });
-    },
-    {
-      encoder: new ChatChunkStream(answer.meta, answer.includeUsage),
-      keepAlive: {
-        everyMs: ctx.app.config.keepAliveMs,
-        event: (s) =>
-          intro ? { kind: "reasoning", text: `Still working… ${s} s\n` } : { kind: "keepalive" },
-      },
-      signal: ctx.signal,
-      shutdownSignal: ctx.app.shutdownSignal,
-      onError: (err) => {
-        const error = failure(ctx, err);
-        ctx.log.outcome = error.code ?? undefined;
-        // Chat UIs that read only choices[0] show the failure as text; SDKs raise the error event.
-        const events: ChatStreamEvent[] = error.status === CLIENT_CLOSED ? [] : [
-          { kind: "content", text: `⚠️ ${error.message}` },
-          { kind: "error", error },
-        ];
-        return { events, status: error.status };
-      },
-      now: ctx.app.now,
-      open: ctx.app.streams,
-      headers: answer.headers,
-      holdMs: ctx.app.config.streamHoldMs,
-    },
-  );
-  ctx.streamDone = done;
-  return response;
+  return streamAnswer<ChatStreamEvent>(ctx, {
+    encoder: new ChatChunkStream(answer.meta, answer.includeUsage),
+    keepAlive: (s) =>
+      intro ? { kind: "reasoning", text: `Still working… ${s} s\n` } : { kind: "keepalive" },
+    // Chat UIs that read only choices[0] show the failure as text; SDKs raise the error event.
+    failureEvents: (error) => [
+      { kind: "content", text: `⚠️ ${error.message}` },
+      { kind: "error", error },
+    ],
+    headers: answer.headers,
+  }, async (send, signal, elapsedS) => {
+    send({ kind: "role" });
+    if (intro) send({ kind: "reasoning", text: intro });
+    const markdown = await produce(signal);
+    if (intro) send({ kind: "reasoning", text: `Done in ${elapsedS()} s.\n` });
+    send({ kind: "content", text: markdown });
+    send({ kind: "finish" });
+    send({ kind: "usage", usage: ZERO_USAGE });
+  });
 }

@@ -10,7 +10,8 @@ import { genericModel, resolveModel } from "../generation/registry.ts";
 import type { GenerationSlots } from "../generation/slots.ts";
 import type { BodyLimits } from "../server/body.ts";
 import type { BodyBudget } from "../server/body_budget.ts";
-import { ApiError, finalError } from "../server/errors.ts";
+import { ApiError, CLIENT_CLOSED, finalError } from "../server/errors.ts";
+import { eventStreamResponse } from "../server/event_stream.ts";
 import type { Logger } from "../server/logger.ts";
 import type { Exchange } from "../server/pipeline.ts";
 import type { UpstreamResult } from "../siliconflow/client.ts";
@@ -123,4 +124,47 @@ export function planNotes(plan: GenerationPlan): string[] {
     );
   }
   return notes;
+}
+
+/** What differs between the streamed answers of the endpoints. */
+export interface StreamShape<E> {
+  /** Turns events into bytes. */
+  encoder: TransformStream<E, Uint8Array>;
+  /** The keep-alive event, given the seconds so far. */
+  keepAlive: (elapsedS: number) => E;
+  /** The last events for a failure the client is still there to hear. */
+  failureEvents: (error: ApiError) => E[];
+  /** Extra response headers. */
+  headers?: Record<string, string>;
+}
+
+/**
+ * A streamed answer of this request: keep-alives every `KEEPALIVE_MS`, the header hold of
+ * `STREAM_HOLD_MS`, failures turned into the endpoint's last events, and the final status handed
+ * to the log line.
+ */
+export async function streamAnswer<E>(
+  ctx: RequestContext,
+  shape: StreamShape<E>,
+  produce: (send: (event: E) => void, signal: AbortSignal, elapsedS: () => number) => Promise<void>,
+): Promise<Response> {
+  const { app } = ctx;
+  const { response, done } = await eventStreamResponse<E>(produce, {
+    encoder: shape.encoder,
+    keepAlive: { everyMs: app.config.keepAliveMs, event: shape.keepAlive },
+    signal: ctx.signal,
+    shutdownSignal: app.shutdownSignal,
+    onError: (err) => {
+      const error = failure(ctx, err);
+      ctx.log.outcome = error.code ?? undefined;
+      const events = error.status === CLIENT_CLOSED ? [] : shape.failureEvents(error);
+      return { events, status: error.status };
+    },
+    now: app.now,
+    open: app.streams,
+    headers: shape.headers,
+    holdMs: app.config.streamHoldMs,
+  });
+  ctx.streamDone = done;
+  return response;
 }

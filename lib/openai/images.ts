@@ -12,16 +12,15 @@ import {
   runGeneration,
 } from "../generation/plan.ts";
 import { readFormData, readJsonObject } from "../server/body.ts";
-import { ApiError, CLIENT_CLOSED } from "../server/errors.ts";
-import { eventStreamResponse } from "../server/event_stream.ts";
+import { ApiError } from "../server/errors.ts";
 import { jsonResponse } from "../server/response.ts";
 import { authorize, type UpstreamAuth } from "../siliconflow/keys.ts";
 import {
   bodyLimits,
-  failure,
   planHeaders,
   type RequestContext,
   requestedModel,
+  streamAnswer,
   upstreamCaller,
 } from "./context.ts";
 import {
@@ -93,7 +92,7 @@ async function generate(
 }
 
 /** `stream: true`: each image as a completed event once it is made and downloaded. */
-async function streamImages(
+function streamImages(
   ctx: RequestContext,
   job: {
     auth: UpstreamAuth;
@@ -103,43 +102,27 @@ async function streamImages(
   },
 ): Promise<Response> {
   const { plan } = job;
-  const { response, done } = await eventStreamResponse<ImageStreamEvent>(
-    async (send, signal) => {
-      try {
-        const outcome = await runGeneration(plan, upstreamCaller(ctx, job.auth, signal));
-        const created = Math.floor(ctx.app.now() / 1000);
-        for (const image of outcome.images) {
-          const downloaded = await ctx.app.upstream.download(image.url, signal);
-          const event = imageCompleted(job.endpoint, downloaded, { created, size: plan.imageSize });
-          send({ kind: "image", event });
-        }
-        const failed = failureSummary(outcome);
-        if (failed) throw outcome.failures[0];
-      } finally {
-        job.release();
+  return streamAnswer<ImageStreamEvent>(ctx, {
+    encoder: new ImageEventStream(),
+    keepAlive: () => ({ kind: "keepalive" }),
+    failureEvents: (error) => [{ kind: "error", error }],
+    headers: planHeaders(plan),
+  }, async (send, signal) => {
+    try {
+      const outcome = await runGeneration(plan, upstreamCaller(ctx, job.auth, signal));
+      const created = Math.floor(ctx.app.now() / 1000);
+      for (const image of outcome.images) {
+        const downloaded = await ctx.app.upstream.download(image.url, signal);
+        send({
+          kind: "image",
+          event: imageCompleted(job.endpoint, downloaded, { created, size: plan.imageSize }),
+        });
       }
-    },
-    {
-      encoder: new ImageEventStream(),
-      keepAlive: { everyMs: ctx.app.config.keepAliveMs, event: () => ({ kind: "keepalive" }) },
-      signal: ctx.signal,
-      shutdownSignal: ctx.app.shutdownSignal,
-      onError: (err) => {
-        const error = failure(ctx, err);
-        ctx.log.outcome = error.code ?? undefined;
-        return {
-          events: error.status === CLIENT_CLOSED ? [] : [{ kind: "error", error }],
-          status: error.status,
-        };
-      },
-      now: ctx.app.now,
-      open: ctx.app.streams,
-      headers: planHeaders(plan),
-      holdMs: ctx.app.config.streamHoldMs,
-    },
-  );
-  ctx.streamDone = done;
-  return response;
+      if (failureSummary(outcome)) throw outcome.failures[0];
+    } finally {
+      job.release();
+    }
+  });
 }
 
 /** `POST /v1/images/generations`. */

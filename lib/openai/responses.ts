@@ -9,11 +9,10 @@
  */
 import type { GenerationOutcome } from "../generation/plan.ts";
 import { readJson } from "../server/body.ts";
-import { type ApiError, CLIENT_CLOSED } from "../server/errors.ts";
-import { eventStreamResponse } from "../server/event_stream.ts";
+import type { ApiError } from "../server/errors.ts";
 import { jsonResponse } from "../server/response.ts";
 import { authorize } from "../siliconflow/keys.ts";
-import { bodyLimits, failure, planHeaders, type RequestContext } from "./context.ts";
+import { bodyLimits, planHeaders, type RequestContext, streamAnswer } from "./context.ts";
 import { prepareGeneration } from "./conversation.ts";
 import { parseResponsesRequest } from "./responses_request.ts";
 import type { ResponseObject, ResponseOutputItem } from "./types.ts";
@@ -108,7 +107,7 @@ export async function responses(ctx: RequestContext): Promise<Response> {
   if (!request.stream) {
     return jsonResponse(responseObject(base, "completed", await produce(ctx.signal)), 200, headers);
   }
-  return await streamResponse(ctx, { base, headers }, produce);
+  return streamResponse(ctx, { base, headers }, produce);
 }
 
 /** One Responses stream event, before its sequence number. */
@@ -159,7 +158,7 @@ function itemEvents(item: ResponseOutputItem, outputIndex: number): ResponseEven
   ];
 }
 
-async function streamResponse(
+function streamResponse(
   ctx: RequestContext,
   answer: {
     base: { id: string; created: number; model: string; tools: unknown[] };
@@ -168,39 +167,23 @@ async function streamResponse(
   produce: (signal: AbortSignal) => Promise<ResponseOutputItem[]>,
 ): Promise<Response> {
   const { base } = answer;
-  const { response, done } = await eventStreamResponse<ResponseEvent>(
-    async (send, signal) => {
-      const started = responseObject(base, "in_progress", []);
-      send({ type: "response.created", response: started });
-      send({ type: "response.in_progress", response: started });
-      const items = await produce(signal);
-      items.forEach((item, i) => itemEvents(item, i).forEach(send));
-      send({ type: "response.completed", response: responseObject(base, "completed", items) });
+  return streamAnswer<ResponseEvent>(ctx, {
+    encoder: new ResponseEventStream(),
+    keepAlive: () => ({ type: "keepalive" }),
+    failureEvents: (error) => {
+      const { message, code, param } = error.toJSON().error;
+      return [
+        { type: "error", code, message, param },
+        { type: "response.failed", response: responseObject(base, "failed", [], error) },
+      ];
     },
-    {
-      encoder: new ResponseEventStream(),
-      keepAlive: { everyMs: ctx.app.config.keepAliveMs, event: () => ({ type: "keepalive" }) },
-      signal: ctx.signal,
-      shutdownSignal: ctx.app.shutdownSignal,
-      onError: (err) => {
-        const error = failure(ctx, err);
-        ctx.log.outcome = error.code ?? undefined;
-        if (error.status === CLIENT_CLOSED) return { events: [], status: error.status };
-        const { message, code, param } = error.toJSON().error;
-        return {
-          events: [
-            { type: "error", code, message, param },
-            { type: "response.failed", response: responseObject(base, "failed", [], error) },
-          ],
-          status: error.status,
-        };
-      },
-      now: ctx.app.now,
-      open: ctx.app.streams,
-      headers: answer.headers,
-      holdMs: ctx.app.config.streamHoldMs,
-    },
-  );
-  ctx.streamDone = done;
-  return response;
+    headers: answer.headers,
+  }, async (send, signal) => {
+    const started = responseObject(base, "in_progress", []);
+    send({ type: "response.created", response: started });
+    send({ type: "response.in_progress", response: started });
+    const items = await produce(signal);
+    items.forEach((item, i) => itemEvents(item, i).forEach(send));
+    send({ type: "response.completed", response: responseObject(base, "completed", items) });
+  });
 }
