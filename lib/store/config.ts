@@ -10,12 +10,19 @@ export type ImageStoreConfig =
   | { kind: "local"; root: string; ttlDays: number; maxBytes: number }
   | {
     kind: "s3";
+    /** The bucket. */
     bucket: string;
+    /** A key prefix, e.g. `images/` (may be empty). */
     prefix: string;
+    /** The endpoint, e.g. `https://s3.us-east-1.amazonaws.com` or `http://127.0.0.1:9000`. */
     endpoint: string;
+    /** The region (`auto` for R2). */
     region: string;
+    /** The access key id. */
     accessKeyId: string;
+    /** The secret access key. */
     secretAccessKey: string;
+    /** Path-style addressing (`endpoint/bucket/key`), as MinIO and most self-hosted servers want. */
     forcePathStyle: boolean;
   };
 

@@ -110,9 +110,18 @@ export class LocalImageStore implements ImageStore {
     }
   }
 
-  /** Deletes what is past its time, then the oldest until the folder fits its cap. */
+  /**
+   * Deletes what is past its time, then the oldest until the folder fits its cap. Never rejects:
+   * a folder that cannot be read (gone, a broken disk) is reported and tried again next time.
+   */
   sweep(): Promise<void> {
-    this.#sweeping ??= this.#sweep().finally(() => (this.#sweeping = undefined));
+    this.#sweeping ??= this.#sweep().catch((err) => {
+      this.#options.logger({
+        level: "warn",
+        msg: "image store sweep failed",
+        error: err instanceof Error ? err.message.slice(0, 200) : String(err),
+      });
+    }).finally(() => (this.#sweeping = undefined));
     return this.#sweeping;
   }
 

@@ -5,6 +5,7 @@
  * @module
  */
 import { AwsClient } from "aws4fetch";
+import type { ImageStoreConfig } from "./config.ts";
 import {
   type ByteRange,
   IMAGE_NAME,
@@ -15,23 +16,8 @@ import {
   type StoredImage,
 } from "./image_store.ts";
 
-/** Where and how to reach the bucket. */
-export interface S3StoreOptions {
-  /** The bucket. */
-  bucket: string;
-  /** A key prefix, e.g. `images/` (may be empty). */
-  prefix: string;
-  /** The endpoint, e.g. `https://s3.us-east-1.amazonaws.com` or `http://127.0.0.1:9000`. */
-  endpoint: string;
-  /** The region (`auto` for R2). */
-  region: string;
-  /** The access key id. */
-  accessKeyId: string;
-  /** The secret access key. */
-  secretAccessKey: string;
-  /** Path-style addressing (`endpoint/bucket/key`), as MinIO and most self-hosted servers want. */
-  forcePathStyle: boolean;
-}
+/** Where and how to reach the bucket: `IMAGE_STORE=s3://…` and the `S3_*` settings. */
+export type S3StoreOptions = Omit<Extract<ImageStoreConfig, { kind: "s3" }>, "kind">;
 
 /** Images in an S3-compatible bucket. */
 export class S3ImageStore implements ImageStore {

@@ -135,3 +135,28 @@ Deno.test("local store retention: past IMAGE_TTL_DAYS, then oldest first past th
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("a local store whose folder is gone reports it and keeps the process alive", async () => {
+  const root = await Deno.makeTempDir();
+  const lines: string[] = [];
+  const store = new LocalImageStore({
+    root,
+    ttlMs: 86_400_000,
+    maxBytes: 1,
+    logger: (r) => lines.push(r.msg),
+    sweepEveryMs: 3_600_000,
+  });
+  try {
+    await store.sweep();
+    await Deno.remove(root, { recursive: true });
+    await Deno.writeTextFile(root, "not a folder");
+    await store.sweep(); // resolves, and says why
+    assert(lines.includes("image store sweep failed"), lines.join("\n"));
+    let failed = false;
+    await store.put(PNG, "image/png").catch(() => (failed = true));
+    assert(failed, "writes fail");
+  } finally {
+    store.close();
+    await Deno.remove(root);
+  }
+});
