@@ -73,6 +73,8 @@ export interface Config {
   readonly strictParams: boolean;
   /** `STREAM_HOLD_MS`: how long a stream's headers wait for an early failure (≤ `KEEPALIVE_MS`). */
   readonly streamHoldMs: number;
+  /** `PLAYGROUND`: serve the playground page at `/`. */
+  readonly playground: boolean;
 }
 
 /** Every environment variable the server reads (the `--allow-env` list). */
@@ -97,6 +99,7 @@ export const ENV_NAMES: readonly string[] = [
   "SHUTDOWN_GRACE_MS",
   "STRICT_PARAMS",
   "STREAM_HOLD_MS",
+  "PLAYGROUND",
   "IMAGE_STORE",
   "IMAGE_TTL_DAYS",
   "IMAGE_STORE_MAX_BYTES",
@@ -237,6 +240,7 @@ export function loadConfig(get: (name: string) => string | undefined): Config {
     bodyTimeoutMs: int("BODY_TIMEOUT_MS", DEFAULTS.bodyTimeoutMs, 1, 3_600_000),
     shutdownGraceMs: int("SHUTDOWN_GRACE_MS", DEFAULTS.shutdownGraceMs, 0, 3_600_000),
     strictParams: boolean("STRICT_PARAMS", get("STRICT_PARAMS")),
+    playground: boolean("PLAYGROUND", get("PLAYGROUND") ?? "true"),
     streamHoldMs: int("STREAM_HOLD_MS", DEFAULTS.streamHoldMs, 0, 600_000),
     modelAliases: Object.freeze(
       Object.assign(Object.create(null), DEFAULT_ALIASES, parseAliases(get("MODEL_ALIASES"))),

@@ -203,12 +203,16 @@ Deno.test("models, CORS, request ids and unknown routes", async (t) => {
   });
   await t.step("GET /v1/models/{id} with a slash in the id, and 404", async () => {
     const one = await (await fetch(`${server.url}/v1/models/Qwen/Qwen-Image-Edit-2509`)).json();
-    assertEquals(one, {
+    const { parameters, input_images, sizes, ...model } = one;
+    assertEquals(model, {
       id: "Qwen/Qwen-Image-Edit-2509",
       object: "model",
       created: one.created,
       owned_by: "Qwen",
     });
+    // The playground's form: parameters as JSON Schema, image count, sizes (clients ignore them).
+    assertEquals([parameters.type, parameters.properties.cfg.maximum], ["object", 20]);
+    assertEquals([input_images, sizes], [{ min: 1, max: 3 }, []]);
     const missing = await fetch(`${server.url}/v1/models/nope/nothing`);
     assertEquals(missing.status, 404);
     assertEquals((await missing.json()).error.code, "model_not_found");

@@ -4,13 +4,7 @@
  * @module
  */
 import { z } from "zod";
-import {
-  findModel,
-  type ModelSpec,
-  type ParamSpec,
-  SIZE_PATTERN,
-  UPSTREAM_PARAM_NAMES,
-} from "./registry.ts";
+import { findModel, type ModelSpec, type ParamSpec, UPSTREAM_PARAM_NAMES } from "./registry.ts";
 
 // Clients such as Cherry Studio's custom parameters may send numbers as strings.
 function numeric(inner: z.ZodNumber): z.ZodType<number> {
@@ -20,12 +14,9 @@ function numeric(inner: z.ZodNumber): z.ZodType<number> {
   ) as unknown as z.ZodType<number>;
 }
 
-function sizeOk(s: string): boolean {
-  const m = SIZE_PATTERN.exec(s);
-  if (!m) return false;
-  const [w, h] = [Number(m[1]), Number(m[2])];
-  return w >= 64 && h >= 64 && w <= 4096 && h <= 4096;
-}
+// One side of a size, 64 to 4096, as a pattern, so that the JSON Schema says what zod checks.
+const SIDE = "(?:6[4-9]|[7-9]\\d|[1-9]\\d{2}|[1-3]\\d{3}|40[0-8]\\d|409[0-6])";
+const SIZE_IN_RANGE = new RegExp(`^${SIDE}x${SIDE}$`);
 
 /** Builds the zod schema of one parameter. */
 export function paramSchema(spec: ParamSpec): z.ZodType {
@@ -44,7 +35,7 @@ export function paramSchema(spec: ParamSpec): z.ZodType {
     case "enum":
       return z.enum(spec.values as [string, ...string[]]);
     case "size":
-      return z.string().refine(sizeOk, {
+      return z.string().regex(SIZE_IN_RANGE, {
         message: "must be WIDTHxHEIGHT, each side 64 to 4096, e.g. 1024x1024",
       });
   }

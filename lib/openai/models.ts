@@ -2,7 +2,15 @@
  * `GET /v1/models` and `GET /v1/models/{id}`: the registry and the aliases as OpenAI models.
  * @module
  */
-import { findModel, genericModel, modelNotFound, MODELS } from "../generation/registry.ts";
+import { z } from "zod";
+import {
+  findModel,
+  genericModel,
+  modelNotFound,
+  MODELS,
+  type ModelSpec,
+} from "../generation/registry.ts";
+import { modelSchema } from "../generation/schemas.ts";
 import { jsonResponse } from "../server/response.ts";
 import { authorize, type UpstreamAuth } from "../siliconflow/keys.ts";
 import type { RequestContext } from "./context.ts";
@@ -50,5 +58,22 @@ export async function modelsRetrieve(
   const id = params.id ?? "";
   const found = (await listModels(ctx)).find((m) => m.id.toLowerCase() === id.toLowerCase());
   if (!found) throw modelNotFound(id);
-  return jsonResponse(found);
+  const alias = ctx.app.config.modelAliases[found.id.toLowerCase()];
+  const spec = findModel(alias ? alias.generate : found.id) ??
+    genericModel({ id: found.id, subType: "text-to-image" });
+  return jsonResponse({ ...found, ...describeModel(spec) });
+}
+
+/**
+ * What a client needs to build a form for a model (clients ignore fields they do not know): its
+ * parameters as JSON Schema, made from the same zod schema the server validates with (numbers may
+ * also be sent as numeric strings), its input-image count and its recommended sizes.
+ */
+export function describeModel(spec: ModelSpec): {
+  parameters: Record<string, unknown>;
+  input_images: { min: number; max: number };
+  sizes: readonly string[];
+} {
+  const parameters = z.toJSONSchema(modelSchema(spec), { io: "input", unrepresentable: "any" });
+  return { parameters, input_images: { ...spec.inputImages }, sizes: spec.sizes };
 }

@@ -7,6 +7,7 @@ import { ApiError } from "../server/errors.ts";
 import { preflight } from "../server/pipeline.ts";
 import { jsonResponse } from "../server/response.ts";
 import { path, type Route } from "../server/router.ts";
+import { playgroundAsset } from "../playground/page.ts";
 import { DEMO_IMAGE_PREFIX } from "../siliconflow/upstream.ts";
 import { VERSION } from "../version.ts";
 import { chatCompletions } from "./chat_completions.ts";
@@ -39,10 +40,22 @@ function demoImages(ctx: RequestContext): Promise<Response> {
   return serve(ctx.request);
 }
 
+/** The playground's page and files (`PLAYGROUND=false` turns them off). */
+function playground(ctx: RequestContext): Promise<Response> {
+  const response = ctx.app.config.playground ? playgroundAsset(ctx.url.pathname) : undefined;
+  if (!response) {
+    throw new ApiError(404, `No route for GET ${ctx.url.pathname}`, { code: "not_found" });
+  }
+  return Promise.resolve(response);
+}
+
 /** The route table. */
 export const ROUTES: readonly Route<RequestContext>[] = [
   { method: "OPTIONS", pattern: path("*"), handle: (ctx) => preflight(ctx.request) },
   { method: "GET", pattern: path("/healthz"), handle: health },
+  { method: "GET", pattern: path("/"), handle: playground },
+  { method: "GET", pattern: path("/playground{/app.:ext(js|css)}?"), handle: playground },
+  { method: "GET", pattern: path("/favicon.svg"), handle: playground },
   { method: "GET", pattern: path(`${DEMO_IMAGE_PREFIX}*`), handle: demoImages },
   { method: "GET", pattern: path("/images/:name"), handle: serveStoredImage },
   { method: "POST", pattern: path("{/v1}?/chat/completions"), handle: chatCompletions },
