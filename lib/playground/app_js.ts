@@ -74,6 +74,7 @@ function buildForm() {
     (m.input_images.min ? " (required)" : "") : "";
   state.images = state.images.slice(0, max);
   showThumbs();
+  document.body.dataset.model = m.id;
 }
 
 function field(name, schema) {
@@ -195,21 +196,24 @@ function addResult(request, image, index, ms) {
     showThumbs();
     $("#prompt").focus();
   });
+  const extra = Object.entries(request.params).map(([k, v]) => k + "=" + v);
+  if (request.negative) extra.push("negative: " + request.negative);
   const caption = el("figcaption", {
     textContent: request.model + " · seed " + seed + (request.size ? " · " + request.size : "") +
-      " · " + (ms / 1000).toFixed(1) + " s",
+      (extra.length ? " · " + extra.join(", ") : "") + " · " + (ms / 1000).toFixed(1) + " s",
   });
   $("#gallery").prepend(el("figure", {}, img, caption, el("div", { className: "actions" }, download, again, edit)));
 }
 
 function currentRequest() {
+  // Always a seed, so that every result can say it and be made again: the user's, or a new one.
   const seedField = $("#seed");
-  if (seedField.value === "") seedField.value = String(Math.floor(Math.random() * 1e9));
+  const seed = seedField.value === "" ? Math.floor(Math.random() * 1e9) : Number(seedField.value);
   return {
     model: $("#model").value,
     prompt: $("#prompt").value,
     n: Number($("#n").value) || 1,
-    seed: Number(seedField.value),
+    seed,
     size: document.querySelector("input[name=size]:checked")?.value,
     negative: $("#negative").value.trim(),
     params: params(),

@@ -44,7 +44,7 @@ const HTML = `<!doctype html>
     <div class="field"><label for="n">Images</label><input id="n" type="number" min="1" max="4" value="1"></div>
     <div class="field"><label for="seed">Seed</label>
       <span class="seed"><input id="seed" type="number" min="0" placeholder="random">
-      <button type="button" id="dice" title="Random seed" aria-label="Random seed">🎲</button></span></div>
+      <button type="button" id="dice" title="Pick a random seed">Random</button></span></div>
   </div>
   <div class="field" id="negative-field">
     <label for="negative">Negative prompt</label>
@@ -72,6 +72,7 @@ const HTML = `<!doctype html>
 `;
 
 const CSS = `
+[hidden] { display: none !important; }
 :root { color-scheme: light dark; --accent: #5b5bd6; font-family: system-ui, sans-serif; }
 body { margin: 0 auto; max-width: 72rem; padding: 1rem; }
 header h1 { font-size: 1.4rem; margin: 0 0 .25rem; }

@@ -1,0 +1,181 @@
+/**
+ * The playground in a real browser: headless Chromium (Debian's, installed by .ci/run) driven by
+ * puppeteer-core. Two models generate; an image goes to an edit model; a slow generation is
+ * cancelled; a bad access key shows the server's message. A screenshot lands in test-output/.
+ */
+import { assert, assertEquals, assertStringIncludes } from "@std/assert";
+import puppeteer, { type Browser, type Page } from "puppeteer-core";
+import { PNG_DATA_URI, startFakeUpstream, startServer } from "./_helpers.ts";
+
+const CHROMIUM = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => {
+  try {
+    return Deno.statSync(p).isFile;
+  } catch {
+    return false;
+  }
+});
+const OUTPUT = new URL("../test-output/", import.meta.url);
+const opts = { sanitizeOps: false, sanitizeResources: false, ignore: !CHROMIUM };
+
+async function withPage(url: string, fn: (page: Page) => Promise<void>): Promise<void> {
+  const browser: Browser = await puppeteer.launch({
+    executablePath: CHROMIUM,
+    args: ["--no-sandbox", "--headless=new", "--disable-gpu"],
+  });
+  try {
+    const page = await browser.newPage();
+    const problems: string[] = [];
+    page.on("console", (m) => m.type() === "error" && problems.push(m.text()));
+    page.on("pageerror", (e) => problems.push(String(e)));
+    await page.setViewport({ width: 1200, height: 900 });
+    await page.goto(url, { waitUntil: "networkidle0" });
+    await fn(page);
+    assertEquals(problems, [], "the console stays clean");
+  } finally {
+    await browser.close();
+  }
+}
+
+async function pick(page: Page, model: string) {
+  await page.select("#model", model);
+  // The form is rebuilt from the model's schema; the page marks which model it shows.
+  await page.waitForFunction(`document.body.dataset.model === ${JSON.stringify(model)}`);
+}
+
+async function generate(page: Page, prompt: string): Promise<number> {
+  const before = await page.$$eval("#gallery figure", (f) => f.length);
+  await page.evaluate(`document.querySelector("#prompt").value = ""`);
+  await page.type("#prompt", prompt);
+  await page.click("#generate");
+  await page.waitForFunction(
+    `document.querySelectorAll("#gallery figure").length > ${before} &&
+      document.querySelector("#gallery figure img").complete &&
+      document.querySelector("#gallery figure img").naturalWidth > 0`,
+    { timeout: 20_000 },
+  );
+  return Number(await page.evaluate(`document.querySelector("#gallery figure img").naturalWidth`));
+}
+
+Deno.test({
+  name: "playground: two models, an edit with an uploaded image, a screenshot (demo mode)",
+  ...opts,
+  async fn() {
+    await using server = startServer({ DEMO: "true" });
+    await withPage(`${server.url}/`, async (page) => {
+      await page.waitForFunction(`document.body.dataset.model !== undefined`);
+      assertEquals(
+        await page.evaluate(`getComputedStyle(document.querySelector("#key-field")).display`),
+        "none",
+      );
+      await pick(page, "Qwen/Qwen-Image");
+      assertEquals(await generate(page, "a lighthouse at dusk"), 1328);
+      const caption = await page.$eval("#gallery figcaption", (e) => e.textContent ?? "");
+      assert(/seed \d+/.test(caption), caption);
+      assertEquals(await page.evaluate(`document.querySelector("#seed").value`), "");
+      await pick(page, "Kwai-Kolors/Kolors");
+      assertEquals(await generate(page, "a red fox"), 1024);
+      // An edit model takes an uploaded image.
+      await pick(page, "Qwen/Qwen-Image-Edit-2509");
+      assert(
+        await page.evaluate(
+          `getComputedStyle(document.querySelector("#images-field")).display !== "none"`,
+        ),
+      );
+      const file = await Deno.makeTempFile({ suffix: ".png" });
+      await Deno.writeFile(
+        file,
+        Uint8Array.from(atob(PNG_DATA_URI.split(",")[1]), (c) => c.charCodeAt(0)),
+      );
+      const input = await page.$("#files");
+      await (input as unknown as { uploadFile(path: string): Promise<void> }).uploadFile(file);
+      await page.waitForSelector("#thumbs img");
+      assert(await generate(page, "make it blue") > 0);
+      await Deno.remove(file);
+      await Deno.mkdir(OUTPUT, { recursive: true });
+      await page.screenshot({ path: new URL("playground.png", OUTPUT).pathname });
+    });
+  },
+});
+
+Deno.test({
+  name: "playground: a slow generation is cancelled, and the upstream call with it",
+  ...opts,
+  async fn() {
+    await using fake = startFakeUpstream();
+    fake.delayMs = 5_000;
+    await using server = startServer({ SILICONFLOW_BASE_URL: fake.baseUrl });
+    await withPage(`${server.url}/`, async (page) => {
+      await page.waitForFunction(`document.body.dataset.model !== undefined`);
+      assert(
+        await page.evaluate(
+          `getComputedStyle(document.querySelector("#key-field")).display !== "none"`,
+        ),
+      );
+      await page.type("#key", "sk-user-key");
+      await page.type("#prompt", "a slow one");
+      await page.click("#generate");
+      await page.waitForFunction(`!document.querySelector("#cancel").hidden`);
+      while (fake.inFlight() === 0) await new Promise((r) => setTimeout(r, 20));
+      await page.click("#cancel");
+      await page.waitForFunction(`document.querySelector("#status").textContent === "Cancelled"`);
+      for (let i = 0; i < 50 && fake.aborted() === 0; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assertEquals(fake.aborted(), 1);
+      assertEquals(fake.received.at(-1)!.authorization, "Bearer sk-user-key");
+      assertEquals(
+        typeof fake.received.at(-1)!.body.seed,
+        "number",
+        "the page always sends a seed",
+      );
+    });
+  },
+});
+
+Deno.test({
+  name: "playground: a bad access key in server-key mode shows the server's message",
+  ...opts,
+  async fn() {
+    await using fake = startFakeUpstream();
+    await using server = startServer({
+      SILICONFLOW_BASE_URL: fake.baseUrl,
+      SILICONFLOW_API_KEY: "sk-owner-00000000000000000000",
+      PROXY_API_KEYS: "pk-right-key-1234",
+    });
+    await withPage(`${server.url}/playground`, async (page) => {
+      assertStringIncludes(
+        await page.$eval("#key-label", (e) => e.textContent ?? ""),
+        "Access key",
+      );
+      await page.type("#key", "pk-wrong");
+      await page.type("#prompt", "a cat");
+      await page.click("#generate");
+      await page.waitForFunction(`!document.querySelector("#error").hidden`);
+      assertStringIncludes(
+        await page.$eval("#error", (e) => e.textContent ?? ""),
+        "Invalid API key",
+      );
+    }).catch((err) => {
+      // The 401 is logged by the browser as a failed request; that alone is not a problem.
+      if (!String(err).includes("401")) throw err;
+    });
+  },
+});
+
+Deno.test("playground: PLAYGROUND=false turns it off; the page sets a strict CSP", async () => {
+  await using on = startServer({ DEMO: "true" });
+  const page = await fetch(`${on.url}/`);
+  const csp = page.headers.get("content-security-policy") ?? "";
+  assertStringIncludes(csp, "script-src 'self'");
+  assert(!/unsafe-inline|https?:/.test(csp), csp);
+  assertStringIncludes(await page.text(), '<script type="module" src="/playground/app.js">');
+  for (const path of ["/playground/app.js", "/playground/app.css", "/favicon.svg"]) {
+    const res = await fetch(`${on.url}${path}`);
+    assertEquals(res.status, 200, path);
+    await res.body?.cancel();
+  }
+  await using off = startServer({ DEMO: "true", PLAYGROUND: "false" });
+  const gone = await fetch(`${off.url}/`);
+  assertEquals(gone.status, 404);
+  await gone.body?.cancel();
+});
