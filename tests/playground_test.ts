@@ -74,6 +74,9 @@ Deno.test({
       assertEquals(await page.evaluate(`document.querySelector("#seed").value`), "");
       await pick(page, "Kwai-Kolors/Kolors");
       assertEquals(await generate(page, "a red fox"), 1024);
+      await Deno.mkdir(OUTPUT, { recursive: true });
+      await page.screenshot({ path: new URL("playground.png", OUTPUT).pathname });
+
       // An edit model takes an uploaded image.
       await pick(page, "Qwen/Qwen-Image-Edit-2509");
       assert(
@@ -91,8 +94,6 @@ Deno.test({
       await page.waitForSelector("#thumbs img");
       assert(await generate(page, "make it blue") > 0);
       await Deno.remove(file);
-      await Deno.mkdir(OUTPUT, { recursive: true });
-      await page.screenshot({ path: new URL("playground.png", OUTPUT).pathname });
     });
   },
 });

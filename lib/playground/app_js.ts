@@ -51,6 +51,17 @@ async function chooseModel(id) {
   buildForm();
 }
 
+const RATIOS = [[1, 1], [4, 3], [3, 4], [3, 2], [2, 3], [16, 9], [9, 16], [21, 9], [9, 21], [2, 1], [1, 2]];
+
+/** The common aspect ratio nearest to a size, e.g. 16:9 for 1664×928. */
+function ratioName(w, h) {
+  let best = RATIOS[0];
+  for (const r of RATIOS) {
+    if (Math.abs(Math.log((w / h) / (r[0] / r[1]))) < Math.abs(Math.log((w / h) / (best[0] / best[1])))) best = r;
+  }
+  return best[0] + ":" + best[1];
+}
+
 const SKIP = new Set(["image_size", "seed", "negative_prompt", "batch_size"]);
 
 function buildForm() {
@@ -62,7 +73,8 @@ function buildForm() {
     const [w, h] = size.split("x").map(Number);
     const id = "size-" + i;
     const input = el("input", { type: "radio", name: "size", value: size, id, checked: i === 0 });
-    return el("span", { className: "size" }, input, el("label", { htmlFor: id, textContent: w + "×" + h }));
+    const text = ratioName(w, h) + " (" + w + "×" + h + ")";
+    return el("span", { className: "size" }, input, el("label", { htmlFor: id, textContent: text }));
   }));
   $("#sizes-field").hidden = sizes.length === 0;
   $("#negative-field").hidden = !("negative_prompt" in props);
