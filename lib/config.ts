@@ -75,6 +75,10 @@ export interface Config {
   readonly streamHoldMs: number;
   /** `PLAYGROUND`: serve the playground page at `/`. */
   readonly playground: boolean;
+  /** `ADMIN_API_KEY`: enables the admin API and access keys managed on KV (server-key mode). */
+  readonly adminApiKey?: string;
+  /** `KV_PATH`: the KV for managed keys; undefined means the platform's (Deno Deploy). */
+  readonly kvPath?: string;
 }
 
 /** Every environment variable the server reads (the `--allow-env` list). */
@@ -100,6 +104,8 @@ export const ENV_NAMES: readonly string[] = [
   "STRICT_PARAMS",
   "STREAM_HOLD_MS",
   "PLAYGROUND",
+  "ADMIN_API_KEY",
+  "KV_PATH",
   "IMAGE_STORE",
   "IMAGE_TTL_DAYS",
   "IMAGE_STORE_MAX_BYTES",
@@ -125,6 +131,7 @@ export const DEFAULTS = {
   shutdownGraceMs: 30_000,
   streamHoldMs: 1_000,
   imageStore: "./data/images",
+  kvPath: "./data/kv.sqlite3",
   imageTtlDays: 30,
   imageStoreMaxBytes: 10 * 1024 * 1024 * 1024,
 } as const;
@@ -166,7 +173,21 @@ export function parseAliases(raw: string | undefined): Record<string, AliasTarge
   return out;
 }
 
-function keyMode(sf: string[], proxy: string[], allowAnonymous: boolean): KeyMode {
+function keyMode(
+  sf: string[],
+  proxy: string[],
+  allowAnonymous: boolean,
+  admin: boolean,
+): KeyMode {
+  if (admin) {
+    if (!sf.length) {
+      throw new ConfigError(
+        "ADMIN_API_KEY",
+        "needs SILICONFLOW_API_KEY too: the keys it hands out spend the server's own SiliconFlow keys",
+      );
+    }
+    return "server-key";
+  }
   if (!sf.length && !proxy.length) return "pass-through";
   if (!sf.length) {
     throw new ConfigError(
@@ -181,6 +202,16 @@ function keyMode(sf: string[], proxy: string[], allowAnonymous: boolean): KeyMod
     "is set without PROXY_API_KEYS, so anyone who can reach this server would spend your credit. " +
       "Set PROXY_API_KEYS to the access keys you hand out, or ALLOW_ANONYMOUS=true if that is really what you want.",
   );
+}
+
+/**
+ * `KV_PATH`: where access keys, quotas and usage live. A file (`./data/kv.sqlite3` by default),
+ * `:memory:`, or a KV Connect URL; on Deno Deploy, unset means the platform's KV.
+ */
+function kvPathOf(get: (name: string) => string | undefined): string | undefined {
+  const raw = (get("KV_PATH") ?? "").trim();
+  if (raw) return raw;
+  return get("DENO_DEPLOYMENT_ID") ? undefined : DEFAULTS.kvPath;
 }
 
 /** `MAX_BODY_BYTES` and `MAX_BODY_BUFFER_BYTES`, which must hold at least one body. */
@@ -222,6 +253,7 @@ export function loadConfig(get: (name: string) => string | undefined): Config {
   const host = (get("HOST") ?? "").trim() || DEFAULTS.host;
   if (!/^[\w.:[\]-]+$/.test(host)) throw new ConfigError("HOST", `is not a host name: "${host}"`);
   const allowAnonymous = boolean("ALLOW_ANONYMOUS", get("ALLOW_ANONYMOUS"));
+  const adminApiKey = (get("ADMIN_API_KEY") ?? "").trim() || undefined;
   return Object.freeze({
     port: int("PORT", DEFAULTS.port, 0, 65535),
     host,
@@ -235,7 +267,9 @@ export function loadConfig(get: (name: string) => string | undefined): Config {
     demo: boolean("DEMO", get("DEMO")),
     siliconflowKeys,
     proxyKeys,
-    keyMode: keyMode(siliconflowKeys, proxyKeys, allowAnonymous),
+    keyMode: keyMode(siliconflowKeys, proxyKeys, allowAnonymous, adminApiKey !== undefined),
+    adminApiKey,
+    kvPath: kvPathOf(get),
     maxConcurrency: int("MAX_CONCURRENCY", DEFAULTS.maxConcurrency, 1, 100_000),
     bodyTimeoutMs: int("BODY_TIMEOUT_MS", DEFAULTS.bodyTimeoutMs, 1, 3_600_000),
     shutdownGraceMs: int("SHUTDOWN_GRACE_MS", DEFAULTS.shutdownGraceMs, 0, 3_600_000),

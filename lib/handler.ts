@@ -16,6 +16,7 @@ import { createPipeline } from "./server/pipeline.ts";
 import { TRACE_HEADER } from "./siliconflow/client.ts";
 import { createUpstream } from "./siliconflow/upstream.ts";
 import { createImageStore } from "./store/create.ts";
+import { QuotaStore } from "./quota/store.ts";
 
 /** Dependencies of {@link createHandler}; everything but `config` has a default. */
 export interface HandlerOptions {
@@ -71,6 +72,7 @@ export function createHandler(options: HandlerOptions): Handler {
     bodyBudget: new BodyBudget(config.maxBodyBufferBytes),
     shutdownSignal,
     store: createImageStore(config.imageStore, logger, now),
+    quota: config.adminApiKey ? new QuotaStore(config.kvPath, now) : undefined,
   };
   return createPipeline<RequestContext>({
     routes: ROUTES,

@@ -17,17 +17,19 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
     "siliconflow",
     "store",
     "playground",
+    "quota",
     "server",
     "config.ts",
     "version.ts",
   ],
   "playground": [],
+  "quota": ["server"],
   "store": ["server", "config.ts", "config_values.ts"],
   "config.ts": ["generation", "server", "store", "config_values.ts"],
   "config_values.ts": ["server"],
   "cli.ts": ["config.ts"],
   "version.ts": [],
-  "handler.ts": ["openai", "generation", "siliconflow", "store", "server", "config.ts"],
+  "handler.ts": ["openai", "generation", "siliconflow", "store", "quota", "server", "config.ts"],
 };
 
 /** `server`, `openai`, … for a file in a folder of lib/; the file name for one at its root. */

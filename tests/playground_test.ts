@@ -180,3 +180,36 @@ Deno.test("playground: PLAYGROUND=false turns it off; the page sets a strict CSP
   assertEquals(gone.status, 404);
   await gone.body?.cancel();
 });
+
+Deno.test({
+  name: "playground: an access key with quotas sees what is left of them",
+  ...opts,
+  async fn() {
+    await using fake = startFakeUpstream();
+    await using server = startServer({
+      SILICONFLOW_BASE_URL: fake.baseUrl,
+      SILICONFLOW_API_KEY: "sk-owner-00000000000000000000",
+      ADMIN_API_KEY: "admin-0123456789abcdef",
+      KV_PATH: ":memory:",
+    });
+    const made = await fetch(`${server.url}/admin/v1/keys`, {
+      method: "POST",
+      headers: { authorization: "Bearer admin-0123456789abcdef" },
+      body: JSON.stringify({ name: "erin", images_per_day: 5 }),
+    });
+    const { key } = await made.json();
+    await withPage(`${server.url}/`, async (page) => {
+      await page.waitForFunction(`document.body.dataset.model !== undefined`);
+      await page.type("#key", key);
+      await page.keyboard.press("Tab"); // the key field's change event
+      await page.waitForFunction(
+        `document.querySelector("#quota").textContent.includes("today: 5")`,
+      );
+      await page.type("#prompt", "a cat");
+      await page.click("#generate");
+      await page.waitForFunction(
+        `document.querySelector("#quota").textContent.includes("today: 4")`,
+      );
+    });
+  },
+});

@@ -5,7 +5,6 @@
  */
 import { readJson } from "../server/body.ts";
 import { jsonResponse } from "../server/response.ts";
-import { authorize } from "../siliconflow/keys.ts";
 import { parseChatRequest } from "./chat_request.ts";
 import {
   ChatChunkStream,
@@ -14,14 +13,20 @@ import {
   toChatCompletion,
   ZERO_USAGE,
 } from "./chat_stream.ts";
-import { bodyLimits, planHeaders, type RequestContext, streamAnswer } from "./context.ts";
+import {
+  authorizeRequest,
+  bodyLimits,
+  planHeaders,
+  type RequestContext,
+  streamAnswer,
+} from "./context.ts";
 import { describe, prepareGeneration } from "./conversation.ts";
 
 export { toMarkdown } from "./conversation.ts";
 
 /** Handles a chat completion request. */
 export async function chatCompletions(ctx: RequestContext): Promise<Response> {
-  const auth = authorize(ctx.request.headers, ctx.app.config);
+  const auth = await authorizeRequest(ctx);
   const chat = parseChatRequest(await readJson(ctx.request, bodyLimits(ctx)));
   const generation = await prepareGeneration(ctx, auth, chat);
   const { plan } = generation;

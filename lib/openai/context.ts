@@ -4,7 +4,7 @@
  * @module
  */
 import type { Config } from "../config.ts";
-import type { GenerationPlan } from "../generation/plan.ts";
+import type { GenerationOutcome, GenerationPlan } from "../generation/plan.ts";
 import type { ModelSpec } from "../generation/registry.ts";
 import { genericModel, resolveModel } from "../generation/registry.ts";
 import type { GenerationSlots } from "../generation/slots.ts";
@@ -15,7 +15,8 @@ import { eventStreamResponse } from "../server/event_stream.ts";
 import type { Logger } from "../server/logger.ts";
 import type { Exchange } from "../server/pipeline.ts";
 import type { UpstreamResult } from "../siliconflow/client.ts";
-import type { UpstreamAuth } from "../siliconflow/keys.ts";
+import { authorize, type UpstreamAuth } from "../siliconflow/keys.ts";
+import type { KeyRecord, QuotaStore } from "../quota/store.ts";
 import type { Upstream } from "../siliconflow/upstream.ts";
 import type { ImageStore } from "../store/image_store.ts";
 
@@ -39,6 +40,84 @@ export interface App {
   readonly shutdownSignal: AbortSignal;
   /** Where generated images are re-hosted (`IMAGE_STORE`), if anywhere. */
   readonly store?: ImageStore;
+  /** Access keys with quotas on KV (`ADMIN_API_KEY`), if enabled. */
+  readonly quota?: QuotaStore;
+}
+
+/** Who called: the key that pays upstream, and a KV-managed access key's record if one was used. */
+export type RequestAuth = UpstreamAuth & { account?: KeyRecord };
+
+const BEARER = /^Bearer\s+(\S+)\s*$/i;
+
+/**
+ * Checks the caller's key: the key modes of `siliconflow/keys.ts` first, then, with the admin API
+ * on, the access keys managed on KV. A KV that cannot be reached fails those keys closed (503);
+ * keys from the environment keep working.
+ */
+export async function authorizeRequest(ctx: RequestContext): Promise<RequestAuth> {
+  try {
+    return authorize(ctx.request.headers, ctx.app.config);
+  } catch (err) {
+    const quota = ctx.app.quota;
+    const presented = BEARER.exec(ctx.request.headers.get("authorization") ?? "")?.[1];
+    if (!quota || !presented || !(err instanceof ApiError) || err.status !== 401) throw err;
+    const account = await quota.find(presented);
+    if (!account) throw err;
+    if (account.disabled) {
+      throw new ApiError(401, "This access key has been disabled by the server's owner.", {
+        code: "invalid_api_key",
+      });
+    }
+    if (account.expires_at && Date.parse(account.expires_at) <= ctx.app.now()) {
+      throw new ApiError(401, `This access key expired at ${account.expires_at}.`, {
+        code: "invalid_api_key",
+      });
+    }
+    return { kind: "pool", account };
+  }
+}
+
+/**
+ * Runs a generation on a KV-managed key's quota: the model must be one the key may use, the
+ * images are reserved first (429 past a limit), what was not made is given back, and the usage
+ * is recorded. Other callers run unmetered.
+ */
+export async function metered(
+  ctx: RequestContext,
+  auth: RequestAuth,
+  job: { plan: GenerationPlan; requested: string },
+  run: () => Promise<GenerationOutcome>,
+): Promise<GenerationOutcome> {
+  const { account } = auth;
+  const quota = ctx.app.quota;
+  if (!account || !quota) return await run();
+  const { plan } = job;
+  const allowed = account.models?.map((m) => m.toLowerCase());
+  if (
+    allowed && !allowed.includes(job.requested.toLowerCase()) &&
+    !allowed.includes(plan.model.id.toLowerCase())
+  ) {
+    throw new ApiError(403, `This access key may not use ${job.requested}.`, {
+      param: "model",
+      code: "model_not_allowed",
+    });
+  }
+  const reservation = await quota.reserve(account, plan.n);
+  const settle = async (made: number) => {
+    const requested = plan.n;
+    await reservation.release(requested - made).catch(() => {});
+    await quota.record(account.id, plan.model.id, { requested, made, failures: requested - made })
+      .catch(() => {});
+  };
+  let outcome: GenerationOutcome;
+  try {
+    outcome = await run();
+  } catch (err) {
+    await settle(0);
+    throw err;
+  }
+  await settle(outcome.images.length);
+  return outcome;
 }
 
 /** One request: its own state, and the app. */

@@ -15,10 +15,16 @@ import {
 import type { ModelSpec } from "../generation/registry.ts";
 import { ApiError, invalidParam } from "../server/errors.ts";
 import { choiceOr } from "../server/values.ts";
-import type { UpstreamAuth } from "../siliconflow/keys.ts";
 import { imagesFromHistory } from "./chat_history.ts";
 import type { ChatRequest } from "./chat_request.ts";
-import { planNotes, type RequestContext, requestedModel, upstreamCaller } from "./context.ts";
+import {
+  metered,
+  planNotes,
+  type RequestAuth,
+  type RequestContext,
+  requestedModel,
+  upstreamCaller,
+} from "./context.ts";
 import { parsePromptFlags } from "./prompt_flags.ts";
 import { inlineOwnImages, storeImages } from "./stored_images.ts";
 
@@ -117,7 +123,7 @@ export interface PreparedGeneration {
 /** Checks a conversation against the model and plans its generation. */
 export async function prepareGeneration(
   ctx: RequestContext,
-  auth: UpstreamAuth,
+  auth: RequestAuth,
   chat: ChatRequest,
 ): Promise<PreparedGeneration> {
   const { config } = ctx.app;
@@ -151,7 +157,12 @@ export async function prepareGeneration(
   const run = async (signal: AbortSignal) => {
     let outcome: GenerationOutcome;
     try {
-      outcome = await runGeneration(plan, upstreamCaller(ctx, auth, signal));
+      outcome = await metered(
+        ctx,
+        auth,
+        { plan, requested: chat.model },
+        () => runGeneration(plan, upstreamCaller(ctx, auth, signal)),
+      );
     } catch (err) {
       if (fromHistory && err instanceof ApiError && err.status === 400) {
         throw new ApiError(400, err.message + HISTORY_HINT, { param, code: err.code });

@@ -14,10 +14,12 @@ import {
 import { readFormData, readJsonObject } from "../server/body.ts";
 import { ApiError } from "../server/errors.ts";
 import { jsonResponse } from "../server/response.ts";
-import { authorize, type UpstreamAuth } from "../siliconflow/keys.ts";
 import {
+  authorizeRequest,
   bodyLimits,
+  metered,
   planHeaders,
+  type RequestAuth,
   type RequestContext,
   requestedModel,
   streamAnswer,
@@ -66,7 +68,7 @@ async function respond(
 
 async function generate(
   ctx: RequestContext,
-  auth: UpstreamAuth,
+  auth: RequestAuth,
   request: ImagesRequest,
   images: string[],
 ): Promise<Response> {
@@ -82,9 +84,16 @@ async function generate(
     strict: ctx.app.config.strictParams,
   });
   const release = ctx.app.slots.acquire();
-  if (request.stream) return streamImages(ctx, { auth, plan, endpoint, release });
+  if (request.stream) {
+    return streamImages(ctx, { auth, plan, endpoint, release, requested: String(request.model) });
+  }
   try {
-    const outcome = await runGeneration(plan, upstreamCaller(ctx, auth, ctx.signal));
+    const outcome = await metered(
+      ctx,
+      auth,
+      { plan, requested: String(request.model) },
+      () => runGeneration(plan, upstreamCaller(ctx, auth, ctx.signal)),
+    );
     return await respond(ctx, outcome, request.responseFormat, planHeaders(plan));
   } finally {
     release();
@@ -95,10 +104,11 @@ async function generate(
 function streamImages(
   ctx: RequestContext,
   job: {
-    auth: UpstreamAuth;
+    auth: RequestAuth;
     plan: GenerationPlan;
     endpoint: "generations" | "edits";
     release: () => void;
+    requested: string;
   },
 ): Promise<Response> {
   const { plan } = job;
@@ -109,7 +119,12 @@ function streamImages(
     headers: planHeaders(plan),
   }, async (send, signal) => {
     try {
-      const outcome = await runGeneration(plan, upstreamCaller(ctx, job.auth, signal));
+      const outcome = await metered(
+        ctx,
+        job.auth,
+        { plan, requested: job.requested },
+        () => runGeneration(plan, upstreamCaller(ctx, job.auth, signal)),
+      );
       const created = Math.floor(ctx.app.now() / 1000);
       for (const image of outcome.images) {
         const downloaded = await ctx.app.upstream.download(image.url, signal);
@@ -127,14 +142,14 @@ function streamImages(
 
 /** `POST /v1/images/generations`. */
 export async function imagesGenerations(ctx: RequestContext): Promise<Response> {
-  const auth = authorize(ctx.request.headers, ctx.app.config);
+  const auth = await authorizeRequest(ctx);
   const fields = await readJsonObject(ctx.request, bodyLimits(ctx));
   return generate(ctx, auth, parseImagesFields(fields, "generations"), []);
 }
 
 /** `POST /v1/images/edits`: multipart files, or JSON `images: [{image_url}]`. */
 export async function imagesEdits(ctx: RequestContext): Promise<Response> {
-  const auth = authorize(ctx.request.headers, ctx.app.config);
+  const auth = await authorizeRequest(ctx);
   const type = ctx.request.headers.get("content-type") ?? "";
   if (type.startsWith("application/json")) {
     const fields = await readJsonObject(ctx.request, bodyLimits(ctx));

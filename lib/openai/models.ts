@@ -12,8 +12,8 @@ import {
 } from "../generation/registry.ts";
 import { modelSchema } from "../generation/schemas.ts";
 import { jsonResponse } from "../server/response.ts";
-import { authorize, type UpstreamAuth } from "../siliconflow/keys.ts";
-import type { RequestContext } from "./context.ts";
+import type { UpstreamAuth } from "../siliconflow/keys.ts";
+import { authorizeRequest, type RequestContext } from "./context.ts";
 import type { ModelObject } from "./types.ts";
 
 export type { ModelObject } from "./types.ts";
@@ -35,7 +35,7 @@ export async function listModels(ctx: RequestContext): Promise<ModelObject[]> {
   }
   let auth: UpstreamAuth | undefined;
   try {
-    auth = authorize(ctx.request.headers, ctx.app.config);
+    auth = await authorizeRequest(ctx);
   } catch {
     return models; // no key to ask SiliconFlow with
   }

@@ -11,8 +11,13 @@ import type { GenerationOutcome } from "../generation/plan.ts";
 import { readJson } from "../server/body.ts";
 import type { ApiError } from "../server/errors.ts";
 import { jsonResponse } from "../server/response.ts";
-import { authorize } from "../siliconflow/keys.ts";
-import { bodyLimits, planHeaders, type RequestContext, streamAnswer } from "./context.ts";
+import {
+  authorizeRequest,
+  bodyLimits,
+  planHeaders,
+  type RequestContext,
+  streamAnswer,
+} from "./context.ts";
 import { prepareGeneration } from "./conversation.ts";
 import { parseResponsesRequest } from "./responses_request.ts";
 import type { ResponseObject, ResponseOutputItem } from "./types.ts";
@@ -85,7 +90,7 @@ async function outputItems(
 
 /** `POST /v1/responses`. */
 export async function responses(ctx: RequestContext): Promise<Response> {
-  const auth = authorize(ctx.request.headers, ctx.app.config);
+  const auth = await authorizeRequest(ctx);
   const request = parseResponsesRequest(await readJson(ctx.request, bodyLimits(ctx)));
   const generation = await prepareGeneration(ctx, auth, request.chat);
   const base = {

@@ -10,6 +10,7 @@ import { path, type Route } from "../server/router.ts";
 import { playgroundAsset } from "../playground/page.ts";
 import { DEMO_IMAGE_PREFIX } from "../siliconflow/upstream.ts";
 import { VERSION } from "../version.ts";
+import { adminUsage, createKey, deleteKey, listKeys, ownUsage, updateKey } from "./admin.ts";
 import { chatCompletions } from "./chat_completions.ts";
 import type { RequestContext } from "./context.ts";
 import { imagesEdits, imagesGenerations } from "./images.ts";
@@ -63,5 +64,11 @@ export const ROUTES: readonly Route<RequestContext>[] = [
   { method: "POST", pattern: path("{/v1}?/images/generations"), handle: imagesGenerations },
   { method: "POST", pattern: path("{/v1}?/images/edits"), handle: imagesEdits },
   { method: "GET", pattern: path("{/v1}?/models"), handle: modelsList },
+  { method: "GET", pattern: path("{/v1}?/usage"), handle: ownUsage },
+  { method: "POST", pattern: path("/admin/v1/keys"), handle: createKey },
+  { method: "GET", pattern: path("/admin/v1/keys"), handle: listKeys },
+  { method: "PATCH", pattern: path("/admin/v1/keys/:id"), handle: updateKey },
+  { method: "DELETE", pattern: path("/admin/v1/keys/:id"), handle: deleteKey },
+  { method: "GET", pattern: path("/admin/v1/usage"), handle: adminUsage },
   { method: "GET", pattern: path("{/v1}?/models/:id(.+)"), handle: modelsRetrieve },
 ];

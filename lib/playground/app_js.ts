@@ -35,6 +35,18 @@ async function apiError(res) {
   }
 }
 
+async function showQuota() {
+  // For an access key with quotas, what is left of them.
+  const res = await fetch("/v1/usage", { headers: headers(false) }).catch(() => undefined);
+  const box = $("#quota");
+  if (!res?.ok) { box.hidden = true; return; }
+  const { remaining } = await res.json();
+  const part = (label, n) => n === null ? label + ": no limit" : label + ": " + n;
+  box.textContent = "Images left · " + part("today", remaining.today) + " · " +
+    part("this month", remaining.this_month);
+  box.hidden = false;
+}
+
 async function loadModels() {
   const res = await fetch("/v1/models", { headers: headers(false) });
   const list = (await res.json()).data.filter((m) => m.owned_by !== "alias");
@@ -178,6 +190,7 @@ async function generate(request) {
     const answer = await res.json();
     answer.data.forEach((image, i) => addResult(request, image, i, Date.now() - started));
     $("#status").textContent = "Done in " + ((Date.now() - started) / 1000).toFixed(1) + " s";
+    if (state.mode === "server-key") showQuota();
   } catch (err) {
     if (abort.signal.aborted) $("#status").textContent = "Cancelled";
     else showError(String(err.message ?? err));
@@ -245,6 +258,7 @@ async function start() {
   $("#key").addEventListener("change", () => {
     if ($("#remember").checked) localStorage.setItem("playground-key", $("#key").value);
     loadModels();
+    if (state.mode === "server-key") showQuota();
   });
   $("#remember").addEventListener("change", () => {
     if ($("#remember").checked) localStorage.setItem("playground-key", $("#key").value);
@@ -260,6 +274,7 @@ async function start() {
   drop.addEventListener("drop", (e) => { e.preventDefault(); addImages(e.dataTransfer.files); });
   document.addEventListener("paste", (e) => addImages([...e.clipboardData.files]));
   await loadModels();
+  if (state.mode === "server-key" && $("#key").value) showQuota();
 }
 
 start().catch((err) => showError(String(err.message ?? err)));

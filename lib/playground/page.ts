@@ -30,6 +30,7 @@ const HTML = `<!doctype html>
     <label for="key" id="key-label">API key</label>
     <input id="key" type="password" autocomplete="off">
     <span><input id="remember" type="checkbox"> <label for="remember">remember in this browser</label></span>
+    <small id="quota" role="status" hidden></small>
   </div>
   <div class="field">
     <label for="model">Model</label>

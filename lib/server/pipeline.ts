@@ -62,7 +62,7 @@ export function preflight(request: Request): Promise<Response> {
     new Response(null, {
       status: 204,
       headers: {
-        "access-control-allow-methods": "GET, POST, OPTIONS",
+        "access-control-allow-methods": "GET, POST, PATCH, DELETE, OPTIONS",
         "access-control-allow-headers": request.headers.get("access-control-request-headers") ??
           "authorization, content-type, x-request-id",
         "access-control-max-age": "86400",

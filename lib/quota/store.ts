@@ -1,0 +1,230 @@
+/**
+ * Access keys with quotas and usage, on Deno KV: a local SQLite file by default
+ * (`KV_PATH=./data/kv.sqlite3`), the platform's distributed KV on Deno Deploy, or any KV Connect
+ * server by URL. Keys are stored by the SHA-256 of the secret only. Quotas are reserved before the
+ * SiliconFlow call with an atomic check-and-set on the day's and the month's counters (UTC), so
+ * instances sharing one KV never let a key overspend; what was not made is given back. SQLite's
+ * "database is locked" (two processes committing at once) is retried with a jittered backoff.
+ * @module
+ */
+import { ApiError } from "../server/errors.ts";
+import {
+  exceeded,
+  type KeyFields,
+  type KeyRecord,
+  nextDay,
+  nextMonth,
+  randomId,
+  type Reservation,
+  retryLocked,
+  sha256,
+  unavailable,
+  type UsageRow,
+  utcDay,
+} from "./records.ts";
+
+export type { KeyFields, KeyRecord, Reservation, UsageRow } from "./records.ts";
+export { retryLocked, utcDay } from "./records.ts";
+
+/** Keys, quotas and usage in one Deno KV. */
+export class QuotaStore {
+  #open: () => Promise<Deno.Kv>;
+  #kv?: Promise<Deno.Kv>;
+  #now: () => number;
+
+  /** `path`: a file, `:memory:`, a KV Connect URL, or undefined for the platform's KV. */
+  constructor(path: string | undefined, now: () => number) {
+    this.#open = () => Deno.openKv(path);
+    this.#now = now;
+  }
+
+  /** The KV, opened on first use; a failure is a 503 and is tried again next time. */
+  async #db(): Promise<Deno.Kv> {
+    this.#kv ??= this.#open();
+    try {
+      return await this.#kv;
+    } catch (err) {
+      this.#kv = undefined;
+      throw unavailable(err);
+    }
+  }
+
+  async #guard<T>(op: (kv: Deno.Kv) => Promise<T>): Promise<T> {
+    const kv = await this.#db();
+    try {
+      return await retryLocked(() => op(kv));
+    } catch (err) {
+      throw err instanceof ApiError ? err : unavailable(err);
+    }
+  }
+
+  /** Makes a key; the secret is returned here only. */
+  async create(fields: KeyFields & { name: string }): Promise<{ record: KeyRecord; key: string }> {
+    const key = `sfk_${randomId(24)}`;
+    const record: KeyRecord = {
+      id: `key_${randomId(9)}`,
+      name: fields.name,
+      hash: await sha256(key),
+      created_at: new Date(this.#now()).toISOString(),
+      last_used_at: null,
+      images_per_day: fields.images_per_day ?? null,
+      images_per_month: fields.images_per_month ?? null,
+      models: fields.models ?? null,
+      expires_at: fields.expires_at ?? null,
+      disabled: false,
+    };
+    await this.#guard((kv) =>
+      kv.atomic().check({ key: ["keys", record.id], versionstamp: null })
+        .set(["keys", record.id], record).set(["key_hash", record.hash], record.id).commit()
+    );
+    return { record, key };
+  }
+
+  /** Every key. */
+  list(): Promise<KeyRecord[]> {
+    return this.#guard(async (kv) => {
+      const out: KeyRecord[] = [];
+      for await (const entry of kv.list<KeyRecord>({ prefix: ["keys"] })) out.push(entry.value);
+      return out;
+    });
+  }
+
+  /** One key, or undefined. */
+  get(id: string): Promise<KeyRecord | undefined> {
+    return this.#guard(async (kv) => (await kv.get<KeyRecord>(["keys", id])).value ?? undefined);
+  }
+
+  /** Changes a key's fields; undefined for an unknown id. */
+  update(id: string, fields: KeyFields): Promise<KeyRecord | undefined> {
+    return this.#guard(async (kv) => {
+      for (;;) {
+        const entry = await kv.get<KeyRecord>(["keys", id]);
+        if (!entry.value) return undefined;
+        const record = { ...entry.value, ...fields };
+        if ((await kv.atomic().check(entry).set(["keys", id], record).commit()).ok) return record;
+      }
+    });
+  }
+
+  /** Revokes a key; false for an unknown id. */
+  delete(id: string): Promise<boolean> {
+    return this.#guard(async (kv) => {
+      const entry = await kv.get<KeyRecord>(["keys", id]);
+      if (!entry.value) return false;
+      await kv.atomic().delete(["keys", id]).delete(["key_hash", entry.value.hash]).commit();
+      return true;
+    });
+  }
+
+  /** The record of a presented secret, or undefined; notes when it was last used. */
+  async find(secret: string): Promise<KeyRecord | undefined> {
+    const hash = await sha256(secret);
+    return this.#guard(async (kv) => {
+      const id = (await kv.get<string>(["key_hash", hash])).value;
+      if (!id) return undefined;
+      const entry = await kv.get<KeyRecord>(["keys", id]);
+      if (!entry.value) return undefined;
+      const touched = { ...entry.value, last_used_at: new Date(this.#now()).toISOString() };
+      await kv.atomic().check(entry).set(["keys", id], touched).commit(); // lost races are fine
+      return touched;
+    });
+  }
+
+  /** Images counted against a key today and this month (UTC). */
+  counted(id: string): Promise<{ today: number; this_month: number }> {
+    const { day, month } = utcDay(this.#now());
+    return this.#guard(async (kv) => {
+      const [d, m] = await kv.getMany<number[]>([["quota", id, "d", day], [
+        "quota",
+        id,
+        "m",
+        month,
+      ]]);
+      return { today: d.value ?? 0, this_month: m.value ?? 0 };
+    });
+  }
+
+  /**
+   * Reserves `images` against the key's day and month limits, atomically across every instance
+   * sharing this KV; a 429 `quota_exceeded` past either, saying which and when it resets.
+   */
+  reserve(record: KeyRecord, images: number): Promise<Reservation> {
+    const now = this.#now();
+    const { day, month } = utcDay(now);
+    const dayKey = ["quota", record.id, "d", day];
+    const monthKey = ["quota", record.id, "m", month];
+    return this.#guard(async (kv) => {
+      for (;;) {
+        const [d, m] = await kv.getMany<number[]>([dayKey, monthKey]);
+        const today = (d.value ?? 0) + images;
+        const thisMonth = (m.value ?? 0) + images;
+        if (record.images_per_day !== null && today > record.images_per_day) {
+          throw exceeded("daily", record.images_per_day, d.value ?? 0, nextDay(now), now);
+        }
+        if (record.images_per_month !== null && thisMonth > record.images_per_month) {
+          throw exceeded("monthly", record.images_per_month, m.value ?? 0, nextMonth(now), now);
+        }
+        const ok = await kv.atomic().check(d).check(m).set(dayKey, today, {
+          expireIn: 40 * 86_400_000,
+        })
+          .set(monthKey, thisMonth, { expireIn: 400 * 86_400_000 }).commit();
+        if (ok.ok) break;
+      }
+      return {
+        release: (unmade: number) =>
+          unmade > 0 ? this.#giveBack(dayKey, monthKey, unmade) : Promise.resolve(),
+      };
+    });
+  }
+
+  #giveBack(dayKey: Deno.KvKey, monthKey: Deno.KvKey, images: number): Promise<void> {
+    return this.#guard(async (kv) => {
+      for (;;) {
+        const [d, m] = await kv.getMany<number[]>([dayKey, monthKey]);
+        const ok = await kv.atomic().check(d).check(m)
+          .set(dayKey, Math.max(0, (d.value ?? 0) - images))
+          .set(monthKey, Math.max(0, (m.value ?? 0) - images)).commit();
+        if (ok.ok) return;
+      }
+    });
+  }
+
+  /** Adds to a key's usage for a model today. */
+  async record(
+    id: string,
+    model: string,
+    counts: { requested: number; made: number; failures: number },
+  ): Promise<void> {
+    const { day } = utcDay(this.#now());
+    await this.#guard((kv) => {
+      const op = kv.atomic();
+      for (const [field, n] of Object.entries(counts)) {
+        if (n > 0) op.sum(["usage", day, id, model, field], BigInt(n));
+      }
+      return op.commit();
+    });
+  }
+
+  /** Usage rows from `from` to `to` (inclusive, `YYYY-MM-DD`), optionally for one key. */
+  usage(from: string, to: string, keyId?: string): Promise<UsageRow[]> {
+    return this.#guard(async (kv) => {
+      const rows = new Map<string, UsageRow>();
+      const iter = kv.list<Deno.KvU64>({ start: ["usage", from], end: ["usage", `${to}~`] });
+      for await (const { key, value } of iter) {
+        const [, date, id, model, field] = key as string[];
+        if (keyId && id !== keyId) continue;
+        const rowKey = `${date}\u0000${id}\u0000${model}`;
+        const row = rows.get(rowKey) ??
+          { date, key_id: id, model, requested: 0, made: 0, failures: 0 };
+        row[field as "requested" | "made" | "failures"] = Number(value.value);
+        rows.set(rowKey, row);
+      }
+      return [...rows.values()];
+    });
+  }
+
+  /** Closes the KV (tests). */
+  async close(): Promise<void> {
+    if (this.#kv) (await this.#kv.catch(() => undefined))?.close();
+  }
+}
