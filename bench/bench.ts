@@ -608,6 +608,48 @@ for (const [label, baseUrl] of [["HTTP/1.1 upstream", FAKE], ["HTTPS/2 upstream"
   for (const dir of [root, s3dir, storeDir]) await Deno.remove(dir, { recursive: true });
 }
 
+// 9. The quota check: the same request with an env access key and with a managed key whose
+// quota is reserved and settled on a local SQLite KV, on one server.
+{
+  const dir = await Deno.makeTempDir();
+  const proxy = await startProxy(
+    {
+      SILICONFLOW_API_KEY: KEY,
+      PROXY_API_KEYS: "pk-bench-env-key",
+      ADMIN_API_KEY: "admin-bench-key",
+      KV_PATH: `${dir}/kv.sqlite3`,
+    },
+    FAKE,
+    ["--unstable-kv", `--allow-read=${dir}`, `--allow-write=${dir}`],
+  );
+  const made = await fetch(`${proxy.url}/admin/v1/keys`, {
+    method: "POST",
+    headers: { authorization: "Bearer admin-bench-key" },
+    body: JSON.stringify({ name: "bench", images_per_day: 1_000_000 }),
+  });
+  const { key: managed } = await made.json();
+  const sendWith = (key: string) => () =>
+    fetch(`${proxy.url}/v1/chat/completions`, {
+      method: "POST",
+      body: chatBody(),
+      headers: { authorization: `Bearer ${key}` },
+    });
+  for (const concurrency of [1, 32]) {
+    const total = SMOKE ? 20 : concurrency === 1 ? 300 : 2000;
+    await load(total / 4, concurrency, sendWith("pk-bench-env-key"));
+    const env = await load(total, concurrency, sendWith("pk-bench-env-key"));
+    const kv = await load(total, concurrency, sendWith(managed));
+    row(
+      `Quota check on local SQLite KV, concurrency ${concurrency}: added p50 / req/s env vs managed`,
+      `${(kv.p50 - env.p50).toFixed(2)} ms / ${env.rps.toFixed(0)} vs ${kv.rps.toFixed(0)}`,
+      "—",
+      null,
+    );
+  }
+  await proxy.stop();
+  await Deno.remove(dir, { recursive: true });
+}
+
 await fake.shutdown();
 await fakeTls.shutdown();
 

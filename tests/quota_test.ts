@@ -229,3 +229,21 @@ Deno.test("two processes on one SQLite KV never let a key overspend", async () =
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a request retried on another owner key is counted once", async () => {
+  await using fake = startFakeUpstream();
+  await using server = startServer({
+    SILICONFLOW_BASE_URL: fake.baseUrl,
+    SILICONFLOW_API_KEY: `${OWNER},sk-owner-2222222222222222222222`,
+    ADMIN_API_KEY: ADMIN,
+    KV_PATH: ":memory:",
+  });
+  const frank = await newKey(server, { name: "frank", images_per_day: 2 });
+  fake.queue.push({ status: 429, body: '{"message":"IPM limit reached."}' });
+  assertEquals((await use(server, frank.key)).status, 200);
+  assertEquals(fake.received.length, 2, "tried on the second owner key");
+  const usage = await (await adminCall(server.url, "GET", "/admin/v1/usage")).json();
+  assertEquals([usage.data[0].requested, usage.data[0].made, usage.data[0].failures], [1, 1, 0]);
+  const list = await (await adminCall(server.url, "GET", "/admin/v1/keys")).json();
+  assertEquals(list.data[0].usage.today, 1);
+});

@@ -116,7 +116,7 @@ export class QuotaStore {
     });
   }
 
-  /** The record of a presented secret, or undefined; notes when it was last used. */
+  /** The record of a presented secret, or undefined; notes (to the minute) when it was last used. */
   async find(secret: string): Promise<KeyRecord | undefined> {
     const hash = await sha256(secret);
     return this.#guard(async (kv) => {
@@ -124,7 +124,11 @@ export class QuotaStore {
       if (!id) return undefined;
       const entry = await kv.get<KeyRecord>(["keys", id]);
       if (!entry.value) return undefined;
-      const touched = { ...entry.value, last_used_at: new Date(this.#now()).toISOString() };
+      // last_used_at is kept to the minute: one write a minute, not one a request.
+      const now = this.#now();
+      const last = entry.value.last_used_at ? Date.parse(entry.value.last_used_at) : 0;
+      if (now - last < 60_000) return entry.value;
+      const touched = { ...entry.value, last_used_at: new Date(now).toISOString() };
       await kv.atomic().check(entry).set(["keys", id], touched).commit(); // lost races are fine
       return touched;
     });
