@@ -10,7 +10,8 @@ import { resolveModel } from "../generation/registry.ts";
 import { readJsonObject } from "../server/body.ts";
 import { ApiError, invalidParam, zodError } from "../server/errors.ts";
 import { jsonResponse } from "../server/response.ts";
-import { isAccepted } from "../siliconflow/keys.ts";
+import { noRoute } from "../server/router.ts";
+import { bearerKey, isAccepted } from "../siliconflow/keys.ts";
 import { type KeyFields, type KeyRecord, type QuotaStore, utcDay } from "../quota/store.ts";
 import { authorizeRequest, bodyLimits, type RequestContext } from "./context.ts";
 
@@ -32,12 +33,9 @@ const Patch = Fields.partial();
 function admin(ctx: RequestContext): QuotaStore {
   const { config, quota } = ctx.app;
   if (!config.adminApiKey || !quota) {
-    throw new ApiError(404, `No route for ${ctx.request.method} ${ctx.url.pathname}`, {
-      code: "not_found",
-    });
+    throw noRoute(ctx.request.method, ctx.url.pathname);
   }
-  const presented = /^Bearer\s+(\S+)\s*$/i.exec(ctx.request.headers.get("authorization") ?? "")
-    ?.[1];
+  const presented = bearerKey(ctx.request.headers);
   if (!presented || !isAccepted(presented, [config.adminApiKey])) {
     throw new ApiError(401, "The admin API needs 'Authorization: Bearer <ADMIN_API_KEY>'.", {
       code: "invalid_api_key",

@@ -15,7 +15,7 @@ import { eventStreamResponse } from "../server/event_stream.ts";
 import type { Logger } from "../server/logger.ts";
 import type { Exchange } from "../server/pipeline.ts";
 import type { UpstreamResult } from "../siliconflow/client.ts";
-import { authorize, type UpstreamAuth } from "../siliconflow/keys.ts";
+import { authorize, bearerKey, type UpstreamAuth } from "../siliconflow/keys.ts";
 import type { KeyRecord, QuotaStore } from "../quota/store.ts";
 import type { Upstream } from "../siliconflow/upstream.ts";
 import type { ImageStore } from "../store/image_store.ts";
@@ -47,8 +47,6 @@ export interface App {
 /** Who called: the key that pays upstream, and a KV-managed access key's record if one was used. */
 export type RequestAuth = UpstreamAuth & { account?: KeyRecord };
 
-const BEARER = /^Bearer\s+(\S+)\s*$/i;
-
 /**
  * Checks the caller's key: the key modes of `siliconflow/keys.ts` first, then, with the admin API
  * on, the access keys managed on KV. A KV that cannot be reached fails those keys closed (503);
@@ -59,7 +57,7 @@ export async function authorizeRequest(ctx: RequestContext): Promise<RequestAuth
     return authorize(ctx.request.headers, ctx.app.config);
   } catch (err) {
     const quota = ctx.app.quota;
-    const presented = BEARER.exec(ctx.request.headers.get("authorization") ?? "")?.[1];
+    const presented = bearerKey(ctx.request.headers);
     if (!quota || !presented || !(err instanceof ApiError) || err.status !== 401) throw err;
     const account = await quota.find(presented);
     if (!account) throw err;

@@ -3,10 +3,9 @@
  * left out, as some clients do; model ids contain a slash.
  * @module
  */
-import { ApiError } from "../server/errors.ts";
 import { preflight } from "../server/pipeline.ts";
 import { jsonResponse } from "../server/response.ts";
-import { path, type Route } from "../server/router.ts";
+import { noRoute, path, type Route } from "../server/router.ts";
 import { playgroundAsset } from "../playground/page.ts";
 import { DEMO_IMAGE_PREFIX } from "../siliconflow/upstream.ts";
 import { VERSION } from "../version.ts";
@@ -36,7 +35,7 @@ function health(ctx: RequestContext): Promise<Response> {
 function demoImages(ctx: RequestContext): Promise<Response> {
   const serve = ctx.app.upstream.demoImages;
   if (!serve) {
-    throw new ApiError(404, `No route for GET ${ctx.url.pathname}`, { code: "not_found" });
+    throw noRoute("GET", ctx.url.pathname);
   }
   return serve(ctx.request);
 }
@@ -45,7 +44,7 @@ function demoImages(ctx: RequestContext): Promise<Response> {
 function playground(ctx: RequestContext): Promise<Response> {
   const response = ctx.app.config.playground ? playgroundAsset(ctx.url.pathname) : undefined;
   if (!response) {
-    throw new ApiError(404, `No route for GET ${ctx.url.pathname}`, { code: "not_found" });
+    throw noRoute("GET", ctx.url.pathname);
   }
   return Promise.resolve(response);
 }

@@ -64,11 +64,6 @@ export async function sha256(text: string): Promise<string> {
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-export function randomId(bytes: number): string {
-  return btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(bytes))))
-    .replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
-}
-
 /** Runs a KV operation, retrying SQLite's "database is locked" with a bounded jittered backoff. */
 export async function retryLocked<T>(op: () => Promise<T>, attempts = 12): Promise<T> {
   for (let i = 0;; i++) {

@@ -8,13 +8,13 @@
  * @module
  */
 import { ApiError } from "../server/errors.ts";
+import { randomToken } from "../server/values.ts";
 import {
   exceeded,
   type KeyFields,
   type KeyRecord,
   nextDay,
   nextMonth,
-  randomId,
   type Reservation,
   retryLocked,
   sha256,
@@ -60,9 +60,9 @@ export class QuotaStore {
 
   /** Makes a key; the secret is returned here only. */
   async create(fields: KeyFields & { name: string }): Promise<{ record: KeyRecord; key: string }> {
-    const key = `sfk_${randomId(24)}`;
+    const key = `sfk_${randomToken(24)}`;
     const record: KeyRecord = {
-      id: `key_${randomId(9)}`,
+      id: `key_${randomToken(9)}`,
       name: fields.name,
       hash: await sha256(key),
       created_at: new Date(this.#now()).toISOString(),

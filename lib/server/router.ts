@@ -47,5 +47,10 @@ export function matchRoute<C>(
   );
   throw elsewhere
     ? new ApiError(405, `${method} is not allowed on ${pathname}`, { code: "method_not_allowed" })
-    : new ApiError(404, `No route for ${method} ${pathname}`, { code: "not_found" });
+    : noRoute(method, pathname);
+}
+
+/** The 404 for a path no route serves (also for routes that are switched off). */
+export function noRoute(method: string, pathname: string): ApiError {
+  return new ApiError(404, `No route for ${method} ${pathname}`, { code: "not_found" });
 }

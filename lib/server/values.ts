@@ -4,6 +4,13 @@
  * @module
  */
 
+/** `bytes` random bytes as base64url text without padding (an unguessable id). */
+export function randomToken(bytes: number): string {
+  const random = crypto.getRandomValues(new Uint8Array(bytes));
+  return btoa(String.fromCharCode(...random)).replaceAll("+", "-").replaceAll("/", "_")
+    .replace(/=+$/, "");
+}
+
 /** Whether a value was given: not undefined, null or "". */
 export function present(value: unknown): boolean {
   return value !== undefined && value !== null && value !== "";

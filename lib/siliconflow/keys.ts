@@ -184,12 +184,17 @@ export async function withPoolKey<T>(pool: KeyPool, call: (key: string) => Promi
 /** Which key pays for a request's upstream calls. */
 export type UpstreamAuth = { kind: "client"; key: string } | { kind: "pool" };
 
+/** The key in `Authorization: Bearer <key>`, or undefined. */
+export function bearerKey(headers: Headers): string | undefined {
+  return /^Bearer\s+(\S+)\s*$/i.exec(headers.get("authorization") ?? "")?.[1];
+}
+
 /** Checks the client's key according to the key mode; 401 when it is missing or wrong. */
 export function authorize(
   headers: Headers,
   config: Pick<Config, "keyMode" | "proxyKeys" | "demo">,
 ): UpstreamAuth {
-  const presented = /^Bearer\s+(\S+)\s*$/i.exec(headers.get("authorization") ?? "")?.[1];
+  const presented = bearerKey(headers);
   switch (config.keyMode) {
     case "anonymous":
       return { kind: "pool" };

@@ -5,6 +5,7 @@
  * named by an unguessable id (128 random bits) and keep their media type in their extension.
  * @module
  */
+import { randomToken } from "../server/values.ts";
 
 /** The image types the store keeps, by extension. */
 export const MEDIA_TYPES: Readonly<Record<string, string>> = {
@@ -27,10 +28,7 @@ export const IMAGE_NAME = /^([A-Za-z0-9_-]{22})\.(png|jpg|webp|gif)$/;
 
 /** A new unguessable image name for a media type. */
 export function newImageName(contentType: string): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  const id = btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_")
-    .replace(/=+$/, "");
-  return `${id}.${extensionOf(contentType)}`;
+  return `${randomToken(16)}.${extensionOf(contentType)}`;
 }
 
 /** A byte range of a stored image, inclusive, as a `Range` header asks for it. */
