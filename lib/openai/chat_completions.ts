@@ -22,8 +22,6 @@ import {
 } from "./context.ts";
 import { describe, prepareGeneration } from "./conversation.ts";
 
-export { toMarkdown } from "./conversation.ts";
-
 /** Handles a chat completion request. */
 export async function chatCompletions(ctx: RequestContext): Promise<Response> {
   const auth = await authorizeRequest(ctx);

@@ -32,8 +32,6 @@ export interface ResilientServeOptions {
 export interface ResilientServer {
   /** The address it listens on. */
   readonly addr: Deno.NetAddr;
-  /** Responses not yet completely written. */
-  inFlight(): number;
   /** Stops listening; resolves when every response has been written (or failed). */
   shutdown(): Promise<void>;
 }
@@ -44,10 +42,6 @@ const MAX_RETRY_MS = 2_000;
 class InFlight {
   #count = 0;
   #whenIdle?: () => void;
-
-  get count(): number {
-    return this.#count;
-  }
 
   /** Wraps a handler so that each response counts until it has been written. */
   wrap(
@@ -123,7 +117,6 @@ export function serveResilient(
 
   return {
     addr,
-    inFlight: () => inFlight.count,
     async shutdown() {
       stopping = true;
       clearTimeout(retryTimer);

@@ -6,7 +6,7 @@ import type { ApiError } from "./errors.ts";
 import { jsonBody } from "./json_body.ts";
 
 /** The content type of every JSON answer. */
-export const JSON_TYPE = "application/json; charset=utf-8";
+const JSON_TYPE = "application/json; charset=utf-8";
 
 /** A JSON response; one that carries large images (`b64_json`, data URIs) is streamed. */
 export function jsonResponse(body: unknown, status = 200, headers: HeadersInit = {}): Response {

@@ -8,14 +8,6 @@
  */
 import { invalidParam } from "../server/errors.ts";
 
-/** The image types accepted as input, by their first bytes. */
-export const INPUT_IMAGE_TYPES: readonly string[] = [
-  "image/png",
-  "image/jpeg",
-  "image/webp",
-  "image/gif",
-];
-
 const HTTP_URL = /^https?:\/\/[^\s]+$/i;
 const DATA_URI_HEAD = /^data:(image\/[a-z0-9.+-]+);base64,/i;
 const BASE64_BODY = /^[A-Za-z0-9+/\s]*={0,2}\s*$/;

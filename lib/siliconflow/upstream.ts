@@ -52,7 +52,7 @@ export interface Upstream {
 }
 
 /** How long a key's model list is kept; a failed fetch is retried sooner. */
-export const MODEL_LIST_TTL_MS = 5 * 60_000;
+const MODEL_LIST_TTL_MS = 5 * 60_000;
 const MODEL_LIST_RETRY_MS = 30_000;
 const MODEL_LISTS_KEPT = 64;
 
