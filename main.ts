@@ -7,7 +7,7 @@ import { helpText, parseCli } from "./lib/cli.ts";
 import { ConfigError, displayUrl, loadConfig } from "./lib/config.ts";
 import { createHandler } from "./lib/handler.ts";
 import { serveResilient } from "./lib/server/listen.ts";
-import { createLogger } from "./lib/server/logger.ts";
+import { createLogger, stdoutLines } from "./lib/server/logger.ts";
 import { VERSION } from "./lib/version.ts";
 
 /** Start-up failures are printed before the configuration exists: LOG_FORMAT is read raw. */
@@ -50,13 +50,15 @@ const config = (() => {
 
 // Aborted when the shutdown grace runs out: in-flight generations then end with an error.
 const shutdown = new AbortController();
-const logger = createLogger(config.logFormat);
+const logger = createLogger(config.logFormat, undefined, undefined, config.logLevel);
+// The start-up and shutdown lines are printed whatever LOG_LEVEL says.
+const announcer = createLogger(config.logFormat);
 const handler = createHandler({ config, logger, shutdownSignal: shutdown.signal });
 
 /** A line of the server's own (start-up, shutdown): plain text, or a JSON record. */
 function say(msg: string): void {
-  if (config.logFormat === "json") logger({ level: "info", msg });
-  else console.log(msg);
+  if (config.logFormat === "json") announcer({ level: "info", msg });
+  else stdoutLines(msg);
 }
 
 /** The start-up line: where it listens, against what, in which key mode. */

@@ -17,6 +17,7 @@ export const FLAG_ENV: Readonly<Record<string, string>> = {
   "max-body-bytes": "MAX_BODY_BYTES",
   "max-body-buffer": "MAX_BODY_BUFFER_BYTES",
   "log-format": "LOG_FORMAT",
+  "log-level": "LOG_LEVEL",
   "model-aliases": "MODEL_ALIASES",
   "image-delivery": "IMAGE_DELIVERY",
   "progress": "PROGRESS",

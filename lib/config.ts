@@ -42,6 +42,8 @@ export interface Config {
   readonly maxBodyBufferBytes: number;
   /** `LOG_FORMAT`: `text` or `json`. */
   readonly logFormat: "text" | "json";
+  /** `LOG_LEVEL`: `info` writes a line per request; `warn` and `error` only what went wrong. */
+  readonly logLevel: "info" | "warn" | "error";
   /** `DEMO`: serve from the built-in stand-in instead of SiliconFlow. */
   readonly demo: boolean;
   /** `MODEL_ALIASES` merged over the built-in aliases. */
@@ -91,6 +93,7 @@ export const ENV_NAMES: readonly string[] = [
   "MAX_BODY_BYTES",
   "MAX_BODY_BUFFER_BYTES",
   "LOG_FORMAT",
+  "LOG_LEVEL",
   "DEMO",
   "MODEL_ALIASES",
   "IMAGE_DELIVERY",
@@ -262,6 +265,7 @@ export function loadConfig(get: (name: string) => string | undefined): Config {
     keepAliveMs: int("KEEPALIVE_MS", DEFAULTS.keepAliveMs, 1, 600_000),
     ...bodyLimitsOf(int),
     logFormat: oneOf("LOG_FORMAT", get("LOG_FORMAT"), ["text", "json"] as const),
+    logLevel: oneOf("LOG_LEVEL", get("LOG_LEVEL"), ["info", "warn", "error"] as const),
     ...storeOf(get, int, DEFAULTS),
     progress: oneOf("PROGRESS", get("PROGRESS"), ["off", "reasoning"] as const),
     demo: boolean("DEMO", get("DEMO")),

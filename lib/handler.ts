@@ -53,7 +53,8 @@ export type Handler = (request: Request) => Promise<Response>;
 export function createHandler(options: HandlerOptions): Handler {
   const { config } = options;
   const now = options.now ?? Date.now;
-  const logger = options.logger ?? createLogger(config.logFormat);
+  const logger = options.logger ??
+    createLogger(config.logFormat, undefined, undefined, config.logLevel);
   const shutdownSignal = options.shutdownSignal ?? new AbortController().signal;
   const app: App = {
     config,

@@ -1,13 +1,18 @@
 /**
  * One log line per request, as text or JSON. Callers pass only what is safe to print: keys and
- * image data never reach a log record.
+ * image data never reach a log record. Lines are written off the request path: collected, then
+ * written in one go a few milliseconds later (and at exit), so that a request never waits on a
+ * write to a pipe or a terminal.
  * @module
  */
+
+/** Severity of a record, and the least severity `LOG_LEVEL` lets through. */
+export type LogLevel = "info" | "warn" | "error";
 
 /** One log record. */
 export interface LogRecord {
   /** Severity. */
-  level: "info" | "warn" | "error";
+  level: LogLevel;
   /** Short description. */
   msg: string;
   /** Structured fields. */
@@ -17,8 +22,61 @@ export interface LogRecord {
 /** Where log records go. */
 export type Logger = (record: LogRecord) => void;
 
+const RANK: Readonly<Record<LogLevel, number>> = { info: 0, warn: 1, error: 2 };
+
+/** Whether a record of `level` passes a `LOG_LEVEL` of `least`. */
+export function passes(level: LogLevel, least: LogLevel): boolean {
+  return RANK[level] >= RANK[least];
+}
+
+/** How long lines wait to be written together, at most. */
+const FLUSH_MS = 20;
+/** Past this many characters waiting, they are written at once. */
+const FLUSH_CHARS = 64 * 1024;
+
 /**
- * A logger that writes one line per record to `write` (stdout by default).
+ * Writes lines to `out` (stdout by default) in batches: a line waits at most {@link FLUSH_MS}
+ * milliseconds, and whatever waits is written when the process exits (`Deno.exit` included).
+ */
+export function batchedWriter(
+  out: { writeSync(bytes: Uint8Array): number } = Deno.stdout,
+): (line: string) => void {
+  const encoder = new TextEncoder();
+  let waiting: string[] = [];
+  let chars = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const flush = () => {
+    clearTimeout(timer);
+    timer = undefined;
+    if (!waiting.length) return;
+    const bytes = encoder.encode(waiting.join("\n") + "\n");
+    waiting = [];
+    chars = 0;
+    try {
+      for (let at = 0; at < bytes.length;) at += out.writeSync(bytes.subarray(at));
+    } catch {
+      // stdout is gone (a closed pipe): the lines are lost, the server goes on.
+    }
+  };
+  globalThis.addEventListener("unload", flush);
+  return (line) => {
+    waiting.push(line);
+    chars += line.length;
+    if (chars >= FLUSH_CHARS) flush();
+    else timer ??= setTimeout(flush, FLUSH_MS);
+  };
+}
+
+let stdoutWriter: ((line: string) => void) | undefined;
+
+/** Writes a line to stdout through the process's one batched writer (made on first use). */
+export function stdoutLines(line: string): void {
+  (stdoutWriter ??= batchedWriter())(line);
+}
+
+/**
+ * A logger that writes one line per record to `write` (stdout, in batches, by default), leaving
+ * out records below `least` (`LOG_LEVEL`).
  *
  * @example Collect JSON lines
  * ```ts
@@ -32,10 +90,12 @@ export type Logger = (record: LogRecord) => void;
  */
 export function createLogger(
   format: "text" | "json",
-  write: (line: string) => void = (line) => console.log(line),
+  write: (line: string) => void = stdoutLines,
   now: () => number = Date.now,
+  least: LogLevel = "info",
 ): Logger {
   return (record) => {
+    if (!passes(record.level, least)) return;
     const time = new Date(now()).toISOString();
     if (format === "json") {
       write(JSON.stringify({ time, ...record }));
