@@ -11,7 +11,8 @@ import {
   planGeneration,
   runGeneration,
 } from "../generation/plan.ts";
-import { readFormData, readJsonObject } from "../server/body.ts";
+import { readJsonObject } from "../server/body.ts";
+import { readFormData } from "../server/multipart.ts";
 import { ApiError } from "../server/errors.ts";
 import { jsonResponse } from "../server/response.ts";
 import {

@@ -82,6 +82,13 @@ export function createPipeline<C extends Exchange>(
       .concat(options.exposeHeaders ?? []).join(", "),
   };
 
+  const addHeaders = (headers: Headers, ctx: C) => {
+    for (const name in cors) headers.set(name, cors[name]);
+    headers.set("x-request-id", ctx.requestId);
+    if (ctx.log.traceId && !ctx.streamDone) headers.set(traceHeader, ctx.log.traceId);
+    return headers;
+  };
+
   const dispatch = async (ctx: C): Promise<Response> => {
     try {
       const { route, params } = matchRoute(routes, ctx.request.method, ctx.url.pathname);
@@ -104,12 +111,16 @@ export function createPipeline<C extends Exchange>(
     const ctx = options.context(request, url, requestId);
     const response = await dispatch(ctx);
 
-    // Responses from fetch have immutable headers: the answer is re-wrapped to add ours.
-    const headers = new Headers(response.headers);
-    for (const [k, v] of Object.entries(cors)) headers.set(k, v);
-    headers.set("x-request-id", requestId);
-    if (ctx.log.traceId && !ctx.streamDone) headers.set(traceHeader, ctx.log.traceId);
-    const final = new Response(response.body, { status: response.status, headers });
+    // Our own responses take the headers as they are; a fetched one (immutable) is re-wrapped.
+    let final = response;
+    try {
+      addHeaders(response.headers, ctx);
+    } catch {
+      final = new Response(response.body, {
+        status: response.status,
+        headers: addHeaders(new Headers(response.headers), ctx),
+      });
+    }
 
     const done = (status: number) => {
       ctx.bodyShare.release();

@@ -9,15 +9,21 @@ import { jsonBody } from "./json_body.ts";
 const JSON_TYPE = "application/json; charset=utf-8";
 
 /** A JSON response; one that carries large images (`b64_json`, data URIs) is streamed. */
-export function jsonResponse(body: unknown, status = 200, headers: HeadersInit = {}): Response {
-  const h = new Headers(headers);
-  h.set("content-type", JSON_TYPE);
-  return new Response(jsonBody(body), { status, headers: h });
+export function jsonResponse(
+  body: unknown,
+  status = 200,
+  headers: Readonly<Record<string, string>> = {},
+): Response {
+  return new Response(jsonBody(body), {
+    status,
+    headers: { ...headers, "content-type": JSON_TYPE },
+  });
 }
 
 /** The JSON response for an error, with its own headers (`Retry-After`) added. */
-export function errorResponse(err: ApiError, headers: HeadersInit = {}): Response {
-  const h = new Headers(headers);
-  for (const [k, v] of Object.entries(err.headers)) h.set(k, v);
-  return jsonResponse(err.toJSON(), err.status, h);
+export function errorResponse(
+  err: ApiError,
+  headers: Readonly<Record<string, string>> = {},
+): Response {
+  return jsonResponse(err.toJSON(), err.status, { ...headers, ...err.headers });
 }

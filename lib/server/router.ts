@@ -20,12 +20,47 @@ export function path(pathname: string): URLPattern {
   return new URLPattern({ pathname });
 }
 
-/** The route for a method and path, with its decoded params; throws a 404 or 405. */
+/** A route that matched, with its decoded path parameters. */
+export interface RouteMatch<C> {
+  /** The route. */
+  route: Route<C>;
+  /** Its decoded params (shared between requests: never changed). */
+  params: Readonly<Record<string, string | undefined>>;
+}
+
+/** The most matches remembered per route table; past it the memory starts over. */
+const REMEMBERED = 512;
+const remembered = new WeakMap<object, Map<string, RouteMatch<never>>>();
+
+/**
+ * The route for a method and path, with its decoded params; throws a 404 or 405. A method and path
+ * seen before is answered from memory: a `URLPattern` match costs microseconds, a `Map` lookup
+ * nanoseconds, and nearly every request goes to one of a handful of paths.
+ */
 export function matchRoute<C>(
   routes: readonly Route<C>[],
   method: string,
   pathname: string,
-): { route: Route<C>; params: Record<string, string | undefined> } {
+): RouteMatch<C> {
+  let memory = remembered.get(routes) as Map<string, RouteMatch<C>> | undefined;
+  if (!memory) {
+    memory = new Map();
+    remembered.set(routes, memory as Map<string, RouteMatch<never>>);
+  }
+  const key = `${method} ${pathname}`;
+  const known = memory.get(key);
+  if (known) return known;
+  const match = findRoute(routes, method, pathname);
+  if (memory.size >= REMEMBERED) memory.clear();
+  memory.set(key, match);
+  return match;
+}
+
+function findRoute<C>(
+  routes: readonly Route<C>[],
+  method: string,
+  pathname: string,
+): RouteMatch<C> {
   // Only the routes of the request's method are matched (a pattern costs microseconds); the
   // others are looked at only to tell a 405 from a 404.
   for (const route of routes) {
@@ -40,7 +75,7 @@ export function matchRoute<C>(
         params[k] = v;
       }
     }
-    return { route, params };
+    return { route, params: Object.freeze(params) };
   }
   const elsewhere = routes.some((route) =>
     route.method !== method && route.method !== "OPTIONS" && route.pattern.test({ pathname })

@@ -3,7 +3,7 @@
  * disconnect, a cap on the response size, and the mapping of upstream failures to OpenAI errors.
  * @module
  */
-import { readLimited } from "../server/body.ts";
+import { readResponse } from "../server/body.ts";
 import { deadline } from "../server/deadline.ts";
 import { ApiError, CLIENT_CLOSED } from "../server/errors.ts";
 import { jsonBody } from "../server/json_body.ts";
@@ -165,7 +165,7 @@ export class SiliconFlowClient {
           `${options.baseUrl.replace(/\/+$/, "")}/models?sub_type=${subType}`,
           { headers: { authorization: `Bearer ${options.apiKey}` }, signal: limit.signal },
         );
-        const bytes = await readLimited(response.body, { limit: 1024 * 1024 });
+        const bytes = await readResponse(response, 1024 * 1024);
         if (!response.ok || !bytes) throw new Error(`HTTP ${response.status}`);
         const data = JSON.parse(new TextDecoder().decode(bytes))?.data;
         if (!Array.isArray(data)) throw new Error("no data list");
@@ -182,7 +182,7 @@ export class SiliconFlowClient {
 
   /** Reads an answer: its images, or the error it stands for, with no key left in its text. */
   async #read(response: Response, apiKey: string, traceId?: string): Promise<UpstreamResult> {
-    const bytes = await readLimited(response.body, { limit: MAX_UPSTREAM_RESPONSE_BYTES });
+    const bytes = await readResponse(response, MAX_UPSTREAM_RESPONSE_BYTES);
     if (bytes === undefined) {
       throw new ApiError(502, withTrace("SiliconFlow's answer is too large", traceId), {
         code: "upstream_bad_response",

@@ -5,7 +5,7 @@
  * @module
  */
 import { decodeBase64, encodeBase64 } from "@std/encoding/base64";
-import { readLimited } from "../server/body.ts";
+import { readResponse } from "../server/body.ts";
 import { deadline } from "../server/deadline.ts";
 import { ApiError } from "../server/errors.ts";
 import { splitDataUri } from "./image_ref.ts";
@@ -94,11 +94,7 @@ export async function downloadBytes(
         code: "image_download_failed",
       });
     }
-    const length = Number(response.headers.get("content-length") ?? NaN);
-    const bytes = await readLimited(response.body, {
-      limit: options.maxBytes ?? MAX_DOWNLOAD_BYTES,
-      sizeHint: Number.isSafeInteger(length) && length >= 0 ? length : undefined,
-    });
+    const bytes = await readResponse(response, options.maxBytes ?? MAX_DOWNLOAD_BYTES);
     if (!bytes) {
       throw new ApiError(502, "The generated image is larger than the download limit", {
         code: "image_download_failed",
