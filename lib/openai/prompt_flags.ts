@@ -60,6 +60,8 @@ const UNKNOWN = 0, VALID = 1, INVALID = 2;
  * of many flags that fail near its end costs no more than one pass.
  */
 export function parsePromptFlags(text: string): ParsedPrompt {
+  // Nearly every prompt has no flag at all: no tables, no scan.
+  if (!text.includes("--")) return { prompt: text, fields: {} };
   const trimmed = text.trimEnd();
   const verdict = new Uint8Array(trimmed.length + 1);
   verdict[trimmed.length] = VALID;

@@ -35,8 +35,10 @@ class TimerQueue {
     return () => {
       if (!entry.fire) return;
       entry.fire = undefined;
-      // Nothing left to wait for: the platform timer goes too (it would keep the process up).
-      if (--this.#live === 0) return this.#reset();
+      // With nothing left to wait for, the armed timer is left to fire on an empty queue: under
+      // load the queue empties and fills all the time, and re-arming each time would cost more
+      // than a wake-up. (The timer is unref'd: it never keeps the process up.)
+      if (--this.#live === 0) return this.#empty();
       // Cancelled entries are dropped when the queue holds more of them than of live ones.
       if (++this.#cancelled > 64 && this.#cancelled * 2 > this.#entries.length - this.#head) {
         this.#entries = this.#entries.slice(this.#head).filter((e) => e.fire);
@@ -46,16 +48,16 @@ class TimerQueue {
     };
   }
 
-  #reset(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+  #empty(): void {
     this.#entries = [];
     this.#head = 0;
     this.#cancelled = 0;
   }
 
   #arm(at: number): void {
-    this.#timer = setTimeout(() => this.#run(), Math.max(0, at - performance.now()));
+    const timer = setTimeout(() => this.#run(), Math.max(0, at - performance.now()));
+    unref(timer);
+    this.#timer = timer;
   }
 
   #run(): void {
@@ -76,7 +78,7 @@ class TimerQueue {
       this.#live--;
     }
     // The queue is put in order before any callback runs (one may set or cancel limits).
-    if (this.#live === 0) this.#reset();
+    if (this.#live === 0) this.#empty();
     else {
       if (this.#head > 1024 && this.#head * 2 > entries.length) {
         this.#entries = entries.slice(this.#head);
@@ -86,6 +88,13 @@ class TimerQueue {
     }
     for (const fire of due) fire();
   }
+}
+
+/** Lets the process exit while the timer is pending. */
+function unref(timer: ReturnType<typeof setTimeout>): void {
+  const node = timer as unknown as { unref?: () => void };
+  if (typeof node.unref === "function") node.unref();
+  else Deno.unrefTimer(timer as unknown as number);
 }
 
 const queues = new Map<number, TimerQueue>();

@@ -16,9 +16,14 @@ function isPlain(value: unknown): value is Record<string, unknown> {
 
 function hasLargeString(value: unknown, depth = 0): boolean {
   if (typeof value === "string") return value.length > STREAMED_STRING_CHARS;
-  if (depth > 8) return false;
-  if (Array.isArray(value)) return value.some((v) => hasLargeString(v, depth + 1));
-  if (isPlain(value)) return Object.values(value).some((v) => hasLargeString(v, depth + 1));
+  if (depth > 8 || !value || typeof value !== "object") return false;
+  // Plain loops: this runs on every answer, and callbacks and value arrays cost more than it does.
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (hasLargeString(value[i], depth + 1)) return true;
+    return false;
+  }
+  if (!isPlain(value)) return false;
+  for (const key in value) if (hasLargeString(value[key], depth + 1)) return true;
   return false;
 }
 
