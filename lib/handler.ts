@@ -13,6 +13,7 @@ import { ROUTES } from "./openai/routes.ts";
 import { BodyBudget, BodyShare } from "./server/body_budget.ts";
 import { createLogger, type Logger } from "./server/logger.ts";
 import { createPipeline } from "./server/pipeline.ts";
+import { RequestSignals } from "./server/request_signals.ts";
 import { TRACE_HEADER } from "./siliconflow/client.ts";
 import { createUpstream } from "./siliconflow/upstream.ts";
 import { createImageStore } from "./store/create.ts";
@@ -75,17 +76,28 @@ export function createHandler(options: HandlerOptions): Handler {
     store: createImageStore(config.imageStore, logger, now),
     quota: config.adminApiKey ? new QuotaStore(config.kvPath, now) : undefined,
   };
+  const signals = new RequestSignals(shutdownSignal);
   return createPipeline<RequestContext>({
     routes: ROUTES,
-    context: (request, url, requestId) => ({
-      app,
-      request,
-      url,
-      requestId,
-      log: {},
-      signal: AbortSignal.any([request.signal, shutdownSignal]),
-      bodyShare: new BodyShare(app.bodyBudget),
-    }),
+    context: (request, url, requestId) => {
+      const abort = signals.lazy(request);
+      const bodyShare = new BodyShare(app.bodyBudget);
+      return {
+        app,
+        request,
+        url,
+        requestId,
+        log: {},
+        get signal() {
+          return abort.signal;
+        },
+        bodyShare,
+        finish() {
+          bodyShare.release();
+          abort.done();
+        },
+      };
+    },
     failure,
     logger,
     now,

@@ -9,7 +9,7 @@ import type { ModelSpec } from "../generation/registry.ts";
 import { genericModel, resolveModel } from "../generation/registry.ts";
 import type { GenerationSlots } from "../generation/slots.ts";
 import type { BodyLimits } from "../server/body.ts";
-import type { BodyBudget } from "../server/body_budget.ts";
+import type { BodyBudget, BodyShare } from "../server/body_budget.ts";
 import { ApiError, CLIENT_CLOSED, finalError } from "../server/errors.ts";
 import { eventStreamResponse } from "../server/event_stream.ts";
 import type { Logger } from "../server/logger.ts";
@@ -124,6 +124,8 @@ export interface RequestContext extends Exchange {
   readonly app: App;
   /** Aborts when the client goes away or the server's shutdown grace runs out. */
   readonly signal: AbortSignal;
+  /** The request's share of the body budget. */
+  readonly bodyShare: BodyShare;
 }
 
 /** The limits this request's body is read under. */

@@ -4,7 +4,6 @@
  * only turn a context into a response.
  * @module
  */
-import type { BodyShare } from "./body_budget.ts";
 import type { ApiError } from "./errors.ts";
 import type { Logger } from "./logger.ts";
 import { errorResponse } from "./response.ts";
@@ -32,8 +31,8 @@ export interface Exchange {
   readonly log: LogFields;
   /** For streamed answers: resolves with the final status when the stream ends. */
   streamDone?: Promise<number>;
-  /** The request's share of the body budget, given back when it is done. */
-  readonly bodyShare: BodyShare;
+  /** Gives back what the request held (its body budget, its abort signal), once it is answered. */
+  finish(): void;
 }
 
 /** Options of {@link createPipeline}. */
@@ -123,7 +122,7 @@ export function createPipeline<C extends Exchange>(
     }
 
     const done = (status: number) => {
-      ctx.bodyShare.release();
+      ctx.finish();
       logger({
         level: status >= 500 && status !== 502 && status !== 504 ? "error" : "info",
         msg: `${request.method} ${url.pathname}`,
