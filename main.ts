@@ -6,8 +6,10 @@
 import { helpText, parseCli } from "./lib/cli.ts";
 import { ConfigError, displayUrl, loadConfig } from "./lib/config.ts";
 import { createHandler } from "./lib/handler.ts";
+import { preloadRoutes } from "./lib/openai/routes.ts";
 import { serveResilient } from "./lib/server/listen.ts";
 import { createLogger, stdoutLines } from "./lib/server/logger.ts";
+import { soon, warmTimers } from "./lib/server/deadline.ts";
 import { VERSION } from "./lib/version.ts";
 
 /** Start-up failures are printed before the configuration exists: LOG_FORMAT is read raw. */
@@ -63,6 +65,12 @@ function say(msg: string): void {
 
 /** The start-up line: where it listens, against what, in which key mode. */
 function announce({ hostname, port }: Deno.NetAddr, how: string): void {
+  // What start-up left out loads once the first requests are answered: the routes that validate
+  // with zod (see lib/openai/routes.ts) and the platform's timers (see lib/server/deadline.ts).
+  soon(PRELOAD_AFTER_MS, () => {
+    warmTimers();
+    preloadRoutes().catch(() => {});
+  });
   const shown = hostname === "0.0.0.0" ? "localhost" : hostname;
   say(
     `siliconflow-image-proxy ${VERSION} listening on http://${shown}:${port}/v1 (${how})` +
@@ -72,6 +80,9 @@ function announce({ hostname, port }: Deno.NetAddr, how: string): void {
       ` [keys: ${config.keyMode}]`,
   );
 }
+
+/** How long after listening the rest of the server loads. */
+const PRELOAD_AFTER_MS = 20;
 
 // `deno serve` calls this before any timer runs; the block below then leaves the serving to it.
 let servedByDenoServe = false;
@@ -87,7 +98,7 @@ const serveExport: Deno.ServeDefaultExport = {
 export default serveExport;
 
 if (import.meta.main && !Deno.env.get("DENO_DEPLOYMENT_ID")) {
-  setTimeout(() => {
+  soon(0, () => {
     if (servedByDenoServe) return;
     const server = serveResilient({
       port: config.port,
@@ -117,5 +128,5 @@ if (import.meta.main && !Deno.env.get("DENO_DEPLOYMENT_ID")) {
         // SIGTERM cannot be listened for on Windows.
       }
     }
-  }, 0);
+  });
 }

@@ -33,5 +33,5 @@ export {
   type KeyMode,
   loadConfig,
 } from "./lib/config.ts";
-export { createLogger, type Logger, type LogRecord } from "./lib/server/logger.ts";
+export { createLogger, type Logger, type LogLevel, type LogRecord } from "./lib/server/logger.ts";
 export { VERSION } from "./lib/version.ts";

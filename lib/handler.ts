@@ -5,8 +5,7 @@
  * @module
  */
 import type { Config } from "./config.ts";
-import { MAX_N } from "./generation/plan.ts";
-import { upstreamRules } from "./generation/schemas.ts";
+import { MAX_N } from "./generation/registry.ts";
 import { GenerationSlots } from "./generation/slots.ts";
 import { type App, failure, type RequestContext } from "./openai/context.ts";
 import { ROUTES } from "./openai/routes.ts";
@@ -67,7 +66,8 @@ export function createHandler(options: HandlerOptions): Handler {
       now,
       // Each generation makes up to MAX_N upstream calls.
       maxInFlight: config.maxConcurrency * MAX_N,
-      rules: upstreamRules,
+      // The rules are zod schemas, loaded after start-up.
+      rules: async (body) => (await import("./generation/schemas.ts")).upstreamRules(body),
     }),
     slots: new GenerationSlots(config.maxConcurrency),
     streams: { count: 0 },

@@ -6,7 +6,9 @@
 import { ApiError, invalidParam, toApiError, zodError } from "../server/errors.ts";
 import { present } from "../server/values.ts";
 import type { UpstreamResult } from "../siliconflow/client.ts";
-import { batchLimit, type ModelSpec, UPSTREAM_PARAM_NAMES } from "./registry.ts";
+import { batchLimit, MAX_N, type ModelSpec, UPSTREAM_PARAM_NAMES } from "./registry.ts";
+
+export { MAX_N } from "./registry.ts";
 import { modelSchema } from "./schemas.ts";
 import { resolveImageSize } from "./sizes.ts";
 
@@ -19,9 +21,6 @@ export const PARAM_SYNONYMS: Readonly<Record<string, string>> = {
   guidance_scale: "cfg",
   cfg: "guidance_scale",
 };
-
-/** The most images one request may ask for (`n`). */
-export const MAX_N = 4;
 
 /** What a client asked for, before validation. */
 export interface GenerationInput {

@@ -5,6 +5,9 @@
  */
 import { ApiError } from "../server/errors.ts";
 
+/** The most images one request may ask for (`n`). */
+export const MAX_N = 4;
+
 /** How one upstream parameter is validated. */
 export type ParamSpec =
   | { readonly type: "integer"; readonly min: number; readonly max: number }

@@ -1,16 +1,9 @@
 /**
- * `GET /v1/models` and `GET /v1/models/{id}`: the registry and the aliases as OpenAI models.
+ * `GET /v1/models` and `GET /v1/models/{id}`: the registry and the aliases as OpenAI models. The
+ * list needs no zod, so that the first answer after start-up does not wait for it.
  * @module
  */
-import { z } from "zod";
-import {
-  findModel,
-  genericModel,
-  modelNotFound,
-  MODELS,
-  type ModelSpec,
-} from "../generation/registry.ts";
-import { modelSchema } from "../generation/schemas.ts";
+import { findModel, genericModel, modelNotFound, MODELS } from "../generation/registry.ts";
 import { jsonResponse } from "../server/response.ts";
 import type { UpstreamAuth } from "../siliconflow/keys.ts";
 import { authorizeRequest, type RequestContext } from "./context.ts";
@@ -61,19 +54,7 @@ export async function modelsRetrieve(
   const alias = ctx.app.config.modelAliases[found.id.toLowerCase()];
   const spec = findModel(alias ? alias.generate : found.id) ??
     genericModel({ id: found.id, subType: "text-to-image" });
+  // The JSON Schema comes from zod, which is loaded after start-up (see routes.ts).
+  const { describeModel } = await import("./model_schema.ts");
   return jsonResponse({ ...found, ...describeModel(spec) });
-}
-
-/**
- * What a client needs to build a form for a model (clients ignore fields they do not know): its
- * parameters as JSON Schema, made from the same zod schema the server validates with (numbers may
- * also be sent as numeric strings), its input-image count and its recommended sizes.
- */
-export function describeModel(spec: ModelSpec): {
-  parameters: Record<string, unknown>;
-  input_images: { min: number; max: number };
-  sizes: readonly string[];
-} {
-  const parameters = z.toJSONSchema(modelSchema(spec), { io: "input", unrepresentable: "any" });
-  return { parameters, input_images: { ...spec.inputImages }, sizes: spec.sizes };
 }

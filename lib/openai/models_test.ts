@@ -3,7 +3,7 @@ import { assertEquals } from "@std/assert";
 import fc from "fast-check";
 import { MODELS } from "../generation/registry.ts";
 import { modelSchema } from "../generation/schemas.ts";
-import { describeModel } from "./models.ts";
+import { describeModel } from "./model_schema.ts";
 
 type Schema = {
   type?: string;

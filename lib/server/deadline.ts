@@ -90,6 +90,24 @@ class TimerQueue {
   }
 }
 
+/**
+ * Calls `fire` once, `ms` milliseconds from now; it cannot be cancelled, and keeps the process up
+ * until then. For the few timers of start-up and of the log writer: the first `setTimeout` of a
+ * process loads Deno's Node-compatible timers, about 15 ms (measured), which would otherwise land
+ * between start-up and the first answer. (`AbortSignal.timeout` runs on the web timers.)
+ */
+export function soon(ms: number, fire: () => void): void {
+  AbortSignal.timeout(ms).addEventListener("abort", fire, { once: true });
+}
+
+/**
+ * Loads Deno's Node-compatible timers ahead of the first request that sets a limit (see
+ * {@link soon}); called once the server has answered its first requests.
+ */
+export function warmTimers(): void {
+  unref(setTimeout(() => {}, 0));
+}
+
 /** Lets the process exit while the timer is pending. */
 function unref(timer: ReturnType<typeof setTimeout>): void {
   const node = timer as unknown as { unref?: () => void };

@@ -5,6 +5,7 @@
  * write to a pipe or a terminal.
  * @module
  */
+import { soon } from "./deadline.ts";
 
 /** Severity of a record, and the least severity `LOG_LEVEL` lets through. */
 export type LogLevel = "info" | "warn" | "error";
@@ -44,10 +45,9 @@ export function batchedWriter(
   const encoder = new TextEncoder();
   let waiting: string[] = [];
   let chars = 0;
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let scheduled = false;
   const flush = () => {
-    clearTimeout(timer);
-    timer = undefined;
+    scheduled = false;
     if (!waiting.length) return;
     const bytes = encoder.encode(waiting.join("\n") + "\n");
     waiting = [];
@@ -63,7 +63,10 @@ export function batchedWriter(
     waiting.push(line);
     chars += line.length;
     if (chars >= FLUSH_CHARS) flush();
-    else timer ??= setTimeout(flush, FLUSH_MS);
+    else if (!scheduled) {
+      scheduled = true;
+      soon(FLUSH_MS, flush);
+    }
   };
 }
 

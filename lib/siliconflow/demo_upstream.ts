@@ -27,7 +27,7 @@ export interface DemoUpstreamOptions {
    * The per-model rules the stand-in applies, as SiliconFlow would: a refusal, or undefined for
    * a body it takes. The registry provides them (`upstreamRules` in `generation/schemas.ts`).
    */
-  rules: (body: Record<string, unknown>) => Refusal | undefined;
+  rules: (body: Record<string, unknown>) => Refusal | undefined | Promise<Refusal | undefined>;
   /** Largest side of a drawn image; larger requests are drawn scaled down. */
   maxSide?: number;
   /**
@@ -144,7 +144,7 @@ export function createDemoUpstream(
       return sfError(400, 20015, "Invalid JSON body", traceId);
     }
     const listed = options.listing?.().some((m) => m.id === body.model) ?? false;
-    const refusal = listed ? undefined : options.rules(body);
+    const refusal = listed ? undefined : await options.rules(body);
     if (refusal) return sfError(400, refusal.code, refusal.message, traceId);
     const size = /^(\d{1,4})x(\d{1,4})$/.exec(
       typeof body.image_size === "string" ? body.image_size : "",
