@@ -7,7 +7,7 @@ import { readJson } from "../server/body.ts";
 import { jsonResponse } from "../server/response.ts";
 import { parseChatRequest } from "./chat_request.ts";
 import {
-  ChatChunkStream,
+  ChatChunkEncoder,
   type ChatStreamEvent,
   type CompletionMeta,
   toChatCompletion,
@@ -66,7 +66,7 @@ function streamChat(
 ): Promise<Response> {
   const { intro } = answer;
   return streamAnswer<ChatStreamEvent>(ctx, {
-    encoder: new ChatChunkStream(answer.meta, answer.includeUsage),
+    encoder: new ChatChunkEncoder(answer.meta, answer.includeUsage),
     keepAlive: (s) =>
       intro ? { kind: "reasoning", text: `Still working… ${s} s\n` } : { kind: "keepalive" },
     // Chat UIs that read only choices[0] show the failure as text; SDKs raise the error event.

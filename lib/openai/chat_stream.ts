@@ -1,9 +1,10 @@
 /**
  * OpenAI chat completion answers: the non-streamed `chat.completion` object and the streaming
- * encoder, a `TransformStream` from {@link ChatStreamEvent}s to server-sent event bytes.
+ * encoder, from {@link ChatStreamEvent}s to server-sent event frames.
  * @module
  */
 import type { ApiError } from "../server/errors.ts";
+import type { EventEncoder } from "../server/event_stream.ts";
 import type { ChatCompletion, ChatCompletionChunk, ChunkDelta, Usage } from "./types.ts";
 
 export type { Usage } from "./types.ts";
@@ -68,14 +69,12 @@ export function toChatChunk(
   return chunk;
 }
 
-const encoder = new TextEncoder();
-
 /**
  * One SSE frame. Written by hand rather than with std's `ServerSentEventStream`, because that
  * writes `data:x` without the space, and some hand-rolled clients match `data: [DONE]` literally.
  */
-function frame(data: string): Uint8Array {
-  return encoder.encode(`data: ${data}\n\n`);
+function frame(data: string): string {
+  return `data: ${data}\n\n`;
 }
 
 /**
@@ -83,43 +82,46 @@ function frame(data: string): Uint8Array {
  * an empty content delta: comment frames and empty `data:` frames break SDKs that parse every
  * frame as JSON. After an error event the stream ends without `[DONE]`.
  */
-export class ChatChunkStream extends TransformStream<ChatStreamEvent, Uint8Array> {
+export class ChatChunkEncoder implements EventEncoder<ChatStreamEvent> {
+  #meta: CompletionMeta;
+  #includeUsage: boolean;
+  #failed = false;
+
   /** Creates an encoder for one answer. */
   constructor(meta: CompletionMeta, includeUsage: boolean) {
-    let failed = false;
-    super({
-      transform(event, controller) {
-        if (failed) return;
-        const chunk = (delta: ChunkDelta, finish?: "stop") =>
-          controller.enqueue(
-            frame(JSON.stringify(toChatChunk(meta, { delta, finish }, includeUsage))),
-          );
-        switch (event.kind) {
-          case "role":
-            return chunk({ role: "assistant", content: "" });
-          case "keepalive":
-            return chunk({ content: "" });
-          case "reasoning":
-            return chunk({ reasoning_content: event.text });
-          case "content":
-            return chunk({ content: event.text });
-          case "finish":
-            return chunk({}, "stop");
-          case "usage":
-            if (!includeUsage) return;
-            controller.enqueue(
-              frame(JSON.stringify(toChatChunk(meta, { usage: event.usage }, includeUsage))),
-            );
-            return;
-          case "error":
-            failed = true;
-            controller.enqueue(frame(JSON.stringify(event.error.toJSON())));
-            return;
-        }
-      },
-      flush(controller) {
-        if (!failed) controller.enqueue(frame("[DONE]"));
-      },
-    });
+    this.#meta = meta;
+    this.#includeUsage = includeUsage;
+  }
+
+  #chunk(delta: ChunkDelta, finish?: "stop"): string {
+    return frame(JSON.stringify(toChatChunk(this.#meta, { delta, finish }, this.#includeUsage)));
+  }
+
+  /** The frame of one event, if it has one. */
+  encode(event: ChatStreamEvent): string | undefined {
+    if (this.#failed) return undefined;
+    switch (event.kind) {
+      case "role":
+        return this.#chunk({ role: "assistant", content: "" });
+      case "keepalive":
+        return this.#chunk({ content: "" });
+      case "reasoning":
+        return this.#chunk({ reasoning_content: event.text });
+      case "content":
+        return this.#chunk({ content: event.text });
+      case "finish":
+        return this.#chunk({}, "stop");
+      case "usage":
+        if (!this.#includeUsage) return undefined;
+        return frame(JSON.stringify(toChatChunk(this.#meta, { usage: event.usage }, true)));
+      case "error":
+        this.#failed = true;
+        return frame(JSON.stringify(event.error.toJSON()));
+    }
+  }
+
+  /** `[DONE]`, unless the answer failed. */
+  end(): string | undefined {
+    return this.#failed ? undefined : frame("[DONE]");
   }
 }

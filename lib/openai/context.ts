@@ -11,7 +11,7 @@ import type { GenerationSlots } from "../generation/slots.ts";
 import type { BodyLimits } from "../server/body.ts";
 import type { BodyBudget, BodyShare } from "../server/body_budget.ts";
 import { ApiError, CLIENT_CLOSED, finalError } from "../server/errors.ts";
-import { eventStreamResponse } from "../server/event_stream.ts";
+import { type EventEncoder, eventStreamResponse } from "../server/event_stream.ts";
 import type { Logger } from "../server/logger.ts";
 import type { Exchange } from "../server/pipeline.ts";
 import type { UpstreamResult } from "../siliconflow/client.ts";
@@ -207,8 +207,8 @@ export function planNotes(plan: GenerationPlan): string[] {
 
 /** What differs between the streamed answers of the endpoints. */
 export interface StreamShape<E> {
-  /** Turns events into bytes. */
-  encoder: TransformStream<E, Uint8Array>;
+  /** Turns events into frames. */
+  encoder: EventEncoder<E>;
   /** The keep-alive event, given the seconds so far. */
   keepAlive: (elapsedS: number) => E;
   /** The last events for a failure the client is still there to hear. */

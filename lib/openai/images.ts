@@ -33,7 +33,7 @@ import {
   parseImagesFields,
   splitEditsForm,
 } from "./images_request.ts";
-import { imageCompleted, ImageEventStream, type ImageStreamEvent } from "./images_stream.ts";
+import { imageCompleted, imageEventEncoder, type ImageStreamEvent } from "./images_stream.ts";
 import { storeImages } from "./stored_images.ts";
 import type { ImageData, ImagesResponse } from "./types.ts";
 
@@ -114,7 +114,7 @@ function streamImages(
 ): Promise<Response> {
   const { plan } = job;
   return streamAnswer<ImageStreamEvent>(ctx, {
-    encoder: new ImageEventStream(),
+    encoder: imageEventEncoder,
     keepAlive: () => ({ kind: "keepalive" }),
     failureEvents: (error) => [{ kind: "error", error }],
     headers: planHeaders(plan),

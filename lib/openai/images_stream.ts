@@ -6,6 +6,7 @@
  * @module
  */
 import type { ApiError } from "../server/errors.ts";
+import type { EventEncoder } from "../server/event_stream.ts";
 
 /** The usage OpenAI reports; images from SiliconFlow have no tokens. */
 const NO_TOKENS = {
@@ -59,33 +60,18 @@ export function imageCompleted(
   } satisfies ImageCompletedEvent;
 }
 
-const encoder = new TextEncoder();
-
 /** Encodes image stream events as server-sent events. */
-export class ImageEventStream extends TransformStream<ImageStreamEvent, Uint8Array> {
-  /** Creates an encoder for one answer. */
-  constructor() {
-    super({
-      transform(event, controller) {
-        switch (event.kind) {
-          case "keepalive":
-            return controller.enqueue(encoder.encode(": keepalive\n\n"));
-          case "image":
-            return controller.enqueue(
-              encoder.encode(
-                `event: ${event.event.type}\ndata: ${JSON.stringify(event.event)}\n\n`,
-              ),
-            );
-          case "error":
-            return controller.enqueue(
-              encoder.encode(
-                `event: error\ndata: ${
-                  JSON.stringify({ type: "error", ...event.error.toJSON() })
-                }\n\n`,
-              ),
-            );
-        }
-      },
-    });
-  }
-}
+export const imageEventEncoder: EventEncoder<ImageStreamEvent> = {
+  encode(event) {
+    switch (event.kind) {
+      case "keepalive":
+        return ": keepalive\n\n";
+      case "image":
+        return `event: ${event.event.type}\ndata: ${JSON.stringify(event.event)}\n\n`;
+      case "error":
+        return `event: error\ndata: ${
+          JSON.stringify({ type: "error", ...event.error.toJSON() })
+        }\n\n`;
+    }
+  },
+};

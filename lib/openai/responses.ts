@@ -10,6 +10,7 @@
 import type { GenerationOutcome } from "../generation/plan.ts";
 import { readJson } from "../server/body.ts";
 import type { ApiError } from "../server/errors.ts";
+import type { EventEncoder } from "../server/event_stream.ts";
 import { jsonResponse } from "../server/response.ts";
 import {
   authorizeRequest,
@@ -119,20 +120,15 @@ export async function responses(ctx: RequestContext): Promise<Response> {
 type ResponseEvent = { type: string; [field: string]: unknown } | { type: "keepalive" };
 
 /** Encodes Responses events as SSE, numbering them; keep-alives are comments. */
-class ResponseEventStream extends TransformStream<ResponseEvent, Uint8Array> {
-  constructor() {
-    const encoder = new TextEncoder();
-    let sequence = 0;
-    super({
-      transform(event, controller) {
-        if (event.type === "keepalive") {
-          return controller.enqueue(encoder.encode(": keepalive\n\n"));
-        }
-        const data = JSON.stringify({ ...event, sequence_number: sequence++ });
-        controller.enqueue(encoder.encode(`event: ${event.type}\ndata: ${data}\n\n`));
-      },
-    });
-  }
+function responseEventEncoder(): EventEncoder<ResponseEvent> {
+  let sequence = 0;
+  return {
+    encode(event) {
+      if (event.type === "keepalive") return ": keepalive\n\n";
+      const data = JSON.stringify({ ...event, sequence_number: sequence++ });
+      return `event: ${event.type}\ndata: ${data}\n\n`;
+    },
+  };
 }
 
 /** The events that add one finished output item. */
@@ -173,7 +169,7 @@ function streamResponse(
 ): Promise<Response> {
   const { base } = answer;
   return streamAnswer<ResponseEvent>(ctx, {
-    encoder: new ResponseEventStream(),
+    encoder: responseEventEncoder(),
     keepAlive: () => ({ type: "keepalive" }),
     failureEvents: (error) => {
       const { message, code, param } = error.toJSON().error;

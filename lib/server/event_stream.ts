@@ -3,14 +3,30 @@
  * producer aborted at once when the client goes (a real `cancel()`, not a generator that would
  * notice only at its next `yield`), failures turned into a last event, the count of open streams,
  * and the final status for the log line.
+ *
+ * Thousands of streams may be held at once (generations take tens of seconds), so each costs as
+ * little as it can: events wait unencoded until the connection pulls them, then go into the one
+ * byte stream in a single chunk (no `TransformStream` behind it), and the keep-alives of all
+ * streams share one timer queue (`deadline.ts`).
  * @module
  */
+import { after } from "./deadline.ts";
 import { CLIENT_CLOSED } from "./errors.ts";
+
+/** Turns a stream's events into server-sent event frames. */
+export interface EventEncoder<E> {
+  /** The frame of one event, if it has one. */
+  encode(event: E): string | undefined;
+  /** The last frame, once the stream has ended without the client leaving (`[DONE]`). */
+  end?(): string | undefined;
+}
+
+const utf8 = new TextEncoder();
 
 /** Options of {@link eventStreamResponse}. */
 export interface EventStreamOptions<E> {
-  /** Turns the events into bytes (and ends the stream properly). */
-  encoder: TransformStream<E, Uint8Array>;
+  /** Turns the events into frames (and ends the stream properly). */
+  encoder: EventEncoder<E>;
   /** A keep-alive event every `everyMs` while the producer works; `event` gets the seconds so far. */
   keepAlive: { everyMs: number; event: (elapsedS: number) => E };
   /** Aborts the producer: the client went away, or the server's shutdown grace ran out. */
@@ -50,20 +66,21 @@ export async function eventStreamResponse<E>(
   produce: (send: (event: E) => void, signal: AbortSignal, elapsedS: () => number) => Promise<void>,
   options: EventStreamOptions<E>,
 ): Promise<EventStreamAnswer> {
+  const { encoder } = options;
   const abort = new AbortController();
   const onGone = () => abort.abort();
   options.signal.addEventListener("abort", onGone, { once: true });
   const started = options.now();
   const elapsedS = () => Math.round((options.now() - started) / 1000);
-  let controller: ReadableStreamDefaultController<E> | undefined;
-  const early: E[] = [];
+  // Events wait here, unencoded, until the connection takes them (the stream is pulled).
+  const queue: E[] = [];
+  let ended = false;
+  let gone = false;
+  let wake: (() => void) | undefined;
   const send = (event: E) => {
-    if (!controller) return void early.push(event);
-    try {
-      controller.enqueue(event);
-    } catch {
-      // The client has gone; cancel() below has already aborted the producer.
-    }
+    if (gone) return;
+    queue.push(event);
+    wake?.();
   };
   const running = produce(send, abort.signal, elapsedS);
   const holdMs = Math.min(options.holdMs ?? 0, options.keepAlive.everyMs);
@@ -76,42 +93,63 @@ export async function eventStreamResponse<E>(
   }
 
   options.open.count++;
-  let timer: ReturnType<typeof setInterval> | undefined;
-  let finish!: (status: number) => void;
-  const done = new Promise<number>((resolve) => (finish = resolve));
-  const source = new ReadableStream<E>({
-    start(c) {
-      controller = c;
-      for (const event of early.splice(0)) c.enqueue(event);
-      timer = setInterval(
-        () => send(options.keepAlive.event(elapsedS())),
-        options.keepAlive.everyMs,
-      );
-      running.then(
-        () => 200,
-        (err) => {
-          const { events, status } = options.onError(err);
-          for (const event of events) send(event);
-          return status;
-        },
-      ).then((status) => {
-        clearInterval(timer);
-        options.signal.removeEventListener("abort", onGone);
-        options.open.count--;
-        try {
-          c.close();
-        } catch {
-          // Already cancelled.
-        }
-        finish(abort.signal.aborted && !options.shutdownSignal.aborted ? CLIENT_CLOSED : status);
+  let stopKeepAlive: (() => void) | undefined;
+  const keepAlive = () => {
+    send(options.keepAlive.event(elapsedS()));
+    stopKeepAlive = after(options.keepAlive.everyMs, keepAlive);
+  };
+  stopKeepAlive = after(options.keepAlive.everyMs, keepAlive);
+  const done = running.then(
+    () => 200,
+    (err) => {
+      const { events, status } = options.onError(err);
+      for (const event of events) send(event);
+      return status;
+    },
+  ).then((status) => {
+    stopKeepAlive?.();
+    options.signal.removeEventListener("abort", onGone);
+    options.open.count--;
+    ended = true;
+    wake?.();
+    return abort.signal.aborted && !options.shutdownSignal.aborted ? CLIENT_CLOSED : status;
+  });
+  /** Encodes what waits into the stream; closes it once the producer has ended. */
+  const drain = (c: ReadableStreamDefaultController<Uint8Array>) => {
+    const frames: string[] = [];
+    for (const event of queue.splice(0)) {
+      const frame = encoder.encode(event);
+      if (frame !== undefined) frames.push(frame);
+    }
+    const last = ended && !abort.signal.aborted ? encoder.end?.() : undefined;
+    if (last !== undefined) frames.push(last);
+    try {
+      if (frames.length) c.enqueue(utf8.encode(frames.join("")));
+      if (ended) c.close();
+    } catch {
+      // The client has gone; cancel() below has already aborted the producer.
+    }
+  };
+  const body = new ReadableStream<Uint8Array>({
+    pull(c) {
+      if (queue.length || ended) return drain(c);
+      return new Promise<void>((resolve) => {
+        wake = () => {
+          wake = undefined;
+          drain(c);
+          resolve();
+        };
       });
     },
     cancel() {
+      gone = true;
+      wake = undefined;
+      queue.length = 0;
       abort.abort();
-      clearInterval(timer);
+      stopKeepAlive?.();
     },
-  });
-  const response = new Response(source.pipeThrough(options.encoder), {
+  }, { highWaterMark: 0 });
+  const response = new Response(body, {
     headers: {
       ...options.headers,
       "content-type": "text/event-stream; charset=utf-8",
@@ -127,11 +165,11 @@ async function failureWithin(
   work: Promise<void>,
   ms: number,
 ): Promise<{ err: unknown } | undefined> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let cancel: (() => void) | undefined;
   const outcome = await Promise.race([
     work.then(() => undefined, (err) => ({ err })),
-    new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms))),
+    new Promise<undefined>((resolve) => (cancel = after(ms, () => resolve(undefined)))),
   ]);
-  clearTimeout(timer);
+  cancel?.();
   return outcome;
 }
