@@ -12,7 +12,7 @@ import {
   runGeneration,
 } from "../generation/plan.ts";
 import { readJsonObject } from "../server/body.ts";
-import { readFormData } from "../server/multipart.ts";
+import { readMultipart } from "../server/multipart.ts";
 import { ApiError } from "../server/errors.ts";
 import { jsonResponse } from "../server/response.ts";
 import {
@@ -162,8 +162,8 @@ export async function imagesEdits(ctx: RequestContext): Promise<Response> {
       code: "unsupported_media_type",
     });
   }
-  const form = splitEditsForm(await readFormData(ctx.request, bodyLimits(ctx)));
+  const form = splitEditsForm(await readMultipart(ctx.request, bodyLimits(ctx)));
   const request = parseImagesFields(form.fields, "edits");
   const model = await requestedModel(ctx, auth, request.model, { withImages: true });
-  return generate(ctx, auth, request, await editsFormImages(form, model));
+  return generate(ctx, auth, request, editsFormImages(form, model));
 }

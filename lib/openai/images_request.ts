@@ -4,11 +4,11 @@
  * `image[]`). Multipart images are counted against the model before any is converted.
  * @module
  */
-import { encodeBase64 } from "@std/encoding/base64";
 import { z } from "zod";
 import { checkImageCount } from "../generation/plan.ts";
 import type { ModelSpec } from "../generation/registry.ts";
 import { invalidParam, zodError } from "../server/errors.ts";
+import type { MultipartPart } from "../server/multipart.ts";
 import { isJsonObject } from "../server/values.ts";
 import { checkImageRef, sniffImageType } from "../siliconflow/image_ref.ts";
 
@@ -88,22 +88,25 @@ export function editsJsonImages(fields: Record<string, unknown>): string[] {
   );
 }
 
-/** An edits multipart body split into its text fields and its image parts (not yet read). */
+/** An edits multipart body split into its text fields and its image parts (not yet converted). */
 export interface EditsForm {
   /** The text fields. */
   fields: Record<string, unknown>;
-  /** The image parts, by field name, in order. */
-  parts: [string, FormDataEntryValue][];
+  /** The image parts, by field name, in order: a file, or a text field holding a URL. */
+  parts: [string, MultipartPart][];
 }
 
+const utf8 = new TextDecoder();
+
 /** Splits an edits form; a 400 without any image, or with a mask. */
-export function splitEditsForm(form: FormData): EditsForm {
-  if (form.has("mask")) throw maskError();
+export function splitEditsForm(form: readonly MultipartPart[]): EditsForm {
+  if (form.some((part) => part.name === "mask")) throw maskError();
   const fields: Record<string, unknown> = {};
-  const parts: [string, FormDataEntryValue][] = [];
-  for (const [name, value] of form.entries()) {
-    if (name === "image" || name === "image[]") parts.push([name, value]);
-    else if (typeof value === "string") fields[name] = value;
+  const parts: [string, MultipartPart][] = [];
+  for (const part of form) {
+    const { name } = part;
+    if (name === "image" || name === "image[]") parts.push([name, part]);
+    else if (part.filename === undefined) fields[name] = utf8.decode(part.bytes);
   }
   if (parts.length === 0) {
     throw invalidParam(
@@ -116,32 +119,38 @@ export function splitEditsForm(form: FormData): EditsForm {
 }
 
 /** The form's images as data URIs, counted against the model first. */
-export async function editsFormImages(form: EditsForm, model: ModelSpec): Promise<string[]> {
+export function editsFormImages(form: EditsForm, model: ModelSpec): string[] {
   checkImageCount(model, form.parts.length, "image");
   const images: string[] = [];
-  for (const [name, value] of form.parts) images.push(await toDataUri(value, name, images.length));
+  for (const [name, part] of form.parts) images.push(toDataUri(part, name, images.length));
   return images;
 }
 
-async function toDataUri(value: FormDataEntryValue, name: string, index: number): Promise<string> {
-  if (typeof value === "string") return checkImageRef(value, name);
-  if (value.size > MAX_EDIT_IMAGE_BYTES) {
+/**
+ * A part as a data URI, its bytes given up once encoded. The platform's own `toBase64()` is used:
+ * std's `encodeBase64` held 29 MB and took 151 ms for an 8 MB file, against 11 MB and 22 ms.
+ */
+function toDataUri(part: MultipartPart, name: string, index: number): string {
+  if (part.filename === undefined) return checkImageRef(utf8.decode(part.bytes), name);
+  const { bytes } = part;
+  if (bytes.byteLength > MAX_EDIT_IMAGE_BYTES) {
     throw invalidParam(
       name,
       `Image ${
         index + 1
-      } is ${value.size} bytes; the limit is ${MAX_EDIT_IMAGE_BYTES} bytes per image`,
+      } is ${bytes.byteLength} bytes; the limit is ${MAX_EDIT_IMAGE_BYTES} bytes per image`,
       "image_too_large",
     );
   }
-  const bytes = new Uint8Array(await value.arrayBuffer());
   const mime = sniffImageType(bytes);
   if (!mime) {
     throw invalidParam(
       name,
-      `Image ${index + 1} (${value.name || "unnamed"}) is not a png, jpeg, webp or gif file`,
+      `Image ${index + 1} (${part.filename || "unnamed"}) is not a png, jpeg, webp or gif file`,
       "invalid_image_format",
     );
   }
-  return `data:${mime};base64,${encodeBase64(bytes)}`;
+  const uri = `data:${mime};base64,${bytes.toBase64()}`;
+  part.bytes = new Uint8Array();
+  return uri;
 }

@@ -1,5 +1,6 @@
-import { assertEquals, assertRejects } from "@std/assert";
-import { readLimited } from "./body.ts";
+import { assertEquals, assertRejects, assertThrows } from "@std/assert";
+import { decodeUtf8, readLimited } from "./body.ts";
+import { ApiError } from "./errors.ts";
 
 function chunked(total: number, chunk: number): ReadableStream<Uint8Array> {
   let sent = 0;
@@ -41,4 +42,13 @@ Deno.test("readLimited: past the limit it stops and says so; an abort is thrown"
   const reading = readLimited(never, { limit: 5000, signal: controller.signal });
   controller.abort(new Error("too slow"));
   await assertRejects(() => reading, Error, "too slow");
+});
+
+Deno.test("decodeUtf8: valid text as it is (a real U+FFFD included); invalid bytes are a 400", () => {
+  const valid = "a cat �, 一只猫 🐈";
+  assertEquals(decodeUtf8(new TextEncoder().encode(valid)), valid);
+  for (const bad of [[0xff], [0x61, 0xc3], [0xed, 0xa0, 0x80], [0xe2, 0x82]]) {
+    const err = assertThrows(() => decodeUtf8(new Uint8Array(bad)), ApiError);
+    assertEquals(err.status, 400);
+  }
 });
