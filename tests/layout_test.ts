@@ -104,7 +104,6 @@ Deno.test("dependencies by role: the server's imports are its own; tests and ben
   // The server's map holds only what lib/ and main.ts import; the dev map repeats it exactly.
   assertEquals(Object.keys(server).sort(), [
     "@std/cli/parse-args",
-    "@std/encoding/base64",
     "aws4fetch",
     "zod",
   ]);

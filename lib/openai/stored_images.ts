@@ -5,7 +5,6 @@
  * of this server read back from the store for a second-turn edit.
  * @module
  */
-import { encodeBase64 } from "@std/encoding/base64";
 import type { GenerationOutcome } from "../generation/plan.ts";
 import { deadline } from "../server/deadline.ts";
 import { ApiError } from "../server/errors.ts";
@@ -105,7 +104,7 @@ export async function inlineOwnImages(
     }
     const chunks: Uint8Array[] = [];
     for await (const chunk of stored.body) chunks.push(chunk);
-    return `data:${stored.contentType};base64,${encodeBase64(concatBytes(chunks))}`;
+    return `data:${stored.contentType};base64,${concatBytes(chunks).toBase64()}`;
   }));
 }
 

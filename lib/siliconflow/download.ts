@@ -4,7 +4,6 @@
  * passed here, never one taken from a client's request.
  * @module
  */
-import { decodeBase64, encodeBase64 } from "@std/encoding/base64";
 import { readResponse } from "../server/body.ts";
 import { deadline } from "../server/deadline.ts";
 import { ApiError } from "../server/errors.ts";
@@ -75,7 +74,7 @@ export async function downloadImage(
   const dataUri = splitDataUri(url);
   if (dataUri) return { contentType: dataUri.mediaType, base64: dataUri.base64 };
   const { bytes, contentType } = await downloadBytes(url, options);
-  return { contentType, base64: encodeBase64(bytes) };
+  return { contentType, base64: bytes.toBase64() };
 }
 
 /** Fetches an image URL (or unpacks a base64 data URI) as bytes. Throws a 502 on failure. */
@@ -84,7 +83,7 @@ export async function downloadBytes(
   options: DownloadOptions,
 ): Promise<{ bytes: Uint8Array<ArrayBuffer>; contentType: string }> {
   const dataUri = splitDataUri(url);
-  if (dataUri) return { contentType: dataUri.mediaType, bytes: decodeBase64(dataUri.base64) };
+  if (dataUri) return { contentType: dataUri.mediaType, bytes: Uint8Array.fromBase64(dataUri.base64) };
   const limit = deadline(options.timeoutMs, options.signal);
   try {
     const response = await fetchFollowing(url, options.fetch, limit.signal);
