@@ -83,7 +83,9 @@ export async function downloadBytes(
   options: DownloadOptions,
 ): Promise<{ bytes: Uint8Array<ArrayBuffer>; contentType: string }> {
   const dataUri = splitDataUri(url);
-  if (dataUri) return { contentType: dataUri.mediaType, bytes: Uint8Array.fromBase64(dataUri.base64) };
+  if (dataUri) {
+    return { contentType: dataUri.mediaType, bytes: Uint8Array.fromBase64(dataUri.base64) };
+  }
   const limit = deadline(options.timeoutMs, options.signal);
   try {
     const response = await fetchFollowing(url, options.fetch, limit.signal);
