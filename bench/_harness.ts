@@ -84,13 +84,14 @@ export async function startProxy(
   env: Record<string, string> = {},
   baseUrl = FAKE,
   permissions: string[] = [],
+  v8Flags?: string[],
 ): Promise<Child> {
   const server = await spawnMain(["--base-url", baseUrl], {
     LOG_FORMAT: "json",
     DENO_CERT: `${TLS_DIR}ca.pem`,
     IMAGE_STORE: "none",
     ...env,
-  }, { permissions });
+  }, { permissions, v8Flags });
   return { url: server.url, pid: server.child.pid, stop: () => server.stop() };
 }
 

@@ -62,13 +62,44 @@ const postGeneration = () =>
     headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
   });
 
+/**
+ * The floor of what the server promises per request, on top of the Worker: the upstream call is
+ * aborted when the client goes and after a timeout, the body is read under a time limit, and each
+ * request is logged. No validation, no routing table, no key handling.
+ */
+const MINIMAL_PROXY = `
+const upstream = Deno.env.get("UPSTREAM");
+export default {
+  async fetch(request) {
+    if (new URL(request.url).pathname === "/healthz") return new Response("ok");
+    const timer = AbortSignal.timeout(30000);
+    const body = await Promise.race([request.json(), new Promise((_, no) => timer.onabort = no)]);
+    const prompt = body.messages.at(-1).content;
+    const answer = await fetch(upstream, {
+      method: "POST",
+      headers: { authorization: request.headers.get("authorization"), "content-type": "application/json" },
+      body: JSON.stringify({ model: body.model, prompt }),
+      signal: AbortSignal.any([request.signal, AbortSignal.timeout(180000)]),
+    }).then((r) => r.json());
+    const content = answer.images.map((i) => "![](" + i.url + ")").join("\\n");
+    console.log(JSON.stringify({ time: new Date().toISOString(), msg: "POST /v1/chat/completions" }));
+    return Response.json({ id: "chatcmpl-" + crypto.randomUUID(), object: "chat.completion",
+      choices: [{ index: 0, message: { role: "assistant", content }, finish_reason: "stop" }] });
+  },
+};
+`;
+
 // 1. Per request, against the Worker: CPU, throughput at c=32, added latency at c=1, and what the
 // log line costs. Rounds are interleaved, so that drift on this shared machine hits all alike.
 section("overhead", async () => {
   const proxy = await startProxy();
   const quiet = await startProxy({ LOG_LEVEL: "warn" });
   const worker = await startWorker();
-  const targets = { worker, proxy, quiet };
+  // The V8 flag of the tasks (--max-semi-space-size=2) against none and a smaller young generation.
+  const noFlag = await startProxy({}, FAKE, [], []);
+  const semi1 = await startProxy({}, FAKE, [], ["--max-semi-space-size=1"]);
+  const floor = await startMinimal(MINIMAL_PROXY, { UPSTREAM: `${FAKE}/images/generations` });
+  const targets = { worker, floor, proxy, quiet, noFlag, semi1 };
   const [small, big] = SMOKE ? [20, 50] : [400, 3000];
   for (const t of Object.values(targets)) await load(big / 4, 32, postChat(t.url)); // warm-up
   const at1: Record<string, LoadResult[]> = { direct: [], worker: [], proxy: [] };
@@ -76,6 +107,9 @@ section("overhead", async () => {
     worker: [],
     proxy: [],
     quiet: [],
+    noFlag: [],
+    semi1: [],
+    floor: [],
   };
   for (let i = 0; i < RUNS; i++) {
     at1.direct.push(await load(small, 1, postGeneration));
@@ -100,6 +134,13 @@ section("overhead", async () => {
     cpu <= 1.3,
   );
   const rps = perRound((i) => at32.proxy[i].rps / at32.worker[i].rps);
+  const floorCpu = perRound((i) => at32.floor[i].cpuUs / at32.worker[i].cpuUs);
+  row(
+    "Floor: the Worker plus abort on disconnect, timeouts and a log line, CPU per request (c=32)",
+    `${each(at32.floor, (r) => r.cpuUs).toFixed(0)} µs (${ratio(floorCpu)} the Worker)`,
+    "—",
+    null,
+  );
   row(
     "Non-streamed chat, throughput at c=32: Worker / server",
     `${each(at32.worker, (r) => r.rps).toFixed(0)} / ${
@@ -125,6 +166,14 @@ section("overhead", async () => {
     } µs (${(logShare * 100).toFixed(1)} % of a request)`,
     "≤ 5 %",
     logShare <= 0.05,
+  );
+  row(
+    "V8 flags, CPU per request at c=32: none / --max-semi-space-size=2 (the tasks') / =1",
+    `${each(at32.noFlag, (r) => r.cpuUs).toFixed(0)} / ${
+      each(at32.proxy, (r) => r.cpuUs).toFixed(0)
+    } / ${each(at32.semi1, (r) => r.cpuUs).toFixed(0)} µs`,
+    "—",
+    null,
   );
   for (const t of Object.values(targets)) await t.stop();
 });
@@ -228,6 +277,11 @@ section("streams", async () => {
     ],
     ["the server, HTTP/1.1 upstream", () => startProxy(env, FAKE)],
     ["the server, HTTPS/2 upstream", () => startProxy(env, FAKE_TLS)],
+    ["the server without V8 flags, HTTP/1.1 upstream", () => startProxy(env, FAKE, [], [])],
+    [
+      "the server with --max-semi-space-size=1, HTTP/1.1 upstream",
+      () => startProxy(env, FAKE, [], ["--max-semi-space-size=1"]),
+    ],
   ];
   for (const [label, start] of runs) {
     knobs.delayMs = delay;
@@ -242,7 +296,7 @@ section("streams", async () => {
       } catch { /* counted as not completed */ }
     }));
     const peak = peakRss(target.pid);
-    const ours = label.startsWith("the server");
+    const ours = label.startsWith("the server,");
     const name = `${count} concurrent streams of ${delay / 1000} s, ${label}`;
     row(
       `${name}: completed / peak RSS / CPU`,

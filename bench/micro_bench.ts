@@ -1,9 +1,21 @@
-/** `deno task bench:micro`: the hot paths — message parsing, schema validation, chunk encoding. */
+/**
+ * `deno task bench:micro`: the hot paths of a request, each beside the way it was done before
+ * (marked `baseline`), so that `deno bench` prints how many times faster (or slower) it is now.
+ */
+import { encodeBase64 } from "@std/encoding/base64";
 import { parseChatRequest } from "../lib/openai/chat_request.ts";
-import { ChatChunkStream, type ChatStreamEvent } from "../lib/openai/chat_stream.ts";
+import { ChatChunkEncoder, type ChatStreamEvent, toChatChunk } from "../lib/openai/chat_stream.ts";
 import { planGeneration } from "../lib/generation/plan.ts";
 import { findModel } from "../lib/generation/registry.ts";
 import { parsePromptFlags } from "../lib/openai/prompt_flags.ts";
+import { BodyBudget, BodyShare } from "../lib/server/body_budget.ts";
+import { decodeUtf8, readLimited, readResponse } from "../lib/server/body.ts";
+import { after } from "../lib/server/deadline.ts";
+import { batchedWriter } from "../lib/server/logger.ts";
+import { readMultipart } from "../lib/server/multipart.ts";
+import { RequestSignals } from "../lib/server/request_signals.ts";
+import { jsonResponse } from "../lib/server/response.ts";
+import { matchRoute, path, type Route } from "../lib/server/router.ts";
 
 const PNG = "data:image/png;base64,iVBORw0KGgoA" + "A".repeat(1012);
 const body = {
@@ -35,7 +47,7 @@ Deno.bench("message parsing: JSON text to ChatRequest", { group: "parse" }, () =
   parseChatRequest(JSON.parse(json));
 });
 
-Deno.bench("schema validation: plan an edit with 2 images", { group: "validate" }, () => {
+Deno.bench("schema validation (zod): plan an edit with 2 images", { group: "validate" }, () => {
   const chat = parseChatRequest(body);
   planGeneration({
     model: edit,
@@ -48,7 +60,7 @@ Deno.bench("schema validation: plan an edit with 2 images", { group: "validate" 
 });
 
 Deno.bench(
-  "schema validation: text-to-image with size mapping and n=2",
+  "schema validation (zod): text-to-image with size mapping and n=2",
   { group: "validate" },
   () => {
     planGeneration({
@@ -62,10 +74,136 @@ Deno.bench(
   },
 );
 
-Deno.bench("prompt flags: parse a flagged Chinese prompt", { group: "parse" }, () => {
+Deno.bench("prompt flags: parse a flagged Chinese prompt", { group: "flags" }, () => {
   parsePromptFlags("海边的灯塔，油画 --ar 16:9 --seed 42 --steps 30 --neg “模糊，低质量”");
 });
+Deno.bench("prompt flags: a prompt without flags", { group: "flags" }, () => {
+  parsePromptFlags("a lighthouse by the sea, oil painting, warm evening light");
+});
 
+// ---- reading an upstream answer (about 200 bytes) ----
+const ANSWER = JSON.stringify({ images: [{ url: "https://example.com/a.png" }], seed: 1 });
+const answer = () => new Response(ANSWER, { headers: { "content-length": String(ANSWER.length) } });
+Deno.bench("upstream answer: read chunk by chunk, releaseLock()", {
+  group: "read",
+  baseline: true,
+}, async () => {
+  const reader = answer().body!.getReader();
+  while (!(await reader.read()).done) { /* read */ }
+  reader.releaseLock();
+});
+Deno.bench("upstream answer: readResponse (one call when small)", { group: "read" }, async () => {
+  await readResponse(answer(), 1 << 20);
+});
+Deno.bench("upstream answer: readLimited without releaseLock", { group: "read" }, async () => {
+  await readLimited(answer().body, { limit: 1 << 20 });
+});
+
+// ---- the per-request log line ----
+const devNull = Deno.openSync("/dev/null", { write: true });
+const record = () =>
+  JSON.stringify({
+    time: new Date().toISOString(),
+    level: "info",
+    msg: "POST /v1/chat/completions",
+    status: 200,
+    ms: 3,
+    model: "Qwen/Qwen-Image",
+    req: "7c1e6f1a-2b4f-4c56-9d0e-3f2a1b0c9d8e",
+  });
+const lineBytes = new TextEncoder();
+Deno.bench("log line: written at once", { group: "log", baseline: true }, () => {
+  devNull.writeSync(lineBytes.encode(record() + "\n"));
+});
+const batched = batchedWriter(devNull);
+Deno.bench("log line: batched, written off the request path", { group: "log" }, () => {
+  batched(record());
+});
+
+// ---- the answer's headers (CORS and the request id) ----
+const CORS = {
+  "access-control-allow-origin": "*",
+  "access-control-expose-headers": "x-request-id, x-siliconcloud-trace-id, retry-after",
+};
+Deno.bench("answer headers: a second Response to add them", {
+  group: "headers",
+  baseline: true,
+}, () => {
+  const h = new Headers({ "x-ignored-params": "quality" });
+  h.set("content-type", "application/json; charset=utf-8");
+  const first = new Response(ANSWER, { status: 200, headers: h });
+  const headers = new Headers(first.headers);
+  for (const [k, v] of Object.entries(CORS)) headers.set(k, v);
+  headers.set("x-request-id", "r1");
+  new Response(first.body, { status: first.status, headers });
+});
+Deno.bench("answer headers: set on the one Response", { group: "headers" }, () => {
+  const response = jsonResponse({ ok: true }, 200, { "x-ignored-params": "quality" });
+  for (const name in CORS) response.headers.set(name, CORS[name as keyof typeof CORS]);
+  response.headers.set("x-request-id", "r1");
+});
+
+// ---- routing ----
+const SOURCES = [
+  "/healthz",
+  "/",
+  "/playground{/app.:ext(js|css)}?",
+  "/favicon.svg",
+  "/demo/images/*",
+  "/images/:name",
+  "{/v1}?/chat/completions",
+  "{/v1}?/responses",
+  "{/v1}?/images/generations",
+];
+const patterns = SOURCES.map((pathname) => new URLPattern({ pathname }));
+Deno.bench("routing: URLPattern over the table", { group: "route", baseline: true }, () => {
+  patterns.find((p) => p.exec({ pathname: "/v1/chat/completions" }));
+});
+const routes: Route<unknown>[] = SOURCES.map((source) => ({
+  method: "POST",
+  pattern: path(source),
+  handle: () => Promise.resolve(new Response()),
+}));
+Deno.bench("routing: matchRoute (plain paths as text, matches remembered)", {
+  group: "route",
+}, () => {
+  matchRoute(routes, "POST", "/v1/chat/completions");
+});
+Deno.bench("start-up: compile the route table's URLPatterns", {
+  group: "route-start",
+  baseline: true,
+}, () => {
+  for (const pathname of SOURCES) new URLPattern({ pathname });
+});
+Deno.bench("start-up: path patterns, compiled on first use", { group: "route-start" }, () => {
+  for (const source of SOURCES) path(source);
+});
+
+// ---- time limits and abort signals ----
+// Under load many limits are live at once: the queue's timer is then already armed.
+const held = Array.from({ length: 64 }, () => after(180_000, () => {}));
+addEventListener("unload", () => held.forEach((cancel) => cancel()));
+Deno.bench("time limit: setTimeout + clearTimeout", { group: "timer", baseline: true }, () => {
+  clearTimeout(setTimeout(() => {}, 180_000));
+});
+Deno.bench("time limit: the shared queue, after() + cancel", { group: "timer" }, () => {
+  after(180_000, () => {})();
+});
+const shutdown = new AbortController();
+const signals = new RequestSignals(shutdown.signal);
+Deno.bench("request signal: AbortSignal.any([request, shutdown])", {
+  group: "signal",
+  baseline: true,
+}, () => {
+  AbortSignal.any([new Request("http://x/").signal, shutdown.signal]);
+});
+Deno.bench("request signal: RequestSignals (set of live requests)", { group: "signal" }, () => {
+  const lazy = signals.lazy(new Request("http://x/"));
+  void lazy.signal;
+  lazy.done();
+});
+
+// ---- streamed answers ----
 const events: ChatStreamEvent[] = [
   { kind: "role" },
   ...Array.from({ length: 10 }, () => ({ kind: "keepalive" }) as const),
@@ -73,14 +211,106 @@ const events: ChatStreamEvent[] = [
   { kind: "finish" },
   { kind: "usage", usage: { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 } },
 ];
+const meta = { id: "chatcmpl-x", created: 0, model: "Qwen/Qwen-Image" };
+const utf8 = new TextEncoder();
+/** The encoder as it was: a TransformStream per answer, one chunk per event. */
+function transformEncoder(): TransformStream<ChatStreamEvent, Uint8Array> {
+  return new TransformStream({
+    transform(event, controller) {
+      if (event.kind === "usage") {
+        return controller.enqueue(
+          utf8.encode(
+            `data: ${JSON.stringify(toChatChunk(meta, { usage: event.usage }, true))}\n\n`,
+          ),
+        );
+      }
+      const delta = event.kind === "role"
+        ? { role: "assistant" as const, content: "" }
+        : event.kind === "content"
+        ? { content: event.text }
+        : event.kind === "finish"
+        ? {}
+        : { content: "" };
+      const finish = event.kind === "finish" ? "stop" as const : undefined;
+      controller.enqueue(
+        utf8.encode(`data: ${JSON.stringify(toChatChunk(meta, { delta, finish }, true))}\n\n`),
+      );
+    },
+    flush(controller) {
+      controller.enqueue(utf8.encode("data: [DONE]\n\n"));
+    },
+  });
+}
+Deno.bench("stream encoding: a 14-event answer through a TransformStream", {
+  group: "encode",
+  baseline: true,
+}, async () => {
+  const stream = ReadableStream.from(events).pipeThrough(transformEncoder());
+  for await (const _ of stream) { /* drain */ }
+});
+Deno.bench("stream encoding: the same with ChatChunkEncoder, one chunk", {
+  group: "encode",
+}, async () => {
+  const encoder = new ChatChunkEncoder(meta, true);
+  const frames = events.map((e) => encoder.encode(e) ?? "").join("") + (encoder.end() ?? "");
+  const stream = ReadableStream.from([utf8.encode(frames)]);
+  for await (const _ of stream) { /* drain */ }
+});
 
-Deno.bench(
-  "chunk encoding: a 14-event answer through ChatChunkStream",
-  { group: "encode" },
-  async () => {
-    const stream = ReadableStream.from(events).pipeThrough(
-      new ChatChunkStream({ id: "chatcmpl-x", created: 0, model: "Qwen/Qwen-Image" }, true),
-    );
-    for await (const _ of stream) { /* drain */ }
-  },
-);
+// ---- large bodies ----
+const MB = new Uint8Array(1 << 20);
+for (let i = 0; i < MB.length; i += 65536) crypto.getRandomValues(MB.subarray(i, i + 65536));
+const asciiBody = utf8.encode(JSON.stringify({ image: encodeBase64(MB) }));
+const strict = new TextDecoder("utf-8", { fatal: true });
+Deno.bench("JSON body of 1.4 MB: strict TextDecoder", {
+  group: "decode",
+  baseline: true,
+}, () => {
+  strict.decode(asciiBody);
+});
+Deno.bench("JSON body of 1.4 MB: decodeUtf8 (lenient, strict only on U+FFFD)", {
+  group: "decode",
+}, () => {
+  decodeUtf8(asciiBody);
+});
+Deno.bench("base64 of a 1 MB image: std encodeBase64", { group: "base64", baseline: true }, () => {
+  encodeBase64(MB);
+});
+Deno.bench("base64 of a 1 MB image: Uint8Array.prototype.toBase64", { group: "base64" }, () => {
+  MB.toBase64();
+});
+const form = new FormData();
+form.append("model", "Qwen/Qwen-Image-Edit-2509");
+form.append("prompt", "merge");
+form.append("image[]", new Blob([MB]), "a.png");
+const formResponse = new Response(form);
+const formType = formResponse.headers.get("content-type")!;
+const formBytes = new Uint8Array(await formResponse.arrayBuffer());
+const formRequest = () =>
+  new Request("http://x/", {
+    method: "POST",
+    body: ReadableStream.from(
+      Array.from(
+        { length: Math.ceil(formBytes.length / 65536) },
+        (_, i) => formBytes.subarray(i * 65536, (i + 1) * 65536),
+      ),
+    ),
+    headers: { "content-type": formType },
+  });
+Deno.bench("multipart edit of 1 MB: formData(), arrayBuffer(), std base64", {
+  group: "multipart",
+  baseline: true,
+}, async () => {
+  const parsed = await formRequest().formData();
+  encodeBase64(new Uint8Array(await (parsed.get("image[]") as File).arrayBuffer()));
+});
+Deno.bench("multipart edit of 1 MB: readMultipart, toBase64()", {
+  group: "multipart",
+}, async () => {
+  const parts = await readMultipart(formRequest(), {
+    maxBytes: 1 << 24,
+    timeoutMs: 10_000,
+    share: new BodyShare(new BodyBudget(1 << 30)),
+  });
+  parts.find((p) => p.name === "image[]")!.bytes.toBase64();
+});

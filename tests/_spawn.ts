@@ -5,8 +5,13 @@
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
+/** The V8 flags `deno task start` runs with (see "V8 flags" in BENCHMARKS.md). */
+export const TASK_V8_FLAGS: readonly string[] = ["--max-semi-space-size=2"];
+
 /** How a child is started, besides its arguments and environment. */
 export interface SpawnOptions {
+  /** V8 flags instead of the tasks' ({@link TASK_V8_FLAGS}). */
+  v8Flags?: readonly string[];
   /** Run it under `ulimit -n` of this many open files (through bash). */
   maxOpenFiles?: number;
   /** Extra permission flags, e.g. `--allow-write=/tmp/x` for an image store. */
@@ -22,6 +27,7 @@ export function mainCommand(
   const deno = [
     Deno.execPath(),
     "run",
+    ...(options.v8Flags ?? TASK_V8_FLAGS).map((flag) => `--v8-flags=${flag}`),
     "--unstable-no-legacy-abort",
     "--allow-net",
     "--allow-env",

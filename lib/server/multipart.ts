@@ -34,7 +34,7 @@ export interface MultipartPart {
 
 /**
  * The most parts a multipart body may have. A body of many thousands of tiny parts is refused
- * while it streams, before its parts are kept.
+ * while it streams, at the part past the limit.
  */
 export const MAX_MULTIPART_PARTS = 100;
 
@@ -42,7 +42,6 @@ export const MAX_MULTIPART_PARTS = 100;
 const MAX_HEADER_BYTES = 16 * 1024;
 
 const ascii = new TextEncoder();
-const latin1 = new TextDecoder("latin1");
 // Names and file names are UTF-8 on the wire (browsers and the platform send them so).
 const utf8 = new TextDecoder();
 const CRLF_CRLF = ascii.encode("\r\n\r\n");
@@ -94,6 +93,7 @@ class MultipartParser {
   #tail: Uint8Array = new Uint8Array();
   #part: Omit<MultipartPart, "bytes"> | undefined;
   #chunks: Uint8Array[] = [];
+  #started = 0;
   readonly parts: MultipartPart[] = [];
 
   constructor(boundary: string) {
@@ -183,6 +183,7 @@ class MultipartParser {
       return new Uint8Array();
     }
     if (data[at] !== 0x0d || data[at + 1] !== 0x0a) throw invalidMultipart("a malformed boundary");
+    if (++this.#started > MAX_MULTIPART_PARTS) throw tooManyParts();
     this.#state = "headers";
     return data.subarray(at + 2);
   }
@@ -212,20 +213,6 @@ class MultipartParser {
   }
 }
 
-/** Counts the boundary lines of a multipart body chunk by chunk, across chunk edges. */
-function partCounter(marker: string): (chunk: Uint8Array) => number {
-  let carry = "";
-  let count = 0;
-  return (chunk) => {
-    const text = carry + latin1.decode(chunk);
-    for (let at = text.indexOf(marker); at !== -1; at = text.indexOf(marker, at + marker.length)) {
-      count++;
-    }
-    carry = text.slice(Math.max(0, text.length - marker.length + 1));
-    return count;
-  };
-}
-
 /**
  * Parses a multipart body straight from the connection, counting bytes as they arrive (413 past
  * `MAX_BODY_BYTES`) and giving up after `BODY_TIMEOUT_MS` (408), without buffering it first.
@@ -244,7 +231,6 @@ export async function readMultipart(
     throw invalidMultipart("no boundary in Content-Type");
   }
   const parser = new MultipartParser(boundary[1] ?? boundary[2]);
-  const countParts = partCounter(`--${boundary[1] ?? boundary[2]}`);
   const reader = request.body?.getReader();
   if (!reader) throw invalidMultipart("no body");
   let timedOut = false;
@@ -262,7 +248,6 @@ export async function readMultipart(
       if (done) break;
       total += value.byteLength;
       if (total > limit) throw tooLarge(limit);
-      if (countParts(value) > MAX_MULTIPART_PARTS) throw tooManyParts();
       grow(total);
       parser.feed(value);
     }

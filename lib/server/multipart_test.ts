@@ -108,3 +108,18 @@ Deno.test("readMultipart: a preamble and an epilogue are ignored; broken bodies 
     assertEquals([err.status, err.code], [400, "invalid_multipart"], bad.slice(0, 40));
   }
 });
+
+Deno.test("readMultipart: at most MAX_MULTIPART_PARTS parts, refused at the one past it", async () => {
+  const body = (n: number) =>
+    new TextEncoder().encode(
+      Array.from({ length: n }, (_, i) =>
+        `--B\r\ncontent-disposition: form-data; name="f${i}"\r\n\r\nx\r\n`).join("") + "--B--",
+    );
+  const type = "multipart/form-data; boundary=B";
+  assertEquals((await readMultipart(request(body(100), type, [4096]), limits())).length, 100);
+  const err = await assertRejects(
+    () => readMultipart(request(body(101), type, [4096]), limits()),
+    ApiError,
+  );
+  assertEquals([err.status, err.code], [400, "too_many_parts"]);
+});
