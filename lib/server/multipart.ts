@@ -108,8 +108,19 @@ class MultipartParser {
   /** Takes the next bytes of the body. */
   feed(chunk: Uint8Array): void {
     if (this.#state === "done") return; // the epilogue is ignored
-    let data = this.#tail.length ? concatBytes([this.#tail, chunk]) : chunk;
+    let data = chunk;
+    const tail = this.#tail;
     this.#tail = new Uint8Array();
+    const span = this.#delimiter.length + 2;
+    if (tail.length && this.#state === "body" && chunk.length >= span) {
+      // Inside a part only the seam is joined, not the whole chunk: when no delimiter starts in
+      // the tail, the tail is the part's and the chunk is parsed as it came (no copy of it).
+      const at = indexOfBytes(concatBytes([tail, chunk.subarray(0, span)]), this.#delimiter);
+      if (at === -1 || at >= tail.length) this.#chunks.push(tail);
+      else data = concatBytes([tail, chunk]);
+    } else if (tail.length) {
+      data = concatBytes([tail, chunk]);
+    }
     while (data.length) {
       const rest = this.#step(data);
       if (rest === undefined) return;
