@@ -102,7 +102,7 @@ section("overhead", async () => {
   const targets = { worker, floor, proxy, quiet, noFlag, semi1 };
   const [small, big] = SMOKE ? [20, 50] : [400, 3000];
   for (const t of Object.values(targets)) await load(big / 4, 32, postChat(t.url)); // warm-up
-  const at1: Record<string, LoadResult[]> = { direct: [], worker: [], proxy: [] };
+  const at1: Record<string, LoadResult[]> = { direct: [], worker: [], floor: [], proxy: [] };
   const at32: Record<string, (LoadResult & { cpuUs: number })[]> = {
     worker: [],
     proxy: [],
@@ -114,6 +114,7 @@ section("overhead", async () => {
   for (let i = 0; i < RUNS; i++) {
     at1.direct.push(await load(small, 1, postGeneration));
     at1.worker.push(await load(small, 1, postChat(worker.url)));
+    at1.floor.push(await load(small, 1, postChat(floor.url)));
     at1.proxy.push(await load(small, 1, postChat(proxy.url)));
     for (const [name, t] of Object.entries(targets)) {
       const before = cpuSeconds(t.pid);
@@ -152,8 +153,10 @@ section("overhead", async () => {
   const p50 = (k: string) => each(at1[k], (r) => r.p50);
   const added = perRound((i) => at1.proxy[i].p50 - at1.direct[i].p50);
   row(
-    "p50 at c=1: direct / Worker / server",
-    `${p50("direct").toFixed(2)} / ${p50("worker").toFixed(2)} / ${p50("proxy").toFixed(2)} ms`,
+    "p50 at c=1: direct / Worker / floor / server",
+    `${p50("direct").toFixed(2)} / ${p50("worker").toFixed(2)} / ${p50("floor").toFixed(2)} / ${
+      p50("proxy").toFixed(2)
+    } ms`,
     "—",
     null,
   );

@@ -4,6 +4,7 @@
  * them. Only the composition root (`lib/handler.ts`) imports across all four folders.
  */
 import { assert, assertEquals } from "@std/assert";
+import { TASK_V8_FLAGS } from "./_spawn.ts";
 
 const LIB = new URL("../lib/", import.meta.url).href;
 
@@ -108,4 +109,14 @@ Deno.test("dependencies by role: the server's imports are its own; tests and ben
     "zod",
   ]);
   for (const [name, target] of Object.entries(server)) assertEquals(dev[name], target, name);
+});
+
+Deno.test("the tasks that run the server, and the servers the tests spawn, share their V8 flags", async () => {
+  const tasks: Record<string, string> = JSON.parse(
+    await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
+  ).tasks;
+  const flags = TASK_V8_FLAGS.map((flag) => `--v8-flags=${flag}`).join(" ");
+  for (const name of ["start", "start:parallel", "dev", "demo", "compile"]) {
+    assert(tasks[name].includes(flags), `${name} runs with ${flags}`);
+  }
 });
