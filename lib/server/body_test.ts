@@ -1,5 +1,5 @@
 import { assertEquals, assertRejects, assertThrows } from "@std/assert";
-import { decodeUtf8, readLimited } from "./body.ts";
+import { decodeUtf8, readLimited, readResponse } from "./body.ts";
 import { ApiError } from "./errors.ts";
 
 function chunked(total: number, chunk: number): ReadableStream<Uint8Array> {
@@ -51,4 +51,23 @@ Deno.test("decodeUtf8: valid text as it is (a real U+FFFD included); invalid byt
     const err = assertThrows(() => decodeUtf8(new Uint8Array(bad)), ApiError);
     assertEquals(err.status, 400);
   }
+});
+
+Deno.test("readResponse: a fetched body of a known length, read into one buffer, whole or short", async () => {
+  const payload = new Uint8Array(300_000).map((_, i) => i % 251);
+  await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    const short = new URL(req.url).pathname === "/short";
+    return new Response(short ? payload.subarray(0, 1000) : payload);
+  });
+  const url = `http://127.0.0.1:${server.addr.port}`;
+  assertEquals(await readResponse(await fetch(`${url}/`), 1 << 20), payload);
+  assertEquals(await readResponse(await fetch(`${url}/`), 1000), undefined, "past the limit");
+  // A stream that is not a byte stream is read chunk by chunk.
+  const plain = new Response(
+    ReadableStream.from([payload.subarray(0, 70_000), payload.subarray(70_000)]),
+    {
+      headers: { "content-length": String(payload.length) },
+    },
+  );
+  assertEquals(await readResponse(plain, 1 << 20), payload);
 });
