@@ -6,7 +6,6 @@
 import { preflight } from "../server/pipeline.ts";
 import { jsonResponse } from "../server/response.ts";
 import { noRoute, path, type Route } from "../server/router.ts";
-import { playgroundAsset } from "../playground/page.ts";
 import { DEMO_IMAGE_PREFIX } from "../siliconflow/upstream.ts";
 import { VERSION } from "../version.ts";
 import type { RequestContext } from "./context.ts";
@@ -28,6 +27,7 @@ const chat = once(() => import("./chat_completions.ts"));
 const images = once(() => import("./images.ts"));
 const responsesApi = once(() => import("./responses.ts"));
 const admin = once(() => import("./admin.ts"));
+const page = once(() => import("../playground/page.ts"));
 
 /** A route handler from a module loaded on first use. */
 function lazy<M>(module: () => Promise<M>, pick: (m: M) => Handle): Handle {
@@ -36,7 +36,14 @@ function lazy<M>(module: () => Promise<M>, pick: (m: M) => Handle): Handle {
 
 /** Loads the routes that are loaded on first use (`main.ts` calls it once the server listens). */
 export async function preloadRoutes(): Promise<void> {
-  await Promise.all([chat(), images(), responsesApi(), admin(), import("./model_schema.ts")]);
+  await Promise.all([
+    chat(),
+    images(),
+    responsesApi(),
+    admin(),
+    page(),
+    import("./model_schema.ts"),
+  ]);
 }
 
 /** `GET /healthz`: liveness, mode, what is in flight and the server keys' state; no secrets. */
@@ -63,12 +70,14 @@ function demoImages(ctx: RequestContext): Promise<Response> {
 }
 
 /** The playground's page and files (`PLAYGROUND=false` turns them off). */
-function playground(ctx: RequestContext): Promise<Response> {
-  const response = ctx.app.config.playground ? playgroundAsset(ctx.url.pathname) : undefined;
+async function playground(ctx: RequestContext): Promise<Response> {
+  const response = ctx.app.config.playground
+    ? (await page()).playgroundAsset(ctx.url.pathname)
+    : undefined;
   if (!response) {
     throw noRoute("GET", ctx.url.pathname);
   }
-  return Promise.resolve(response);
+  return response;
 }
 
 /** The route table. */

@@ -17,6 +17,9 @@ import {
 
 export type { UpstreamResult } from "./answers.ts";
 
+/** Where the demo stand-in serves its images. */
+export const DEMO_IMAGE_PREFIX = "/demo/images/";
+
 /** The header SiliconFlow puts on every response, for its support desk. */
 export const TRACE_HEADER = "x-siliconcloud-trace-id";
 

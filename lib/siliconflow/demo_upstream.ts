@@ -7,11 +7,12 @@
  * @module
  */
 import { jsonResponse } from "../server/response.ts";
-import { type ListedModel, TRACE_HEADER } from "./client.ts";
+import { DEMO_IMAGE_PREFIX, type ListedModel, TRACE_HEADER } from "./client.ts";
+
+export { DEMO_IMAGE_PREFIX };
 import { compressIndexedRows, indexedPng } from "./png.ts";
 
 /** The path prefix under which the stand-in serves its images. */
-export const DEMO_IMAGE_PREFIX = "/demo/images/";
 
 /** SiliconFlow's refusal of a request body: its error code and message. */
 export interface Refusal {

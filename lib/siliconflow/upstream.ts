@@ -6,12 +6,13 @@
  */
 import type { Config } from "../config.ts";
 import type { Logger } from "../server/logger.ts";
-import { type ListedModel, SiliconFlowClient, type UpstreamResult } from "./client.ts";
 import {
-  createDemoUpstream,
   DEMO_IMAGE_PREFIX,
-  type DemoUpstreamOptions,
-} from "./demo_upstream.ts";
+  type ListedModel,
+  SiliconFlowClient,
+  type UpstreamResult,
+} from "./client.ts";
+import type { DemoUpstreamOptions } from "./demo_upstream.ts";
 import { downloadBytes, type DownloadedImage, downloadImage } from "./download.ts";
 import { fingerprint, KeyPool, type UpstreamAuth, withPoolKey } from "./keys.ts";
 
@@ -72,7 +73,14 @@ export interface UpstreamOptions {
 
 /** Builds the upstream side for a configuration. */
 export function createUpstream(config: Config, options: UpstreamOptions): Upstream {
-  const demo = config.demo ? createDemoUpstream({ rules: options.rules }) : undefined;
+  // The stand-in (and its PNG encoder) loads on first use, off the start-up path.
+  let stand: Promise<(request: Request) => Promise<Response>> | undefined;
+  const demo = config.demo
+    ? async (request: Request) =>
+      await (await (stand ??= import("./demo_upstream.ts").then((m) =>
+        m.createDemoUpstream({ rules: options.rules })
+      )))(request)
+    : undefined;
   // In demo mode upstream calls never leave the process: the stand-in answers them directly.
   const fetcher: typeof fetch = demo
     ? (input, init) => demo(new Request(input, init))

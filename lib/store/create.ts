@@ -5,9 +5,9 @@
  */
 import type { ImageStoreConfig } from "../config.ts";
 import type { Logger } from "../server/logger.ts";
-import type { ImageStore } from "./image_store.ts";
+import type { ByteRange, ImageStore, StoredEntry, StoredImage } from "./image_store.ts";
 import { LocalImageStore } from "./local.ts";
-import { S3ImageStore } from "./s3.ts";
+import type { S3StoreOptions } from "./s3.ts";
 
 /** Builds the store for `config`; undefined when there is none or it cannot be used. */
 export function createImageStore(
@@ -16,7 +16,7 @@ export function createImageStore(
   now: () => number = Date.now,
 ): ImageStore | undefined {
   if (!config) return undefined;
-  if (config.kind === "s3") return new S3ImageStore(config);
+  if (config.kind === "s3") return new LazyS3Store(config);
   try {
     return new LocalImageStore({
       root: config.root,
@@ -33,5 +33,43 @@ export function createImageStore(
       error: err instanceof Error ? err.message : String(err),
     });
     return undefined;
+  }
+}
+
+/**
+ * The S3 store, its module (and `aws4fetch`) loaded on first use: nothing on the way to the
+ * server's first answer needs them.
+ */
+class LazyS3Store implements ImageStore {
+  readonly kind = "s3";
+  #store: Promise<ImageStore> | undefined;
+  #options: S3StoreOptions;
+
+  constructor(options: S3StoreOptions) {
+    this.#options = options;
+  }
+
+  #load(): Promise<ImageStore> {
+    return this.#store ??= import("./s3.ts").then((m) => new m.S3ImageStore(this.#options));
+  }
+
+  async put(bytes: Uint8Array<ArrayBuffer>, type: string, signal?: AbortSignal): Promise<string> {
+    return await (await this.#load()).put(bytes, type, signal);
+  }
+
+  async get(name: string, range?: ByteRange): Promise<StoredImage | undefined> {
+    return await (await this.#load()).get(name, range);
+  }
+
+  async delete(name: string): Promise<void> {
+    await (await this.#load()).delete(name);
+  }
+
+  async *list(): AsyncIterable<StoredEntry> {
+    yield* (await this.#load()).list();
+  }
+
+  close(): void {
+    this.#store?.then((store) => store.close());
   }
 }
