@@ -141,6 +141,8 @@ export async function prepareGeneration(
     withImages: chat.images.length > 0,
   });
   const param = `messages[${chat.userIndex}].content`;
+  // What a held generation keeps: not the parsed conversation, only the name it asked for.
+  const requested = chat.model;
   const found = inputImages(chat, model, param);
   const { fromHistory } = found;
   const images = await inlineOwnImages(ctx, found.images, param);
@@ -160,7 +162,7 @@ export async function prepareGeneration(
       outcome = await metered(
         ctx,
         auth,
-        { plan, requested: chat.model },
+        { plan, requested },
         () => runGeneration(plan, upstreamCaller(ctx, auth, signal)),
       );
     } catch (err) {
