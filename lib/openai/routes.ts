@@ -6,7 +6,7 @@
 import { preflight } from "../server/pipeline.ts";
 import { jsonResponse } from "../server/response.ts";
 import { noRoute, path, type Route } from "../server/router.ts";
-import { DEMO_IMAGE_PREFIX } from "../siliconflow/upstream.ts";
+import { DEMO_IMAGE_PREFIX } from "../siliconflow/client.ts";
 import { VERSION } from "../version.ts";
 import type { RequestContext } from "./context.ts";
 import { modelsList, modelsRetrieve } from "./models.ts";

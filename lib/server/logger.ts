@@ -26,7 +26,7 @@ export type Logger = (record: LogRecord) => void;
 const RANK: Readonly<Record<LogLevel, number>> = { info: 0, warn: 1, error: 2 };
 
 /** Whether a record of `level` passes a `LOG_LEVEL` of `least`. */
-export function passes(level: LogLevel, least: LogLevel): boolean {
+function passes(level: LogLevel, least: LogLevel): boolean {
   return RANK[level] >= RANK[least];
 }
 

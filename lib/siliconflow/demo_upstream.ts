@@ -8,8 +8,6 @@
  */
 import { jsonResponse } from "../server/response.ts";
 import { DEMO_IMAGE_PREFIX, type ListedModel, TRACE_HEADER } from "./client.ts";
-
-export { DEMO_IMAGE_PREFIX };
 import { compressIndexedRows, indexedPng } from "./png.ts";
 
 /** The path prefix under which the stand-in serves its images. */

@@ -6,12 +6,7 @@
  */
 import type { Config } from "../config.ts";
 import type { Logger } from "../server/logger.ts";
-import {
-  DEMO_IMAGE_PREFIX,
-  type ListedModel,
-  SiliconFlowClient,
-  type UpstreamResult,
-} from "./client.ts";
+import { type ListedModel, SiliconFlowClient, type UpstreamResult } from "./client.ts";
 import type { DemoUpstreamOptions } from "./demo_upstream.ts";
 import { downloadBytes, type DownloadedImage, downloadImage } from "./download.ts";
 import { fingerprint, KeyPool, type UpstreamAuth, withPoolKey } from "./keys.ts";
@@ -144,5 +139,3 @@ export function createUpstream(config: Config, options: UpstreamOptions): Upstre
     },
   };
 }
-
-export { DEMO_IMAGE_PREFIX };
