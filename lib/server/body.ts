@@ -270,7 +270,8 @@ export function decodeUtf8(bytes: Uint8Array): string {
 /** Reads the body up to the configured limit and parses it as JSON. */
 export async function readJson(request: Request, limits: BodyLimits): Promise<unknown> {
   const text = decodeUtf8(await readBody(request, limits));
-  if (!text.trim()) {
+  // Looks for one character that is not white space, rather than trimming a copy of the body.
+  if (!/\S/.test(text)) {
     throw new ApiError(400, "The request body is empty; send JSON", { code: "invalid_json" });
   }
   try {

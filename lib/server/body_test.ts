@@ -1,5 +1,6 @@
 import { assertEquals, assertRejects, assertThrows } from "@std/assert";
-import { decodeUtf8, readLimited, readResponse } from "./body.ts";
+import { decodeUtf8, readJson, readLimited, readResponse } from "./body.ts";
+import { BodyBudget, BodyShare } from "./body_budget.ts";
 import { ApiError } from "./errors.ts";
 
 function chunked(total: number, chunk: number): ReadableStream<Uint8Array> {
@@ -70,4 +71,19 @@ Deno.test("readResponse: a fetched body of a known length, read into one buffer,
     },
   );
   assertEquals(await readResponse(plain, 1 << 20), payload);
+});
+
+Deno.test("readJson: a body of white space alone is empty; white space around JSON is fine", async () => {
+  const limits = () => ({
+    maxBytes: 1 << 20,
+    timeoutMs: 5_000,
+    share: new BodyShare(new BodyBudget(1 << 30)),
+  });
+  const request = (body: string) => new Request("http://x/", { method: "POST", body });
+  for (const blank of ["", " ", "\n\t\r", "\u3000\ufeff\u00a0 \u2028"]) {
+    const err = await assertRejects(() => readJson(request(blank), limits()), ApiError);
+    assertEquals([err.status, err.code], [400, "invalid_json"]);
+    assertEquals(blank.trim(), "", "the same white space String.prototype.trim removes");
+  }
+  assertEquals(await readJson(request('\ufeff {"a": 1}\n'), limits()), { a: 1 });
 });
