@@ -11,8 +11,8 @@ import { type App, failure, type RequestContext } from "./openai/context.ts";
 import { ROUTES } from "./openai/routes.ts";
 import { BodyBudget, BodyShare } from "./server/body_budget.ts";
 import { createLogger, type Logger } from "./server/logger.ts";
-import { createPipeline } from "./server/pipeline.ts";
-import { RequestSignals } from "./server/request_signals.ts";
+import { createPipeline, type LogFields } from "./server/pipeline.ts";
+import { type RequestSignal, RequestSignals } from "./server/request_signals.ts";
 import { TRACE_HEADER } from "./siliconflow/client.ts";
 import { createUpstream } from "./siliconflow/upstream.ts";
 import { createImageStore } from "./store/create.ts";
@@ -79,25 +79,7 @@ export function createHandler(options: HandlerOptions): Handler {
   const signals = new RequestSignals(shutdownSignal);
   return createPipeline<RequestContext>({
     routes: ROUTES,
-    context: (request, url, requestId) => {
-      const abort = signals.lazy(request);
-      const bodyShare = new BodyShare(app.bodyBudget);
-      return {
-        app,
-        request,
-        url,
-        requestId,
-        log: {},
-        get signal() {
-          return abort.signal;
-        },
-        bodyShare,
-        finish() {
-          bodyShare.release();
-          abort.done();
-        },
-      };
-    },
+    context: (request, url, requestId) => new Context(app, request, url, requestId, signals),
     failure,
     logger,
     now,
@@ -109,4 +91,42 @@ export function createHandler(options: HandlerOptions): Handler {
       "x-image-store-warning",
     ],
   });
+}
+
+/**
+ * One request's context. A class rather than an object literal: a held stream keeps its context
+ * for tens of seconds, thousands at a time, and a literal with a getter is built as a dictionary
+ * with closures of its own.
+ */
+class Context implements RequestContext {
+  readonly app: App;
+  readonly request: Request;
+  readonly url: URL;
+  readonly requestId: string;
+  readonly log: LogFields = {};
+  readonly bodyShare: BodyShare;
+  streamDone?: Promise<number>;
+  #signal: RequestSignal;
+
+  constructor(app: App, request: Request, url: URL, requestId: string, signals: RequestSignals) {
+    this.app = app;
+    this.request = request;
+    this.url = url;
+    this.requestId = requestId;
+    this.bodyShare = new BodyShare(app.bodyBudget);
+    this.#signal = signals.lazy(request);
+  }
+
+  get signal(): AbortSignal {
+    return this.#signal.signal;
+  }
+
+  abort(): void {
+    this.#signal.abort(new DOMException("The client went away", "AbortError"));
+  }
+
+  finish(): void {
+    this.bodyShare.release();
+    this.#signal.done();
+  }
 }

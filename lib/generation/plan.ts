@@ -202,11 +202,31 @@ export type GenerateCall = (body: Record<string, unknown>) => Promise<UpstreamRe
  * first error is thrown; when only some fail, the rest is returned with the failures listed, so
  * that callers can say so instead of returning fewer images in silence.
  */
-export async function runGeneration(
+export function runGeneration(
   plan: GenerationPlan,
   call: GenerateCall,
 ): Promise<GenerationOutcome> {
-  const settled = await Promise.allSettled(plan.calls.map((body) => call(body)));
+  // One call (the common case) is awaited as it is, without allSettled's bookkeeping: a held
+  // generation keeps as little as it can.
+  let settled: Promise<PromiseSettledResult<UpstreamResult>[]>;
+  try {
+    settled = plan.calls.length === 1
+      ? call(plan.calls[0]).then(
+        (value) => [{ status: "fulfilled", value }],
+        (reason) => [{ status: "rejected", reason }],
+      )
+      : Promise.allSettled(plan.calls.map((body) => call(body)));
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  return settled.then((results) => mergeOutcome(plan, results));
+}
+
+/** The images of the settled calls, in order; the first failure when every call failed. */
+function mergeOutcome(
+  plan: GenerationPlan,
+  settled: PromiseSettledResult<UpstreamResult>[],
+): GenerationOutcome {
   const images: GeneratedImage[] = [];
   const failures: ApiError[] = [];
   const traceIds: string[] = [];

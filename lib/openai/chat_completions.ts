@@ -20,7 +20,7 @@ import {
   type RequestContext,
   streamAnswer,
 } from "./context.ts";
-import { describe, prepareGeneration } from "./conversation.ts";
+import { describe, type PreparedGeneration, prepareGeneration } from "./conversation.ts";
 
 /** Handles a chat completion request. */
 export async function chatCompletions(ctx: RequestContext): Promise<Response> {
@@ -37,13 +37,7 @@ export async function chatCompletions(ctx: RequestContext): Promise<Response> {
   if (chat.stream) {
     const intro = generation.progress ? describe(plan) : undefined;
     const answer = { meta, includeUsage: chat.includeUsage, intro, headers: planHeaders(plan) };
-    return streamChat(ctx, answer, async (signal) => {
-      try {
-        return (await generation.run(signal)).markdown;
-      } finally {
-        release();
-      }
-    });
+    return streamChat(ctx, answer, generation, release);
   }
   try {
     const { markdown } = await generation.run(ctx.signal);
@@ -62,7 +56,8 @@ function streamChat(
     intro?: string;
     headers: Record<string, string>;
   },
-  produce: (signal: AbortSignal) => Promise<string>,
+  generation: PreparedGeneration,
+  release: () => void,
 ): Promise<Response> {
   const { intro } = answer;
   return streamAnswer<ChatStreamEvent>(ctx, {
@@ -75,13 +70,18 @@ function streamChat(
       { kind: "error", error },
     ],
     headers: answer.headers,
-  }, async (send, signal, elapsedS) => {
-    send({ kind: "role" });
-    if (intro) send({ kind: "reasoning", text: intro });
-    const markdown = await produce(signal);
-    if (intro) send({ kind: "reasoning", text: `Done in ${elapsedS()} s.\n` });
-    send({ kind: "content", text: markdown });
-    send({ kind: "finish" });
-    send({ kind: "usage", usage: ZERO_USAGE });
+  }, async (out, signal) => {
+    out.send({ kind: "role" });
+    if (intro) out.send({ kind: "reasoning", text: intro });
+    let markdown: string;
+    try {
+      ({ markdown } = await generation.run(signal));
+    } finally {
+      release();
+    }
+    if (intro) out.send({ kind: "reasoning", text: `Done in ${out.elapsedS()} s.\n` });
+    out.send({ kind: "content", text: markdown });
+    out.send({ kind: "finish" });
+    out.send({ kind: "usage", usage: ZERO_USAGE });
   });
 }

@@ -11,7 +11,7 @@ import type { GenerationSlots } from "../generation/slots.ts";
 import type { BodyLimits } from "../server/body.ts";
 import type { BodyBudget, BodyShare } from "../server/body_budget.ts";
 import { ApiError, CLIENT_CLOSED, finalError } from "../server/errors.ts";
-import { type EventEncoder, eventStreamResponse } from "../server/event_stream.ts";
+import { type EventEncoder, type EventSink, eventStreamResponse } from "../server/event_stream.ts";
 import type { Logger } from "../server/logger.ts";
 import type { Exchange } from "../server/pipeline.ts";
 import type { UpstreamResult } from "../siliconflow/client.ts";
@@ -80,7 +80,7 @@ export async function authorizeRequest(ctx: RequestContext): Promise<RequestAuth
  * images are reserved first (429 past a limit), what was not made is given back, and the usage
  * is recorded. Other callers run unmetered.
  */
-export async function metered(
+export function metered(
   ctx: RequestContext,
   auth: RequestAuth,
   job: { plan: GenerationPlan; requested: string },
@@ -88,7 +88,17 @@ export async function metered(
 ): Promise<GenerationOutcome> {
   const { account } = auth;
   const quota = ctx.app.quota;
-  if (!account || !quota) return await run();
+  // Unmetered, the generation is run as it is: no further frame waits on it while it is held.
+  if (!account || !quota) return run();
+  return meteredRun(account, quota, job, run);
+}
+
+async function meteredRun(
+  account: KeyRecord,
+  quota: QuotaStore,
+  job: { plan: GenerationPlan; requested: string },
+  run: () => Promise<GenerationOutcome>,
+): Promise<GenerationOutcome> {
   const { plan } = job;
   const allowed = account.models?.map((m) => m.toLowerCase());
   if (
@@ -126,6 +136,8 @@ export interface RequestContext extends Exchange {
   readonly signal: AbortSignal;
   /** The request's share of the body budget. */
   readonly bodyShare: BodyShare;
+  /** Aborts `signal`: the client has gone (it cancelled a streamed answer). */
+  abort(): void;
 }
 
 /** The limits this request's body is read under. */
@@ -225,13 +237,14 @@ export interface StreamShape<E> {
 export async function streamAnswer<E>(
   ctx: RequestContext,
   shape: StreamShape<E>,
-  produce: (send: (event: E) => void, signal: AbortSignal, elapsedS: () => number) => Promise<void>,
+  produce: (sink: EventSink<E>, signal: AbortSignal) => Promise<void>,
 ): Promise<Response> {
   const { app } = ctx;
   const { response, done } = await eventStreamResponse<E>(produce, {
     encoder: shape.encoder,
     keepAlive: { everyMs: app.config.keepAliveMs, event: shape.keepAlive },
     signal: ctx.signal,
+    abort: () => ctx.abort(),
     shutdownSignal: app.shutdownSignal,
     onError: (err) => {
       const error = failure(ctx, err);

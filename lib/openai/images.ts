@@ -118,7 +118,7 @@ function streamImages(
     keepAlive: () => ({ kind: "keepalive" }),
     failureEvents: (error) => [{ kind: "error", error }],
     headers: planHeaders(plan),
-  }, async (send, signal) => {
+  }, async (out, signal) => {
     try {
       const outcome = await metered(
         ctx,
@@ -129,7 +129,7 @@ function streamImages(
       const created = Math.floor(ctx.app.now() / 1000);
       for (const image of outcome.images) {
         const downloaded = await ctx.app.upstream.download(image.url, signal);
-        send({
+        out.send({
           kind: "image",
           event: imageCompleted(job.endpoint, downloaded, { created, size: plan.imageSize }),
         });

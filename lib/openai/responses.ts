@@ -179,12 +179,12 @@ function streamResponse(
       ];
     },
     headers: answer.headers,
-  }, async (send, signal) => {
+  }, async (out, signal) => {
     const started = responseObject(base, "in_progress", []);
-    send({ type: "response.created", response: started });
-    send({ type: "response.in_progress", response: started });
+    out.send({ type: "response.created", response: started });
+    out.send({ type: "response.in_progress", response: started });
     const items = await produce(signal);
-    items.forEach((item, i) => itemEvents(item, i).forEach(send));
-    send({ type: "response.completed", response: responseObject(base, "completed", items) });
+    items.forEach((item, i) => itemEvents(item, i).forEach((event) => out.send(event)));
+    out.send({ type: "response.completed", response: responseObject(base, "completed", items) });
   });
 }

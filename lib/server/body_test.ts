@@ -1,5 +1,6 @@
 import { assertEquals, assertRejects, assertThrows } from "@std/assert";
-import { decodeUtf8, readJson, readLimited, readResponse } from "./body.ts";
+import { decodeUtf8, readJson, readLimited } from "./body.ts";
+import { readResponse } from "./fetched_body.ts";
 import { BodyBudget, BodyShare } from "./body_budget.ts";
 import { ApiError } from "./errors.ts";
 

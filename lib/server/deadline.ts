@@ -139,21 +139,43 @@ export interface Deadline {
 
 /** Starts a deadline of `ms` milliseconds, joined with `parent` when given. */
 export function deadline(ms: number, parent?: AbortSignal): Deadline {
-  const controller = new AbortController();
-  let expired = false;
-  const cancel = after(ms, () => {
-    expired = true;
-    controller.abort(new DOMException("deadline exceeded", "TimeoutError"));
-  });
-  const onAbort = () => controller.abort(parent?.reason);
-  if (parent?.aborted) onAbort();
-  else parent?.addEventListener("abort", onAbort, { once: true });
-  return {
-    signal: controller.signal,
-    timedOut: () => expired,
-    clear() {
-      cancel();
-      parent?.removeEventListener("abort", onAbort);
-    },
-  };
+  return new TimeLimit(ms, parent);
+}
+
+/** A {@link Deadline}: one object (an upstream call holds one for as long as it waits). */
+class TimeLimit implements Deadline {
+  #controller = new AbortController();
+  #parent: AbortSignal | undefined;
+  #expired = false;
+  #cancel: () => void;
+
+  constructor(ms: number, parent?: AbortSignal) {
+    this.#cancel = after(ms, () => {
+      this.#expired = true;
+      this.#controller.abort(new DOMException("deadline exceeded", "TimeoutError"));
+    });
+    if (parent?.aborted) this.#controller.abort(parent.reason);
+    else if (parent) {
+      this.#parent = parent;
+      parent.addEventListener("abort", this, { once: true });
+    }
+  }
+
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  timedOut(): boolean {
+    return this.#expired;
+  }
+
+  clear(): void {
+    this.#cancel();
+    this.#parent?.removeEventListener("abort", this);
+  }
+
+  /** The parent aborted (the listener interface). */
+  handleEvent(): void {
+    this.#controller.abort(this.#parent?.reason);
+  }
 }

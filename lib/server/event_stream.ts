@@ -29,8 +29,13 @@ export interface EventStreamOptions<E> {
   encoder: EventEncoder<E>;
   /** A keep-alive event every `everyMs` while the producer works; `event` gets the seconds so far. */
   keepAlive: { everyMs: number; event: (elapsedS: number) => E };
-  /** Aborts the producer: the client went away, or the server's shutdown grace ran out. */
+  /**
+   * The producer's signal: it aborts when the client goes away or the server's shutdown grace
+   * runs out.
+   */
   signal: AbortSignal;
+  /** Aborts `signal`: called when the client cancels the stream. */
+  abort: () => void;
   /** Aborted when the shutdown grace ran out (an abort then is not the client's doing). */
   shutdownSignal: AbortSignal;
   /** The last events (none when the client has gone) and the status for a failure. */
@@ -53,9 +58,17 @@ export interface EventStreamAnswer {
   done: Promise<number>;
 }
 
+/** What the producer of a stream writes to. */
+export interface EventSink<E> {
+  /** Sends one event (dropped once the client has gone). */
+  send(event: E): void;
+  /** Whole seconds since the stream began. */
+  elapsedS(): number;
+}
+
 /**
- * Streams what `produce` sends. `produce` gets a `send` function and a signal that aborts when the
- * client goes; its result ends the stream, and a failure becomes the last events.
+ * Streams what `produce` sends. `produce` gets the sink to send to and the signal that aborts
+ * when the client goes; its result ends the stream, and a failure becomes the last events.
  *
  * With `holdMs`, the response is held back for up to that long (never longer than the keep-alive
  * interval): a failure within it is thrown, so the client gets a real HTTP error with its status
@@ -63,93 +76,18 @@ export interface EventStreamAnswer {
  * is sent first once the stream opens.
  */
 export async function eventStreamResponse<E>(
-  produce: (send: (event: E) => void, signal: AbortSignal, elapsedS: () => number) => Promise<void>,
+  produce: (sink: EventSink<E>, signal: AbortSignal) => Promise<void>,
   options: EventStreamOptions<E>,
 ): Promise<EventStreamAnswer> {
-  const { encoder } = options;
-  const abort = new AbortController();
-  const onGone = () => abort.abort();
-  options.signal.addEventListener("abort", onGone, { once: true });
-  const started = options.now();
-  const elapsedS = () => Math.round((options.now() - started) / 1000);
-  // Events wait here, unencoded, until the connection takes them (the stream is pulled).
-  const queue: E[] = [];
-  let ended = false;
-  let gone = false;
-  let wake: (() => void) | undefined;
-  const send = (event: E) => {
-    if (gone) return;
-    queue.push(event);
-    wake?.();
-  };
-  const running = produce(send, abort.signal, elapsedS);
+  const stream = new EventStream(options);
+  const running = produce(stream, options.signal);
   const holdMs = Math.min(options.holdMs ?? 0, options.keepAlive.everyMs);
   if (holdMs > 0) {
     const failure = await failureWithin(running, holdMs);
-    if (failure) {
-      options.signal.removeEventListener("abort", onGone);
-      throw failure.err;
-    }
+    if (failure) throw failure.err;
   }
-
-  options.open.count++;
-  let stopKeepAlive: (() => void) | undefined;
-  const keepAlive = () => {
-    send(options.keepAlive.event(elapsedS()));
-    stopKeepAlive = after(options.keepAlive.everyMs, keepAlive);
-  };
-  stopKeepAlive = after(options.keepAlive.everyMs, keepAlive);
-  const done = running.then(
-    () => 200,
-    (err) => {
-      const { events, status } = options.onError(err);
-      for (const event of events) send(event);
-      return status;
-    },
-  ).then((status) => {
-    stopKeepAlive?.();
-    options.signal.removeEventListener("abort", onGone);
-    options.open.count--;
-    ended = true;
-    wake?.();
-    return abort.signal.aborted && !options.shutdownSignal.aborted ? CLIENT_CLOSED : status;
-  });
-  /** Encodes what waits into the stream; closes it once the producer has ended. */
-  const drain = (c: ReadableStreamDefaultController<Uint8Array>) => {
-    const frames: string[] = [];
-    for (const event of queue.splice(0)) {
-      const frame = encoder.encode(event);
-      if (frame !== undefined) frames.push(frame);
-    }
-    const last = ended && !abort.signal.aborted ? encoder.end?.() : undefined;
-    if (last !== undefined) frames.push(last);
-    try {
-      if (frames.length) c.enqueue(utf8.encode(frames.join("")));
-      if (ended) c.close();
-    } catch {
-      // The client has gone; cancel() below has already aborted the producer.
-    }
-  };
-  const body = new ReadableStream<Uint8Array>({
-    pull(c) {
-      if (queue.length || ended) return drain(c);
-      return new Promise<void>((resolve) => {
-        wake = () => {
-          wake = undefined;
-          drain(c);
-          resolve();
-        };
-      });
-    },
-    cancel() {
-      gone = true;
-      wake = undefined;
-      queue.length = 0;
-      abort.abort();
-      stopKeepAlive?.();
-    },
-  }, { highWaterMark: 0 });
-  const response = new Response(body, {
+  const done = stream.open(running);
+  const response = new Response(new ReadableStream<Uint8Array>(stream, { highWaterMark: 0 }), {
     headers: {
       ...options.headers,
       "content-type": "text/event-stream; charset=utf-8",
@@ -158,6 +96,98 @@ export async function eventStreamResponse<E>(
     },
   });
   return { response, done };
+}
+
+/**
+ * One held stream: the producer's sink, the body's underlying source, and its keep-alive, in one
+ * object (thousands are held at once, for tens of seconds each).
+ */
+class EventStream<E> implements EventSink<E>, UnderlyingDefaultSource<Uint8Array> {
+  #options: EventStreamOptions<E>;
+  #started: number;
+  // Events wait here, unencoded, until the connection takes them (the stream is pulled).
+  #queue: E[] = [];
+  #ended = false;
+  #gone = false;
+  #wake: (() => void) | undefined;
+  #stopKeepAlive: (() => void) | undefined;
+
+  constructor(options: EventStreamOptions<E>) {
+    this.#options = options;
+    this.#started = options.now();
+  }
+
+  send(event: E): void {
+    if (this.#gone) return;
+    this.#queue.push(event);
+    this.#wake?.();
+  }
+
+  elapsedS(): number {
+    return Math.round((this.#options.now() - this.#started) / 1000);
+  }
+
+  /** The stream opens: keep-alives start, and the final status follows the producer's end. */
+  open(running: Promise<void>): Promise<number> {
+    const options = this.#options;
+    options.open.count++;
+    this.#keepAliveLater();
+    return running.then(() => this.#end(200), (err) => {
+      const { events, status } = options.onError(err);
+      for (const event of events) this.send(event);
+      return this.#end(status);
+    });
+  }
+
+  #keepAliveLater(): void {
+    this.#stopKeepAlive = after(this.#options.keepAlive.everyMs, () => {
+      this.send(this.#options.keepAlive.event(this.elapsedS()));
+      this.#keepAliveLater();
+    });
+  }
+
+  #end(status: number): number {
+    const options = this.#options;
+    this.#stopKeepAlive?.();
+    options.open.count--;
+    this.#ended = true;
+    this.#wake?.();
+    return options.signal.aborted && !options.shutdownSignal.aborted ? CLIENT_CLOSED : status;
+  }
+
+  /** Encodes what waits into the stream; closes it once the producer has ended. */
+  #drain(c: ReadableStreamDefaultController<Uint8Array>): void {
+    const { encoder } = this.#options;
+    let text = "";
+    for (const event of this.#queue) text += encoder.encode(event) ?? "";
+    this.#queue.length = 0;
+    if (this.#ended && !this.#gone && !this.#options.signal.aborted) text += encoder.end?.() ?? "";
+    try {
+      if (text) c.enqueue(utf8.encode(text));
+      if (this.#ended) c.close();
+    } catch {
+      // The client has gone; cancel() below has already aborted the producer.
+    }
+  }
+
+  pull(c: ReadableStreamDefaultController<Uint8Array>): void | Promise<void> {
+    if (this.#queue.length || this.#ended) return this.#drain(c);
+    return new Promise<void>((resolve) => {
+      this.#wake = () => {
+        this.#wake = undefined;
+        this.#drain(c);
+        resolve();
+      };
+    });
+  }
+
+  cancel(): void {
+    this.#gone = true;
+    this.#wake = undefined;
+    this.#queue.length = 0;
+    this.#stopKeepAlive?.();
+    this.#options.abort();
+  }
 }
 
 /** The failure of `work` if it fails within `ms`; undefined if it succeeds or is still running. */

@@ -3,7 +3,7 @@
  * disconnect, a cap on the response size, and the mapping of upstream failures to OpenAI errors.
  * @module
  */
-import { readResponse } from "../server/body.ts";
+import { readResponse } from "../server/fetched_body.ts";
 import { deadline } from "../server/deadline.ts";
 import { ApiError, CLIENT_CLOSED } from "../server/errors.ts";
 import { jsonBody } from "../server/json_body.ts";

@@ -4,7 +4,7 @@
  * passed here, never one taken from a client's request.
  * @module
  */
-import { readResponse } from "../server/body.ts";
+import { readResponse } from "../server/fetched_body.ts";
 import { deadline } from "../server/deadline.ts";
 import { ApiError } from "../server/errors.ts";
 import { splitDataUri } from "./image_ref.ts";
