@@ -206,20 +206,27 @@ export function runGeneration(
   plan: GenerationPlan,
   call: GenerateCall,
 ): Promise<GenerationOutcome> {
-  // One call (the common case) is awaited as it is, without allSettled's bookkeeping: a held
-  // generation keeps as little as it can.
-  let settled: Promise<PromiseSettledResult<UpstreamResult>[]>;
   try {
-    settled = plan.calls.length === 1
-      ? call(plan.calls[0]).then(
-        (value) => [{ status: "fulfilled", value }],
-        (reason) => [{ status: "rejected", reason }],
-      )
-      : Promise.allSettled(plan.calls.map((body) => call(body)));
+    return plan.calls.length === 1 ? runOne(plan, call(plan.calls[0])) : runAll(plan, call);
   } catch (err) {
     return Promise.reject(err);
   }
-  return settled.then((results) => mergeOutcome(plan, results));
+}
+
+/**
+ * One call (the common case), followed by one reaction without allSettled's bookkeeping; its
+ * closures keep the plan alone, not the caller (a held generation keeps as little as it can).
+ */
+function runOne(plan: GenerationPlan, result: Promise<UpstreamResult>): Promise<GenerationOutcome> {
+  return result.then(
+    (value) => mergeOutcome(plan, [{ status: "fulfilled", value }]),
+    (reason) => mergeOutcome(plan, [{ status: "rejected", reason }]),
+  );
+}
+
+function runAll(plan: GenerationPlan, call: GenerateCall): Promise<GenerationOutcome> {
+  return Promise.allSettled(plan.calls.map((body) => call(body)))
+    .then((results) => mergeOutcome(plan, results));
 }
 
 /** The images of the settled calls, in order; the first failure when every call failed. */

@@ -242,9 +242,9 @@ export async function streamAnswer<E>(
   const { app } = ctx;
   const { response, done } = await eventStreamResponse<E>(produce, {
     encoder: shape.encoder,
-    keepAlive: { everyMs: app.config.keepAliveMs, event: shape.keepAlive },
-    signal: ctx.signal,
-    abort: () => ctx.abort(),
+    keepAliveMs: app.config.keepAliveMs,
+    keepAlive: shape.keepAlive,
+    owner: ctx,
     shutdownSignal: app.shutdownSignal,
     onError: (err) => {
       const error = failure(ctx, err);

@@ -27,15 +27,12 @@ const utf8 = new TextEncoder();
 export interface EventStreamOptions<E> {
   /** Turns the events into frames (and ends the stream properly). */
   encoder: EventEncoder<E>;
-  /** A keep-alive event every `everyMs` while the producer works; `event` gets the seconds so far. */
-  keepAlive: { everyMs: number; event: (elapsedS: number) => E };
-  /**
-   * The producer's signal: it aborts when the client goes away or the server's shutdown grace
-   * runs out.
-   */
-  signal: AbortSignal;
-  /** Aborts `signal`: called when the client cancels the stream. */
-  abort: () => void;
+  /** How often a keep-alive event is sent while the producer works. */
+  keepAliveMs: number;
+  /** The keep-alive event, given the seconds so far. */
+  keepAlive: (elapsedS: number) => E;
+  /** The request the stream answers: its signal, and how to abort it. */
+  owner: StreamOwner;
   /** Aborted when the shutdown grace ran out (an abort then is not the client's doing). */
   shutdownSignal: AbortSignal;
   /** The last events (none when the client has gone) and the status for a failure. */
@@ -48,6 +45,14 @@ export interface EventStreamOptions<E> {
   headers?: Record<string, string>;
   /** How long the headers may wait for an early failure (`STREAM_HOLD_MS`); 0 sends them at once. */
   holdMs?: number;
+}
+
+/** The request a stream answers. */
+export interface StreamOwner {
+  /** The producer's signal: aborts when the client goes away or the shutdown grace runs out. */
+  readonly signal: AbortSignal;
+  /** Aborts `signal`: called when the client cancels the stream. */
+  abort(): void;
 }
 
 /** A streamed answer and a promise of its final status, once it has ended. */
@@ -80,13 +85,10 @@ export async function eventStreamResponse<E>(
   options: EventStreamOptions<E>,
 ): Promise<EventStreamAnswer> {
   const stream = new EventStream(options);
-  const running = produce(stream, options.signal);
-  const holdMs = Math.min(options.holdMs ?? 0, options.keepAlive.everyMs);
-  if (holdMs > 0) {
-    const failure = await failureWithin(running, holdMs);
-    if (failure) throw failure.err;
-  }
-  const done = stream.open(running);
+  const done = stream.follow(produce(stream, options.owner.signal));
+  const holdMs = Math.min(options.holdMs ?? 0, options.keepAliveMs);
+  if (holdMs > 0) await stream.hold(holdMs);
+  stream.open();
   const response = new Response(new ReadableStream<Uint8Array>(stream, { highWaterMark: 0 }), {
     headers: {
       ...options.headers,
@@ -100,17 +102,21 @@ export async function eventStreamResponse<E>(
 
 /**
  * One held stream: the producer's sink, the body's underlying source, and its keep-alive, in one
- * object (thousands are held at once, for tens of seconds each).
+ * object (thousands are held at once, for tens of seconds each), with one reaction to the
+ * producer's end.
  */
 class EventStream<E> implements EventSink<E>, UnderlyingDefaultSource<Uint8Array> {
   #options: EventStreamOptions<E>;
   #started: number;
   // Events wait here, unencoded, until the connection takes them (the stream is pulled).
   #queue: E[] = [];
+  #opened = false;
   #ended = false;
   #gone = false;
   #wake: (() => void) | undefined;
   #stopKeepAlive: (() => void) | undefined;
+  // While the headers are held: ends the hold, with the producer's failure if it failed.
+  #unhold: ((failure?: { err: unknown }) => void) | undefined;
 
   constructor(options: EventStreamOptions<E>) {
     this.#options = options;
@@ -127,32 +133,58 @@ class EventStream<E> implements EventSink<E>, UnderlyingDefaultSource<Uint8Array
     return Math.round((this.#options.now() - this.#started) / 1000);
   }
 
-  /** The stream opens: keep-alives start, and the final status follows the producer's end. */
-  open(running: Promise<void>): Promise<number> {
-    const options = this.#options;
-    options.open.count++;
-    this.#keepAliveLater();
+  /** The final status, once the producer has ended. */
+  follow(running: Promise<void>): Promise<number> {
     return running.then(() => this.#end(200), (err) => {
-      const { events, status } = options.onError(err);
+      if (this.#unhold) {
+        this.#unhold({ err });
+        return 0; // the stream never opens: its failure is thrown instead
+      }
+      const { events, status } = this.#options.onError(err);
       for (const event of events) this.send(event);
       return this.#end(status);
     });
   }
 
+  /** Holds the headers for up to `ms`; throws the producer's failure within that time. */
+  hold(ms: number): Promise<void> {
+    if (this.#ended) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const cancel = after(ms, () => this.#unhold?.());
+      this.#unhold = (failure) => {
+        this.#unhold = undefined;
+        cancel();
+        if (failure) reject(failure.err);
+        else resolve();
+      };
+    });
+  }
+
+  /** The stream opens: keep-alives start, unless the producer has already ended. */
+  open(): void {
+    this.#opened = true;
+    if (this.#ended) return;
+    this.#options.open.count++;
+    this.#keepAliveLater();
+  }
+
   #keepAliveLater(): void {
-    this.#stopKeepAlive = after(this.#options.keepAlive.everyMs, () => {
-      this.send(this.#options.keepAlive.event(this.elapsedS()));
+    this.#stopKeepAlive = after(this.#options.keepAliveMs, () => {
+      this.send(this.#options.keepAlive(this.elapsedS()));
       this.#keepAliveLater();
     });
   }
 
   #end(status: number): number {
     const options = this.#options;
-    this.#stopKeepAlive?.();
-    options.open.count--;
     this.#ended = true;
+    this.#unhold?.();
+    if (this.#opened) {
+      this.#stopKeepAlive?.();
+      options.open.count--;
+    }
     this.#wake?.();
-    return options.signal.aborted && !options.shutdownSignal.aborted ? CLIENT_CLOSED : status;
+    return options.owner.signal.aborted && !options.shutdownSignal.aborted ? CLIENT_CLOSED : status;
   }
 
   /** Encodes what waits into the stream; closes it once the producer has ended. */
@@ -161,7 +193,9 @@ class EventStream<E> implements EventSink<E>, UnderlyingDefaultSource<Uint8Array
     let text = "";
     for (const event of this.#queue) text += encoder.encode(event) ?? "";
     this.#queue.length = 0;
-    if (this.#ended && !this.#gone && !this.#options.signal.aborted) text += encoder.end?.() ?? "";
+    if (this.#ended && !this.#gone && !this.#options.owner.signal.aborted) {
+      text += encoder.end?.() ?? "";
+    }
     try {
       if (text) c.enqueue(utf8.encode(text));
       if (this.#ended) c.close();
@@ -186,20 +220,6 @@ class EventStream<E> implements EventSink<E>, UnderlyingDefaultSource<Uint8Array
     this.#wake = undefined;
     this.#queue.length = 0;
     this.#stopKeepAlive?.();
-    this.#options.abort();
+    this.#options.owner.abort();
   }
-}
-
-/** The failure of `work` if it fails within `ms`; undefined if it succeeds or is still running. */
-async function failureWithin(
-  work: Promise<void>,
-  ms: number,
-): Promise<{ err: unknown } | undefined> {
-  let cancel: (() => void) | undefined;
-  const outcome = await Promise.race([
-    work.then(() => undefined, (err) => ({ err })),
-    new Promise<undefined>((resolve) => (cancel = after(ms, () => resolve(undefined)))),
-  ]);
-  cancel?.();
-  return outcome;
 }
