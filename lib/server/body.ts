@@ -30,6 +30,25 @@ export interface ReadLimitedOptions {
   signal?: AbortSignal;
   /** Hears the running total after every chunk; may throw to stop the read. */
   onProgress?: (total: number) => void;
+  /**
+   * The chunks are the reader's to spend (a request body's): each is freed once copied into the
+   * `sizeHint` buffer (see {@link release}).
+   */
+  releaseChunks?: boolean;
+}
+
+/**
+ * Frees the memory of bytes that nothing else holds now, rather than at a garbage collection: their
+ * `ArrayBuffer` is detached (transferred to an empty one). Bytes that do not start their buffer are
+ * left alone. A 32 MB body read in 64 KiB chunks otherwise left about 20 MB of copied chunks, and
+ * then the body itself, waiting for a collection while its text and parsed value were made
+ * (measured).
+ */
+export function release(bytes: Uint8Array): void {
+  const { buffer } = bytes;
+  if (buffer instanceof ArrayBuffer && !buffer.detached && bytes.byteOffset === 0) {
+    buffer.transfer(0);
+  }
 }
 
 /** Joins byte chunks into one buffer (no copy for a single chunk); `total` is their length. */
@@ -59,7 +78,7 @@ export async function readLimited(
   body: ReadableStream<Uint8Array> | null,
   options: ReadLimitedOptions,
 ): Promise<Uint8Array<ArrayBuffer> | undefined> {
-  const { limit, sizeHint, signal, onProgress } = options;
+  const { limit, sizeHint, signal, onProgress, releaseChunks } = options;
   if (!body) return new Uint8Array();
   const reader = body.getReader();
   if (signal?.aborted) {
@@ -83,14 +102,16 @@ export async function readLimited(
         await reader.cancel().catch(() => {});
         return undefined;
       }
-      if (buffer && total + value.byteLength <= buffer.byteLength) {
+      const length = value.byteLength;
+      if (buffer && total + length <= buffer.byteLength) {
         buffer.set(value, total);
+        if (releaseChunks) release(value);
       } else {
         if (buffer) chunks.push(buffer.subarray(0, total)); // the hint was wrong: go on in chunks
         buffer = undefined;
         chunks.push(value);
       }
-      total += value.byteLength;
+      total += length;
       onProgress?.(total);
     }
   } catch (err) {
@@ -171,6 +192,7 @@ export async function readBody(
       sizeHint: declared,
       signal: timeout.signal,
       onProgress: grow,
+      releaseChunks: true,
     });
     if (bytes === undefined) throw tooLarge(limit);
     return bytes;
@@ -224,7 +246,9 @@ export function decodeUtf8(bytes: Uint8Array): string {
 
 /** Reads the body up to the configured limit and parses it as JSON. */
 export async function readJson(request: Request, limits: BodyLimits): Promise<unknown> {
-  const text = decodeUtf8(await readBody(request, limits));
+  const bytes = await readBody(request, limits);
+  const text = decodeUtf8(bytes);
+  release(bytes); // decoded: the text alone is needed now
   // Looks for one character that is not white space, rather than trimming a copy of the body.
   if (!/\S/.test(text)) {
     throw new ApiError(400, "The request body is empty; send JSON", { code: "invalid_json" });

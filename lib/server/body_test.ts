@@ -1,5 +1,5 @@
 import { assertEquals, assertRejects, assertThrows } from "@std/assert";
-import { decodeUtf8, readJson, readLimited } from "./body.ts";
+import { decodeUtf8, readJson, readLimited, release } from "./body.ts";
 import { readResponse } from "./fetched_body.ts";
 import { BodyBudget, BodyShare } from "./body_budget.ts";
 import { ApiError } from "./errors.ts";
@@ -87,4 +87,29 @@ Deno.test("readJson: a body of white space alone is empty; white space around JS
     assertEquals(blank.trim(), "", "the same white space String.prototype.trim removes");
   }
   assertEquals(await readJson(request('\ufeff {"a": 1}\n'), limits()), { a: 1 });
+});
+
+Deno.test("release frees bytes that start their buffer; readLimited frees its chunks only when told", async () => {
+  const whole = new Uint8Array(16);
+  release(whole);
+  assertEquals(whole.buffer.detached, true);
+  const big = new Uint8Array(16);
+  const inner = big.subarray(4);
+  release(inner);
+  assertEquals(big.buffer.detached, false, "a view into the middle of a buffer is left alone");
+  release(whole); // twice is harmless
+
+  const chunks = () => [new Uint8Array([1, 2, 3]), new Uint8Array([4, 5])];
+  const kept = chunks();
+  const bytes = await readLimited(ReadableStream.from(kept), { limit: 10, sizeHint: 5 });
+  assertEquals(bytes, new Uint8Array([1, 2, 3, 4, 5]));
+  assertEquals(kept.map((c) => c.buffer.detached), [false, false]);
+  const spent = chunks();
+  const again = await readLimited(ReadableStream.from(spent), {
+    limit: 10,
+    sizeHint: 5,
+    releaseChunks: true,
+  });
+  assertEquals(again, new Uint8Array([1, 2, 3, 4, 5]));
+  assertEquals(spent.map((c) => c.buffer.detached), [true, true]);
 });
