@@ -15,6 +15,7 @@ import {
   bodyTimedOut,
   concatBytes,
   declaredLength,
+  release,
   shareGrower,
   tooLarge,
 } from "./body.ts";
@@ -171,6 +172,9 @@ class MultipartParser {
         const chunks = this.#chunks;
         const bytes = chunks.length === 1 ? chunks[0].slice() : concatBytes(chunks);
         this.#chunks = [];
+        // The request's chunks are the parser's to spend: those copied whole are freed now, not
+        // at a collection (the one still being parsed is kept).
+        for (const chunk of chunks) if (chunk.buffer !== data.buffer) release(chunk);
         this.parts.push({ ...this.#part!, bytes });
         return this.#afterBoundary(data, at + this.#delimiter.length);
       }
