@@ -79,7 +79,8 @@ export function createHandler(options: HandlerOptions): Handler {
   const signals = new RequestSignals(shutdownSignal);
   return createPipeline<RequestContext>({
     routes: ROUTES,
-    context: (request, url, requestId) => new Context(app, request, url, requestId, signals),
+    context: (request, pathname, requestId) =>
+      new Context(app, request, pathname, requestId, signals),
     failure,
     logger,
     now,
@@ -101,17 +102,24 @@ export function createHandler(options: HandlerOptions): Handler {
 class Context implements RequestContext {
   readonly app: App;
   readonly request: Request;
-  readonly url: URL;
+  readonly pathname: string;
   readonly requestId: string;
   readonly log: LogFields = {};
   readonly bodyShare: BodyShare;
   streamDone?: Promise<number>;
   #signal: RequestSignal;
+  #url: URL | undefined;
 
-  constructor(app: App, request: Request, url: URL, requestId: string, signals: RequestSignals) {
+  constructor(
+    app: App,
+    request: Request,
+    pathname: string,
+    requestId: string,
+    signals: RequestSignals,
+  ) {
     this.app = app;
     this.request = request;
-    this.url = url;
+    this.pathname = pathname;
     this.requestId = requestId;
     this.bodyShare = new BodyShare(app.bodyBudget);
     this.#signal = signals.lazy(request);
@@ -119,6 +127,10 @@ class Context implements RequestContext {
 
   get signal(): AbortSignal {
     return this.#signal.signal;
+  }
+
+  get url(): URL {
+    return this.#url ??= new URL(this.request.url);
   }
 
   abort(): void {

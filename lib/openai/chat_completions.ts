@@ -70,18 +70,19 @@ function streamChat(
       { kind: "error", error },
     ],
     headers: answer.headers,
-  }, async (out, signal) => {
+  }, (out, signal) => {
     out.send({ kind: "role" });
     if (intro) out.send({ kind: "reasoning", text: intro });
-    let markdown: string;
-    try {
-      ({ markdown } = await generation.run(signal));
-    } finally {
+    // One reaction waits for the generation, not a suspended function.
+    return generation.run(signal).then(({ markdown }) => {
       release();
-    }
-    if (intro) out.send({ kind: "reasoning", text: `Done in ${out.elapsedS()} s.\n` });
-    out.send({ kind: "content", text: markdown });
-    out.send({ kind: "finish" });
-    out.send({ kind: "usage", usage: ZERO_USAGE });
+      if (intro) out.send({ kind: "reasoning", text: `Done in ${out.elapsedS()} s.\n` });
+      out.send({ kind: "content", text: markdown });
+      out.send({ kind: "finish" });
+      out.send({ kind: "usage", usage: ZERO_USAGE });
+    }, (err) => {
+      release();
+      throw err;
+    });
   });
 }

@@ -186,7 +186,7 @@ export function upstreamCaller(
   return ctx.app.upstream.caller({
     auth,
     signal,
-    origin: ctx.url.origin,
+    origin: () => ctx.url.origin,
     onTraceId: (id) => (ctx.log.traceId = id),
   });
 }

@@ -156,21 +156,9 @@ export async function prepareGeneration(
     strict: config.strictParams,
   });
 
-  const run = async (signal: AbortSignal) => {
-    let outcome: GenerationOutcome;
-    try {
-      outcome = await metered(
-        ctx,
-        auth,
-        { plan, requested },
-        () => runGeneration(plan, upstreamCaller(ctx, auth, signal)),
-      );
-    } catch (err) {
-      if (fromHistory && err instanceof ApiError && err.status === 400) {
-        throw new ApiError(400, err.message + HISTORY_HINT, { param, code: err.code });
-      }
-      throw err;
-    }
+  // The delivery runs once the images are there; while SiliconFlow works, the generation waits
+  // in one reaction rather than in a suspended function (thousands may be held at once).
+  const deliver = async (outcome: GenerationOutcome, signal: AbortSignal) => {
     const store = delivery === "store" ? ctx.app.store : undefined;
     const notes = delivery === "data"
       ? await embedImages(ctx, outcome, signal)
@@ -179,6 +167,18 @@ export async function prepareGeneration(
       : [];
     return { outcome, markdown: toMarkdown(outcome, [...notes, ...planNotes(plan)]) };
   };
+  const run = (signal: AbortSignal) =>
+    metered(
+      ctx,
+      auth,
+      { plan, requested },
+      () => runGeneration(plan, upstreamCaller(ctx, auth, signal)),
+    ).then((outcome) => deliver(outcome, signal), (err) => {
+      if (fromHistory && err instanceof ApiError && err.status === 400) {
+        throw new ApiError(400, err.message + HISTORY_HINT, { param, code: err.code });
+      }
+      throw err;
+    });
   return { plan, progress: progress === "reasoning", run };
 }
 

@@ -137,15 +137,41 @@ export interface Deadline {
   clear(): void;
 }
 
+/** What follows a signal: told when it aborts. (The shape of an event-listener object.) */
+export interface SignalFollower {
+  /** The signal aborted. */
+  handleEvent(): void;
+}
+
+/**
+ * What aborts a signal and tells its followers directly. An abort listener costs about half a
+ * kilobyte per signal (the signal's listener table, the listener and its options), and a held
+ * stream's upstream call follows the request's signal for tens of seconds.
+ */
+export interface SignalSource {
+  /** Tells `follower` when the signal aborts. */
+  follow(follower: SignalFollower): void;
+  /** Stops telling it. */
+  unfollow(follower: SignalFollower): void;
+}
+
+const sources = new WeakMap<AbortSignal, SignalSource>();
+
+/** Says that `source` aborts `signal` and tells its followers: deadlines follow it directly. */
+export function linkSource(signal: AbortSignal, source: SignalSource): void {
+  sources.set(signal, source);
+}
+
 /** Starts a deadline of `ms` milliseconds, joined with `parent` when given. */
 export function deadline(ms: number, parent?: AbortSignal): Deadline {
   return new TimeLimit(ms, parent);
 }
 
 /** A {@link Deadline}: one object (an upstream call holds one for as long as it waits). */
-class TimeLimit implements Deadline {
+class TimeLimit implements Deadline, SignalFollower {
   #controller = new AbortController();
   #parent: AbortSignal | undefined;
+  #source: SignalSource | undefined;
   #expired = false;
   #cancel: () => void;
 
@@ -157,7 +183,9 @@ class TimeLimit implements Deadline {
     if (parent?.aborted) this.#controller.abort(parent.reason);
     else if (parent) {
       this.#parent = parent;
-      parent.addEventListener("abort", this, { once: true });
+      this.#source = sources.get(parent);
+      if (this.#source) this.#source.follow(this);
+      else parent.addEventListener("abort", this, { once: true });
     }
   }
 
@@ -171,10 +199,11 @@ class TimeLimit implements Deadline {
 
   clear(): void {
     this.#cancel();
-    this.#parent?.removeEventListener("abort", this);
+    if (this.#source) this.#source.unfollow(this);
+    else this.#parent?.removeEventListener("abort", this);
   }
 
-  /** The parent aborted (the listener interface). */
+  /** The parent aborted. */
   handleEvent(): void {
     this.#controller.abort(this.#parent?.reason);
   }

@@ -23,7 +23,9 @@ export interface LogFields {
 export interface Exchange {
   /** The incoming request. */
   readonly request: Request;
-  /** Its parsed URL. */
+  /** Its path, for routing and the log line. */
+  readonly pathname: string;
+  /** Its parsed URL (parsed when first asked for: a held stream need not keep it). */
   readonly url: URL;
   /** `X-Request-Id` of this request. */
   readonly requestId: string;
@@ -40,7 +42,7 @@ export interface PipelineOptions<C extends Exchange> {
   /** The route table. */
   routes: readonly Route<C>[];
   /** Builds the context of one request. */
-  context: (request: Request, url: URL, requestId: string) => C;
+  context: (request: Request, pathname: string, requestId: string) => C;
   /** The error to answer for a failure (with the request id, shutdown told apart). */
   failure: (ctx: C, err: unknown) => ApiError;
   /** Where the log lines go. */
@@ -90,7 +92,7 @@ export function createPipeline<C extends Exchange>(
 
   const dispatch = async (ctx: C): Promise<Response> => {
     try {
-      const { route, params } = matchRoute(routes, ctx.request.method, ctx.url.pathname);
+      const { route, params } = matchRoute(routes, ctx.request.method, ctx.pathname);
       return await route.handle(ctx, params);
     } catch (err) {
       const error = options.failure(ctx, err);
@@ -104,10 +106,10 @@ export function createPipeline<C extends Exchange>(
 
   return async (request) => {
     const started = now();
-    const url = new URL(request.url);
+    const { pathname } = new URL(request.url);
     const incomingId = request.headers.get("x-request-id");
     const requestId = incomingId && REQUEST_ID.test(incomingId) ? incomingId : crypto.randomUUID();
-    const ctx = options.context(request, url, requestId);
+    const ctx = options.context(request, pathname, requestId);
     const response = await dispatch(ctx);
 
     // Our own responses take the headers as they are; a fetched one (immutable) is re-wrapped.
@@ -125,7 +127,7 @@ export function createPipeline<C extends Exchange>(
       ctx.finish();
       logger({
         level: status >= 500 && status !== 502 && status !== 504 ? "error" : "info",
-        msg: `${request.method} ${url.pathname}`,
+        msg: `${request.method} ${pathname}`,
         status,
         ms: now() - started,
         model: ctx.log.model,

@@ -12,10 +12,12 @@
  * @module
  */
 
+import { linkSource, type SignalFollower, type SignalSource } from "./deadline.ts";
+
 /** The abort signals of the requests of one server. */
 export class RequestSignals {
-  /** Controllers of the requests whose signal is live. */
-  readonly live: Set<AbortController> = new Set<AbortController>();
+  /** The requests whose signal is live. */
+  readonly live: Set<RequestSignal> = new Set<RequestSignal>();
   /** The server's shutdown signal. */
   readonly shutdown: AbortSignal;
 
@@ -23,7 +25,7 @@ export class RequestSignals {
   constructor(shutdown: AbortSignal) {
     this.shutdown = shutdown;
     shutdown.addEventListener("abort", () => {
-      for (const controller of this.live) controller.abort(shutdown.reason);
+      for (const signal of this.live) signal.abort(shutdown.reason);
       this.live.clear();
     }, { once: true });
   }
@@ -42,11 +44,15 @@ export class RequestSignals {
   }
 }
 
-/** One request's signal (see {@link RequestSignals.lazy}). */
-export class RequestSignal {
+/**
+ * One request's signal (see {@link RequestSignals.lazy}). It is the source of its signal, so
+ * deadlines joined with it follow it directly ({@link linkSource}).
+ */
+export class RequestSignal implements SignalSource, SignalFollower {
   #owner: RequestSignals;
   #request: Request;
   #controller: AbortController | undefined;
+  #followers: SignalFollower[] | undefined;
 
   /** A signal for `request`, to be made when first asked for. */
   constructor(owner: RequestSignals, request: Request) {
@@ -63,18 +69,33 @@ export class RequestSignal {
     if (shutdown.aborted) made.abort(shutdown.reason);
     else if (theirs.aborted) made.abort(theirs.reason);
     else {
-      live.add(made);
+      live.add(this);
+      linkSource(made.signal, this);
       theirs.addEventListener("abort", this, { once: true });
     }
     return made.signal;
   }
 
-  /** Aborts the signal: the client has gone (say, it cancelled a streamed answer). */
+  /** Aborts the signal: the client has gone (it cancelled a streamed answer), or shutdown. */
   abort(reason?: unknown): void {
     const controller = this.#controller;
     if (!controller || controller.signal.aborted) return;
-    this.#owner.live.delete(controller);
+    this.#owner.live.delete(this);
     controller.abort(reason);
+    const followers = this.#followers;
+    this.#followers = undefined;
+    for (const follower of followers ?? []) follower.handleEvent();
+  }
+
+  /** Tells `follower` when the signal aborts. */
+  follow(follower: SignalFollower): void {
+    (this.#followers ??= []).push(follower);
+  }
+
+  /** Stops telling `follower`. */
+  unfollow(follower: SignalFollower): void {
+    const at = this.#followers?.indexOf(follower) ?? -1;
+    if (at !== -1) this.#followers!.splice(at, 1);
   }
 
   /** The request's own signal aborted (the listener interface). */
@@ -84,6 +105,6 @@ export class RequestSignal {
 
   /** Forgets the signal: the request has been answered. */
   done(): void {
-    if (this.#controller) this.#owner.live.delete(this.#controller);
+    this.#owner.live.delete(this);
   }
 }

@@ -17,8 +17,8 @@ export interface CallScope {
   auth: UpstreamAuth;
   /** Aborts the call when the client goes away. */
   signal: AbortSignal;
-  /** The origin the request came to (the demo's image links point back at it). */
-  origin: string;
+  /** The origin the request came to (the demo's image links point back at it), when asked. */
+  origin: () => string;
   /** Hears the upstream trace id as soon as it is known. */
   onTraceId?: (traceId: string) => void;
 }
@@ -110,7 +110,7 @@ export function createUpstream(config: Config, options: UpstreamOptions): Upstre
   return {
     demo: demo !== undefined,
     caller({ auth, signal, origin, onTraceId }) {
-      const baseUrl = demo ? `${origin}/demo/v1` : config.baseUrl;
+      const baseUrl = demo ? `${origin()}/demo/v1` : config.baseUrl;
       const call = (apiKey: string, body: Record<string, unknown>) =>
         client.generate(body, { apiKey, signal, baseUrl, onTraceId });
       if (auth.kind === "client") return (body) => call(auth.key, body);
