@@ -227,9 +227,11 @@ section("ttfb", async () => {
 
 /**
  * Deno's own floor for a held stream: a minimal server that reads the body, makes the upstream
- * call, and streams a keep-alive every 5 s, then the answer. No validation, no abort, no limits.
+ * call, and streams a keep-alive every 5 s, then the answer. No validation, no limits; with
+ * `abort`, only what the server promises of every stream on top: the upstream call is aborted
+ * when the client goes (`request.signal`, or the stream cancelled) and after a timeout.
  */
-const MINIMAL_STREAMER = `
+const minimalStreamer = (abort: boolean) => `
 const upstream = Deno.env.get("UPSTREAM");
 const encoder = new TextEncoder();
 const frame = (data) => encoder.encode("data: " + data + "\\n\\n");
@@ -237,11 +239,20 @@ export default {
   async fetch(request) {
     if (new URL(request.url).pathname === "/healthz") return new Response("ok");
     const body = await request.bytes();
+    ${
+  abort
+    ? `const controller = new AbortController();
+    request.signal.addEventListener("abort", () => controller.abort(), { once: true });
+    const limit = setTimeout(() => controller.abort(), 45000);`
+    : ""
+}
     const answer = fetch(upstream, {
       method: "POST",
       body,
-      headers: { "content-type": "application/json" },
-    }).then((r) => r.text());
+      headers: { "content-type": "application/json" },${
+  abort ? "\n      signal: controller.signal," : ""
+}
+    }).then((r) => r.text())${abort ? ".finally(() => clearTimeout(limit))" : ""};
     let timer;
     return new Response(new ReadableStream({
       start(c) {
@@ -255,7 +266,7 @@ export default {
         }, (err) => c.error(err));
       },
       cancel() {
-        clearInterval(timer);
+        clearInterval(timer);${abort ? "\n        controller.abort();" : ""}
       },
     }), { headers: { "content-type": "text/event-stream" } });
   },
@@ -276,7 +287,11 @@ section("streams", async () => {
     ["the Worker, HTTP/1.1 upstream", () => startWorker()],
     [
       "a minimal streaming server (Deno's floor), HTTP/1.1 upstream",
-      () => startMinimal(MINIMAL_STREAMER, { UPSTREAM: `${FAKE}/images/generations` }),
+      () => startMinimal(minimalStreamer(false), { UPSTREAM: `${FAKE}/images/generations` }),
+    ],
+    [
+      "the floor with abort on disconnect and a timeout, HTTP/1.1 upstream",
+      () => startMinimal(minimalStreamer(true), { UPSTREAM: `${FAKE}/images/generations` }),
     ],
     ["the server, HTTP/1.1 upstream", () => startProxy(env, FAKE)],
     ["the server, HTTPS/2 upstream", () => startProxy(env, FAKE_TLS)],
