@@ -167,18 +167,25 @@ export async function prepareGeneration(
       : [];
     return { outcome, markdown: toMarkdown(outcome, [...notes, ...planNotes(plan)]) };
   };
-  const run = (signal: AbortSignal) =>
-    metered(
-      ctx,
-      auth,
-      { plan, requested },
-      () => runGeneration(plan, upstreamCaller(ctx, auth, signal)),
-    ).then((outcome) => deliver(outcome, signal), (err) => {
+  const run = (signal: AbortSignal) => {
+    let outcome: Promise<GenerationOutcome>;
+    try {
+      outcome = metered(
+        ctx,
+        auth,
+        { plan, requested },
+        () => runGeneration(plan, upstreamCaller(ctx, auth, signal)),
+      );
+    } catch (err) {
+      outcome = Promise.reject(err); // a failure is always a rejection, as from an async function
+    }
+    return outcome.then((outcome) => deliver(outcome, signal), (err) => {
       if (fromHistory && err instanceof ApiError && err.status === 400) {
         throw new ApiError(400, err.message + HISTORY_HINT, { param, code: err.code });
       }
       throw err;
     });
+  };
   return { plan, progress: progress === "reasoning", run };
 }
 
