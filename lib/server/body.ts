@@ -206,9 +206,10 @@ export async function readBody(
 }
 
 /**
- * A small body of a declared length, read in one call raced against `BODY_TIMEOUT_MS`. The read
- * itself cannot be stopped, but it can hold no more than its declared length (the budget already
- * counts it), and the connection is closed after the 408.
+ * A small body of a declared length, read in one call raced against `BODY_TIMEOUT_MS` (no stream
+ * is made for it, which a held stream would keep). The read itself cannot be stopped: after the
+ * 408 it holds what arrived, at most its declared length of 64 KiB or less, until the client
+ * closes the connection, as the stalled connection's own buffers are held anyway.
  */
 function readSmall(request: Request, limits: BodyLimits): Promise<Uint8Array<ArrayBuffer>> {
   return new Promise((resolve, reject) => {
