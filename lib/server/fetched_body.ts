@@ -4,16 +4,7 @@
  * known length, counted chunks otherwise.
  * @module
  */
-import { readLimited } from "./body.ts";
-
-/**
- * Fetched bodies declared at most this long are read in one call (`bytes()`): each chunked read
- * of a fetch body allocates a 64 KiB buffer, which made reading a 200-byte answer cost about
- * 80 µs (measured). Longer ones are read in chunks, counted as they arrive; one call would hold
- * more at its peak. Request bodies declared this long are read in one call too, raced against
- * their time limit (`readBody`).
- */
-export const WHOLE_READ_BYTES = 64 * 1024;
+import { contentLength, readLimited, WHOLE_READ_BYTES } from "./body.ts";
 
 /**
  * Reads a fetched response's whole body, or returns undefined once it passes `limit` bytes. A
@@ -68,12 +59,4 @@ async function readInto(
     throw err;
   }
   return filled === length ? buffer : buffer.slice(0, filled);
-}
-
-/** A message's `Content-Length`, when it is a sane number. */
-export function contentLength(headers: Headers): number | undefined {
-  const raw = headers.get("content-length");
-  if (raw === null) return undefined;
-  const n = Number(raw);
-  return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
 }
