@@ -181,6 +181,41 @@ Deno.test("playground: PLAYGROUND=false turns it off; the page sets a strict CSP
   await gone.body?.cancel();
 });
 
+Deno.test("HEAD on the page, its files and demo images: GET's headers, no body; OPTIONS and 405s", async () => {
+  await using server = startServer({ DEMO: "true" });
+  const image = await (await fetch(`${server.url}/v1/images/generations`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: "Bearer k" },
+    body: JSON.stringify({ model: "Kwai-Kolors/Kolors", prompt: "a fox", size: "256x256" }),
+  })).json();
+  const demoPath = new URL(image.data[0].url).pathname;
+  for (const path of ["/", "/playground", "/playground/app.js", "/favicon.svg", demoPath]) {
+    // Uncompressed, so that GET's length is the one HEAD announces.
+    const headers = { "accept-encoding": "identity" };
+    const got = await fetch(`${server.url}${path}`, { headers });
+    const size = (await got.arrayBuffer()).byteLength;
+    const head = await fetch(`${server.url}${path}`, { method: "HEAD", headers });
+    assertEquals(head.status, 200, path);
+    assertEquals(head.headers.get("content-type"), got.headers.get("content-type"), path);
+    assertEquals(head.headers.get("content-length"), String(size), path);
+    assertEquals((await head.arrayBuffer()).byteLength, 0, path);
+  }
+  const preflight = await fetch(`${server.url}/images/x.png`, {
+    method: "OPTIONS",
+    headers: { origin: "https://a.example", "access-control-request-method": "HEAD" },
+  });
+  assertEquals(preflight.status, 204);
+  assertStringIncludes(preflight.headers.get("access-control-allow-methods") ?? "", "HEAD");
+  await preflight.body?.cancel();
+  const wrong = await fetch(`${server.url}/healthz`, { method: "DELETE" });
+  assertEquals(wrong.status, 405);
+  assertEquals(wrong.headers.get("allow"), "GET, HEAD, OPTIONS");
+  assertEquals((await wrong.json()).error.code, "method_not_allowed");
+  const post = await fetch(`${server.url}/v1/chat/completions`, { method: "HEAD" });
+  assertEquals([post.status, post.headers.get("allow")], [405, "OPTIONS, POST"]);
+  await post.body?.cancel();
+});
+
 Deno.test({
   name: "playground: an access key with quotas sees what is left of them",
   ...opts,

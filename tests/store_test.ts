@@ -55,6 +55,31 @@ Deno.test({
         await beyond.body?.cancel();
         fake.expired = false;
       });
+      await t.step("HEAD answers GET's headers with no body; a range and a 304 too", async () => {
+        const got = await fetch(link!);
+        const size = (await got.arrayBuffer()).byteLength;
+        const head = await fetch(link!, { method: "HEAD" });
+        assertEquals(head.status, 200);
+        for (const name of ["content-type", "etag", "cache-control", "accept-ranges"]) {
+          assertEquals(head.headers.get(name), got.headers.get(name), name);
+        }
+        assertEquals(head.headers.get("content-length"), String(size));
+        assertEquals((await head.arrayBuffer()).byteLength, 0);
+        const part = await fetch(link!, { method: "HEAD", headers: { range: "bytes=0-9" } });
+        assertEquals([part.status, part.headers.get("content-length")], [206, "10"]);
+        await part.body?.cancel();
+        const cached = await fetch(link!, {
+          method: "HEAD",
+          headers: { "if-none-match": got.headers.get("etag")! },
+        });
+        assertEquals(cached.status, 304);
+        await cached.body?.cancel();
+        const gone = await fetch(`${server.url}/images/AAAAAAAAAAAAAAAAAAAAAA.png`, {
+          method: "HEAD",
+        });
+        assertEquals(gone.status, 404);
+        await gone.body?.cancel();
+      });
       await t.step("a made-up id is a 404, and the route lists nothing", async () => {
         for (
           const path of ["/images/AAAAAAAAAAAAAAAAAAAAAA.png", "/images/", "/images/..%2Fx.png"]

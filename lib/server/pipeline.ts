@@ -63,7 +63,7 @@ export function preflight(request: Request): Promise<Response> {
     new Response(null, {
       status: 204,
       headers: {
-        "access-control-allow-methods": "GET, POST, PATCH, DELETE, OPTIONS",
+        "access-control-allow-methods": "GET, HEAD, POST, PATCH, DELETE, OPTIONS",
         "access-control-allow-headers": request.headers.get("access-control-request-headers") ??
           "authorization, content-type, x-request-id",
         "access-control-max-age": "86400",
@@ -121,6 +121,14 @@ export function createPipeline<C extends Exchange>(
         status: response.status,
         headers: addHeaders(new Headers(response.headers), ctx),
       });
+    }
+
+    // HEAD was answered by the GET route: its headers go out, its body does not. A stream of a
+    // declared length (a file) is let go at once. Any other body is left as it is (reading
+    // `.body` would turn a string into a stream of unknown length): Deno sends no body for HEAD.
+    if (request.method === "HEAD" && final.headers.has("content-length") && final.body) {
+      final.body.cancel().catch(() => {});
+      final = new Response(null, { status: final.status, headers: final.headers });
     }
 
     const done = (status: number) => {

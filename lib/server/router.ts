@@ -1,6 +1,8 @@
 /**
  * The route table's types and the match: method and path pattern to a handler, with its decoded
- * path parameters. A path that matches with another method is a 405; no match is a 404.
+ * path parameters. `HEAD` takes the `GET` route of its path (the pipeline sends no body). A path
+ * that matches with another method is a 405 naming the methods it takes (`Allow`); no match is a
+ * 404.
  * @module
  */
 import { ApiError } from "./errors.ts";
@@ -99,10 +101,11 @@ function findRoute<C>(
   method: string,
   pathname: string,
 ): RouteMatch<C> {
+  const wanted = method === "HEAD" ? "GET" : method;
   // Only the routes of the request's method are matched (a pattern costs microseconds); the
   // others are looked at only to tell a 405 from a 404.
   for (const route of routes) {
-    if (route.method !== method) continue;
+    if (route.method !== wanted) continue;
     const groups = route.pattern.exec(pathname);
     if (!groups) continue;
     const params: Record<string, string | undefined> = {};
@@ -115,12 +118,18 @@ function findRoute<C>(
     }
     return { route, params: Object.freeze(params) };
   }
-  const elsewhere = routes.some((route) =>
-    route.method !== method && route.method !== "OPTIONS" && route.pattern.test(pathname)
-  );
-  throw elsewhere
-    ? new ApiError(405, `${method} is not allowed on ${pathname}`, { code: "method_not_allowed" })
-    : noRoute(method, pathname);
+  const allowed = new Set<string>();
+  for (const route of routes) {
+    if (route.method !== wanted && route.pattern.test(pathname)) allowed.add(route.method);
+  }
+  if (allowed.has("GET")) allowed.add("HEAD");
+  if (allowed.size === 0 || (allowed.size === 1 && allowed.has("OPTIONS"))) {
+    throw noRoute(method, pathname);
+  }
+  throw new ApiError(405, `${method} is not allowed on ${pathname}`, {
+    code: "method_not_allowed",
+    headers: { allow: [...allowed].sort().join(", ") },
+  });
 }
 
 /** The 404 for a path no route serves (also for routes that are switched off). */

@@ -102,7 +102,7 @@ export function createDemoUpstream(
     const image = url.pathname.startsWith(DEMO_IMAGE_PREFIX)
       ? /^(\d{1,4})x(\d{1,4})\/(\d{1,10})\.png$/.exec(url.pathname.slice(DEMO_IMAGE_PREFIX.length))
       : null;
-    if (image && request.method === "GET") {
+    if (image && (request.method === "GET" || request.method === "HEAD")) {
       let [w, h] = [Number(image[1]), Number(image[2])];
       const scale = Math.min(1, maxSide / Math.max(w, h, 1));
       [w, h] = [Math.max(1, Math.round(w * scale)), Math.max(1, Math.round(h * scale))];
