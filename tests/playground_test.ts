@@ -1,7 +1,9 @@
 /**
  * The playground in a real browser: headless Chromium (Debian's, installed by .ci/run) driven by
- * puppeteer-core. Two models generate; an image goes to an edit model; a slow generation is
- * cancelled; a bad access key shows the server's message. A screenshot lands in test-output/.
+ * puppeteer-core. Two models generate; an image goes to an edit model; a result is made again,
+ * downloaded and edited; the settings outlast a reload; a slow generation is cancelled; a bad
+ * access key shows the server's message; on a phone nothing is wider than the screen.
+ * Screenshots land in test-output/.
  */
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
@@ -17,7 +19,20 @@ const CHROMIUM = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => 
 const OUTPUT = new URL("../test-output/", import.meta.url);
 const opts = { sanitizeOps: false, sanitizeResources: false, ignore: !CHROMIUM };
 
-async function withPage(url: string, fn: (page: Page) => Promise<void>): Promise<void> {
+/** A phone's screen: narrow, touch, a dense display. */
+interface Viewport {
+  width: number;
+  height: number;
+  isMobile?: boolean;
+  hasTouch?: boolean;
+  deviceScaleFactor?: number;
+}
+
+async function withPage(
+  url: string,
+  fn: (page: Page) => Promise<void>,
+  viewport: Viewport = { width: 1200, height: 900 },
+): Promise<void> {
   const browser: Browser = await puppeteer.launch({
     executablePath: CHROMIUM,
     args: ["--no-sandbox", "--headless=new", "--disable-gpu"],
@@ -27,7 +42,7 @@ async function withPage(url: string, fn: (page: Page) => Promise<void>): Promise
     const problems: string[] = [];
     page.on("console", (m) => m.type() === "error" && problems.push(m.text()));
     page.on("pageerror", (e) => problems.push(String(e)));
-    await page.setViewport({ width: 1200, height: 900 });
+    await page.setViewport(viewport);
     await page.goto(url, { waitUntil: "networkidle0" });
     await fn(page);
     assertEquals(problems, [], "the console stays clean");
@@ -246,5 +261,112 @@ Deno.test({
         `document.querySelector("#quota").textContent.includes("today: 4")`,
       );
     });
+  },
+});
+
+/** Elements that reach past the right edge of the screen, and the document's scroll width. */
+async function overflow(page: Page): Promise<{ scrollWidth: number; wider: string[] }> {
+  return await page.evaluate(`(() => {
+    const width = document.documentElement.clientWidth;
+    const wider = [...document.querySelectorAll("body *")]
+      .filter((e) => e.getClientRects().length && e.getBoundingClientRect().right > width + 0.5)
+      .map((e) => e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + " " +
+        Math.round(e.getBoundingClientRect().right));
+    return { scrollWidth: document.documentElement.scrollWidth - width, wider };
+  })()`) as { scrollWidth: number; wider: string[] };
+}
+
+for (const width of [360, 390]) {
+  Deno.test({
+    name: `playground on a phone (${width}×844): nothing is wider than the screen`,
+    ...opts,
+    async fn() {
+      await using server = startServer({ DEMO: "true" });
+      const phone = { width, height: 844, isMobile: true, hasTouch: true, deviceScaleFactor: 3 };
+      await withPage(`${server.url}/`, async (page) => {
+        await page.waitForFunction(`document.body.dataset.model !== undefined`);
+        assertEquals(await overflow(page), { scrollWidth: 0, wider: [] }, "the first view");
+        // The widest form: an edit model's image picker and every parameter open.
+        await pick(page, "Qwen/Qwen-Image-Edit-2509");
+        await page.evaluate(`document.querySelector("details").open = true`);
+        assertEquals(await overflow(page), { scrollWidth: 0, wider: [] }, "the edit form");
+        await pick(page, "Qwen/Qwen-Image");
+        await page.type("#seed", "987654321");
+        assert(await generate(page, "a lighthouse at dusk, seen from a very long way off") > 0);
+        assertEquals(await overflow(page), { scrollWidth: 0, wider: [] }, "with a result");
+        // The new result is brought into view below the form.
+        const top = await page.$eval("#gallery figure", (f) => f.getBoundingClientRect().top);
+        assert(top < 844, `the result is off screen at ${top}px`);
+        await Deno.mkdir(OUTPUT, { recursive: true });
+        await page.screenshot({ path: new URL(`playground-${width}.png`, OUTPUT).pathname });
+      }, phone);
+    },
+  });
+}
+
+Deno.test({
+  name: "playground: Again, Download and Edit this on a result; the settings outlast a reload",
+  ...opts,
+  async fn() {
+    await using server = startServer({ DEMO: "true" });
+    const downloads = await Deno.makeTempDir({ prefix: "playground-downloads-" });
+    await withPage(`${server.url}/`, async (page) => {
+      await page.waitForFunction(`document.body.dataset.model !== undefined`);
+      await pick(page, "Kwai-Kolors/Kolors");
+      await page.type("#seed", "42");
+      await page.type("#negative", "blurry");
+      const second = await page.evaluate(
+        `document.querySelectorAll("input[name=size]")[1].value`,
+      ) as string;
+      await page.click(`input[name=size][value="${second}"]`);
+      await generate(page, "a red fox");
+      const captions = () => page.$$eval("#gallery figcaption", (c) => c.map((e) => e.textContent));
+
+      // Again: the same request, the same seed.
+      await page.click("#gallery figure .actions button:nth-of-type(1)");
+      await page.waitForFunction(`document.querySelectorAll("#gallery figure").length === 2`);
+      const [again, first] = await captions();
+      assertStringIncludes(again!, "Kwai-Kolors/Kolors · seed 42 · " + second);
+      assertStringIncludes(first!, "Kwai-Kolors/Kolors · seed 42 · " + second);
+
+      // Download: the file, named after the model and seed, is the image shown.
+      const cdp = await page.createCDPSession();
+      await cdp.send("Browser.setDownloadBehavior", { behavior: "allow", downloadPath: downloads });
+      await page.click("#gallery figure .actions a");
+      const saved = `${downloads}/Kolors-seed-42.png`;
+      for (let i = 0; i < 100; i++) {
+        if (await Deno.stat(saved).then(() => true, () => false)) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const src = await page.evaluate(
+        `document.querySelector("#gallery figure img").src`,
+      ) as string;
+      const shown = Uint8Array.from(atob(src.split(",")[1]), (c) => c.charCodeAt(0));
+      assertEquals(await Deno.readFile(saved), shown);
+
+      // The settings outlast a reload; the key is not among them.
+      await page.reload({ waitUntil: "networkidle0" });
+      await page.waitForFunction(`document.body.dataset.model === "Kwai-Kolors/Kolors"`);
+      assertEquals(
+        await page.evaluate(`[
+          document.querySelector("#prompt").value, document.querySelector("#seed").value,
+          document.querySelector("#negative").value,
+          document.querySelector("input[name=size]:checked").value,
+        ]`),
+        ["a red fox", "42", "blurry", second],
+      );
+      assertEquals(await page.evaluate(`localStorage.getItem("playground-key")`), null);
+
+      // Edit this: the image goes to an edit model's input, ready for the next prompt.
+      await generate(page, "a red fox");
+      await page.click("#gallery figure .actions button:nth-of-type(2)");
+      await page.waitForFunction(`/Edit/.test(document.body.dataset.model)`);
+      await page.waitForSelector("#thumbs img");
+      assertEquals(await page.$$eval("#thumbs img", (t) => t.length), 1);
+      const editor = await page.evaluate(`document.body.dataset.model`) as string;
+      assert(await generate(page, "give it a hat") > 0);
+      assertStringIncludes((await captions())[0]!, `${editor} · seed 42`);
+    });
+    await Deno.remove(downloads, { recursive: true });
   },
 });

@@ -3,6 +3,9 @@
  * Content-Security-Policy allows scripts from this server only). Plain browser JavaScript.
  * @module
  */
+import { FORM_JS } from "./form_js.ts";
+
+/** The whole script: this module's part, and the form's (built from a model's schema). */
 export const APP_JS: string = String.raw`
 const $ = (sel) => document.querySelector(sel);
 const el = (tag, props = {}, ...kids) => {
@@ -47,12 +50,14 @@ async function showQuota() {
   box.hidden = false;
 }
 
-async function loadModels() {
+async function loadModels(preferred) {
   const res = await fetch("/v1/models", { headers: headers(false) });
   const list = (await res.json()).data.filter((m) => m.owned_by !== "alias");
   state.models = list;
   const select = $("#model");
+  const current = preferred ?? select.value;
   select.replaceChildren(...list.map((m) => el("option", { value: m.id, textContent: m.id })));
+  if (list.some((m) => m.id === current)) select.value = current;
   await chooseModel(select.value);
 }
 
@@ -61,76 +66,6 @@ async function chooseModel(id) {
   if (!res.ok) return showError(await apiError(res));
   state.model = await res.json();
   buildForm();
-}
-
-const RATIOS = [[1, 1], [4, 3], [3, 4], [3, 2], [2, 3], [16, 9], [9, 16], [21, 9], [9, 21], [2, 1], [1, 2]];
-
-/** The common aspect ratio nearest to a size, e.g. 16:9 for 1664×928. */
-function ratioName(w, h) {
-  let best = RATIOS[0];
-  for (const r of RATIOS) {
-    if (Math.abs(Math.log((w / h) / (r[0] / r[1]))) < Math.abs(Math.log((w / h) / (best[0] / best[1])))) best = r;
-  }
-  return best[0] + ":" + best[1];
-}
-
-const SKIP = new Set(["image_size", "seed", "negative_prompt", "batch_size"]);
-
-function buildForm() {
-  const m = state.model;
-  const props = m.parameters?.properties ?? {};
-  // Aspect ratios from the model's recommended sizes.
-  const sizes = m.sizes ?? [];
-  $("#sizes").replaceChildren(...sizes.map((size, i) => {
-    const [w, h] = size.split("x").map(Number);
-    const id = "size-" + i;
-    const input = el("input", { type: "radio", name: "size", value: size, id, checked: i === 0 });
-    const text = ratioName(w, h) + " (" + w + "×" + h + ")";
-    return el("span", { className: "size" }, input, el("label", { htmlFor: id, textContent: text }));
-  }));
-  $("#sizes-field").hidden = sizes.length === 0;
-  $("#negative-field").hidden = !("negative_prompt" in props);
-  const extra = Object.entries(props).filter(([name]) => !SKIP.has(name));
-  $("#params").replaceChildren(...extra.map(([name, schema]) => field(name, schema)));
-  const max = m.input_images?.max ?? 0;
-  $("#images-field").hidden = max === 0;
-  $("#images-hint").textContent = max ? "Up to " + max + " image" + (max > 1 ? "s" : "") +
-    (m.input_images.min ? " (required)" : "") : "";
-  state.images = state.images.slice(0, max);
-  showThumbs();
-  document.body.dataset.model = m.id;
-}
-
-function field(name, schema) {
-  const id = "p-" + name;
-  const label = el("label", { htmlFor: id, textContent: name.replaceAll("_", " ") });
-  let input;
-  if (schema.enum) {
-    input = el("select", { id }, el("option", { value: "", textContent: "default" }),
-      ...schema.enum.map((v) => el("option", { value: v, textContent: v })));
-  } else if (schema.type === "boolean") {
-    input = el("input", { id, type: "checkbox" });
-  } else if (schema.type === "integer" || schema.type === "number") {
-    input = el("input", { id, type: "number", placeholder: "default",
-      min: schema.minimum ?? "", max: schema.maximum ?? "", step: schema.type === "integer" ? 1 : "any" });
-  } else {
-    input = el("input", { id, type: "text", placeholder: "default" });
-  }
-  input.dataset.param = name;
-  input.dataset.kind = schema.type ?? "string";
-  const range = schema.minimum !== undefined ? " (" + schema.minimum + "–" + schema.maximum + ")" : "";
-  return el("div", { className: "field" }, label, input, el("small", { textContent: range }));
-}
-
-function params() {
-  const out = {};
-  for (const input of document.querySelectorAll("[data-param]")) {
-    const kind = input.dataset.kind;
-    if (input.type === "checkbox") { if (input.checked) out[input.dataset.param] = true; continue; }
-    if (input.value === "") continue;
-    out[input.dataset.param] = kind === "integer" || kind === "number" ? Number(input.value) : input.value;
-  }
-  return out;
 }
 
 async function resized(file) {
@@ -187,6 +122,7 @@ async function generate(request) {
       res = await fetch("/v1/images/generations", { method: "POST", body: JSON.stringify(body), headers: headers(), signal: abort.signal });
     }
     if (!res.ok) return showError(await apiError(res));
+    saveSettings(request);
     const answer = await res.json();
     answer.data.forEach((image, i) => addResult(request, image, i, Date.now() - started));
     $("#status").textContent = "Done in " + ((Date.now() - started) / 1000).toFixed(1) + " s";
@@ -217,7 +153,7 @@ function addResult(request, image, index, ms) {
     if (!editor) return;
     $("#model").value = editor.id;
     await chooseModel(editor.id);
-    state.images = [await (await fetch(src)).blob()];
+    state.images = [await blobOf(src)];
     showThumbs();
     $("#prompt").focus();
   });
@@ -227,7 +163,18 @@ function addResult(request, image, index, ms) {
     textContent: request.model + " · seed " + seed + (request.size ? " · " + request.size : "") +
       (extra.length ? " · " + extra.join(", ") : "") + " · " + (ms / 1000).toFixed(1) + " s",
   });
-  $("#gallery").prepend(el("figure", {}, img, caption, el("div", { className: "actions" }, download, again, edit)));
+  const figure = el("figure", {}, img, caption, el("div", { className: "actions" }, download, again, edit));
+  $("#gallery").prepend(figure);
+  // On a phone the results sit below the form: bring the new one into view.
+  if (matchMedia("(max-width: 48rem)").matches) figure.scrollIntoView({ block: "nearest" });
+}
+
+/** An image of the gallery as a Blob: a data: URI is decoded here (the CSP allows no fetch of one). */
+async function blobOf(src) {
+  if (!src.startsWith("data:")) return await (await fetch(src)).blob();
+  const [head, b64] = src.split(",");
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  return new Blob([bytes], { type: head.slice(5).split(";")[0] });
 }
 
 function currentRequest() {
@@ -273,9 +220,11 @@ async function start() {
   drop.addEventListener("dragover", (e) => e.preventDefault());
   drop.addEventListener("drop", (e) => { e.preventDefault(); addImages(e.dataTransfer.files); });
   document.addEventListener("paste", (e) => addImages([...e.clipboardData.files]));
-  await loadModels();
+  const settings = savedSettings();
+  await loadModels(settings?.model);
+  restoreSettings(settings);
   if (state.mode === "server-key" && $("#key").value) showQuota();
 }
-
+` + FORM_JS + String.raw`
 start().catch((err) => showError(String(err.message ?? err)));
 `;

@@ -78,14 +78,17 @@ const CSS = `
 body { margin: 0 auto; max-width: 72rem; padding: 1rem; }
 header h1 { font-size: 1.4rem; margin: 0 0 .25rem; }
 header p { margin: 0 0 1rem; opacity: .8; }
-main { display: grid; grid-template-columns: minmax(16rem, 24rem) 1fr; gap: 1.5rem; align-items: start; }
-@media (max-width: 48rem) { main { grid-template-columns: 1fr; } }
-form { display: grid; gap: .75rem; }
-.field { display: grid; gap: .25rem; }
-.row { display: grid; grid-template-columns: 1fr 2fr; gap: .75rem; }
+main { display: grid; grid-template-columns: minmax(16rem, 24rem) minmax(0, 1fr); gap: 1.5rem; align-items: start; }
+/* A phone: one column, and nothing wider than the screen (inputs and file pickers shrink). */
+@media (max-width: 48rem) { main { grid-template-columns: minmax(0, 1fr); } body { padding: .75rem; } }
+header p { overflow-wrap: anywhere; }
+form { display: grid; grid-template-columns: minmax(0, 1fr); gap: .75rem; }
+.field { display: grid; grid-template-columns: minmax(0, 1fr); gap: .25rem; }
+.row { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 2fr); gap: .75rem; }
 label, legend, summary { font-weight: 600; font-size: .9rem; }
 input, select, textarea, button { font: inherit; padding: .45rem .5rem; border-radius: .4rem;
-  border: 1px solid color-mix(in srgb, currentColor 30%, transparent); background: transparent; color: inherit; }
+  border: 1px solid color-mix(in srgb, currentColor 30%, transparent); background: transparent; color: inherit;
+  min-width: 0; max-width: 100%; box-sizing: border-box; }
 button { cursor: pointer; }
 #generate { background: var(--accent); color: white; border-color: var(--accent); padding: .55rem 1.2rem; }
 button:disabled { opacity: .5; cursor: progress; }
@@ -94,16 +97,16 @@ fieldset { border: 0; padding: 0; margin: 0; }
 #sizes { display: flex; flex-wrap: wrap; gap: .4rem; }
 .size label { font-weight: 400; }
 .seed { display: flex; gap: .3rem; } .seed input { flex: 1; min-width: 0; }
-#drop { border: 2px dashed color-mix(in srgb, currentColor 30%, transparent); border-radius: .5rem; padding: .75rem; }
+#drop { overflow-wrap: anywhere; border: 2px dashed color-mix(in srgb, currentColor 30%, transparent); border-radius: .5rem; padding: .75rem; }
 #thumbs { display: flex; gap: .4rem; flex-wrap: wrap; }
 .thumb { position: relative; } .thumb img { height: 4rem; border-radius: .3rem; }
 .thumb button { position: absolute; top: 0; right: 0; padding: 0 .35rem; }
 #params { display: grid; gap: .5rem; margin-top: .5rem; }
 .buttons { display: flex; gap: .5rem; align-items: center; flex-wrap: wrap; }
 #error { color: #d33; margin: 0; }
-#gallery { display: grid; grid-template-columns: repeat(auto-fill, minmax(14rem, 1fr)); gap: 1rem; }
+#gallery { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(14rem, 100%), 1fr)); gap: 1rem; }
 figure { margin: 0; } figure img { width: 100%; border-radius: .5rem; display: block; }
-figcaption { font-size: .8rem; opacity: .8; margin: .3rem 0; }
+figcaption { font-size: .8rem; opacity: .8; margin: .3rem 0; overflow-wrap: anywhere; }
 .actions { display: flex; gap: .4rem; flex-wrap: wrap; font-size: .85rem; }
 .actions a, .actions button { padding: .25rem .5rem; }
 `;
