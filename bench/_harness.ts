@@ -192,10 +192,11 @@ export async function timeWorkerStart(): Promise<number> {
 export async function startMinimal(
   source: string,
   env: Record<string, string> = {},
+  flags: string[] = [],
 ): Promise<Child> {
   const file = await Deno.makeTempFile({ suffix: ".js" });
   await Deno.writeTextFile(file, source);
-  const server = startServed(file, env);
+  const server = startServed(file, env, flags);
   await firstAnswer(`${server.url}/healthz`, server.started);
   return {
     ...server,

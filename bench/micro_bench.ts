@@ -17,6 +17,7 @@ import { readMultipart } from "../lib/server/multipart.ts";
 import { RequestSignals } from "../lib/server/request_signals.ts";
 import { jsonResponse } from "../lib/server/response.ts";
 import { matchRoute, path, type Route } from "../lib/server/router.ts";
+import { LocalImageStore } from "../lib/store/local.ts";
 
 const PNG = "data:image/png;base64,iVBORw0KGgoA" + "A".repeat(1012);
 const body = {
@@ -314,4 +315,39 @@ Deno.bench("multipart edit of 1 MB: readMultipart, toBase64()", {
     share: new BodyShare(new BodyBudget(1 << 30)),
   });
   parts.find((p) => p.name === "image[]")!.bytes.toBase64();
+});
+
+// The local image store: a small image (the size of the demo's 64×64 PNG) written once under its
+// final name, against the temporary file and rename it used to take, and against a stream of it.
+const storeRoot = Deno.makeTempDirSync({ prefix: "micro-store-" });
+const store = new LocalImageStore({
+  root: storeRoot,
+  ttlMs: 86_400_000,
+  maxBytes: 1 << 40,
+  logger: () => {},
+  sweepEveryMs: 3_600_000,
+});
+const smallImage = new Uint8Array(1200);
+let written = 0;
+Deno.bench("store a small image: temporary file, then rename", {
+  group: "store",
+  baseline: true,
+}, async () => {
+  const path = `${storeRoot}/before-${written++}`;
+  await Deno.writeFile(`${path}.tmp`, smallImage);
+  await Deno.rename(`${path}.tmp`, path);
+});
+Deno.bench(
+  "store a small image: put(bytes), under its final name",
+  { group: "store" },
+  async () => {
+    await store.put(smallImage, "image/png");
+  },
+);
+Deno.bench("store a small image: putStream of a one-chunk stream", { group: "store" }, async () => {
+  await store.putStream(ReadableStream.from([smallImage]), "image/png");
+});
+globalThis.addEventListener("unload", () => {
+  store.close();
+  Deno.removeSync(storeRoot, { recursive: true });
 });

@@ -85,6 +85,9 @@ export function startFakeUpstream(): FakeUpstream {
     if (blob) {
       return new Response(bigImage(Number(blob[1])), { headers: { "content-type": "image/png" } });
     }
+    // /chunked/N.png streams N bytes with no Content-Length; /broken/N.png breaks off halfway.
+    const streamed = /^\/(chunked|broken)\/(\d+)\.png$/.exec(new URL(req.url).pathname);
+    if (streamed) return streamedImage(Number(streamed[2]), streamed[1] === "broken");
     if (new URL(req.url).pathname.endsWith("/models")) listCalls++;
     if (fake.expired && new URL(req.url).pathname.startsWith("/demo/images/")) {
       return new Response("expired", { status: 404 });
@@ -131,6 +134,21 @@ export function startFakeUpstream(): FakeUpstream {
   });
   fake.baseUrl = `http://127.0.0.1:${server.addr.port}/v1`;
   return fake;
+}
+
+/** {@link bigImage} in 64 KiB chunks with no declared length, or breaking off halfway. */
+function streamedImage(size: number, breaks: boolean): Response {
+  const bytes = bigImage(size);
+  let sent = 0;
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (breaks && sent >= size / 2) return controller.error(new Error("broke off"));
+      if (sent >= size) return controller.close();
+      controller.enqueue(bytes.slice(sent, sent + 65536));
+      sent += 65536;
+    },
+  });
+  return new Response(body, { headers: { "content-type": "image/png" } });
 }
 
 /** A deterministic "image" of `size` bytes that starts with the PNG signature. */

@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import S3rver from "s3rver";
-import { post, startFakeUpstream, startServer } from "./_helpers.ts";
+import { bigImage, post, startFakeUpstream, startServer } from "./_helpers.ts";
 
 const LINK = /\]\((http:\/\/127\.0\.0\.1:\d+\/images\/[A-Za-z0-9_-]{22}\.png)\)/;
 // The local store's sweep timer lives as long as its server.
@@ -109,6 +109,28 @@ Deno.test({
         });
         assertMatch((await res.json()).data[0].url, /\/images\/[A-Za-z0-9_-]{22}\.png$/);
       });
+      await t.step(
+        "a large image with no declared length streams into the store whole",
+        async () => {
+          const origin = new URL(fake.baseUrl).origin;
+          const size = 8 * 1024 * 1024 + 5;
+          const answer = (url: string) => ({
+            status: 200,
+            body: JSON.stringify({ images: [{ url }], seed: 1 }),
+          });
+          fake.queue.push(answer(`${origin}/chunked/${size}.png`));
+          const stored = LINK.exec(await chatImage(server.url))?.[1];
+          assert(stored?.startsWith(`${server.url}/images/`), stored);
+          assertEquals(new Uint8Array(await (await fetch(stored!)).arrayBuffer()), bigImage(size));
+          // A download that breaks off keeps SiliconFlow's link, says so, and leaves no file.
+          const before = [...Deno.readDirSync(root)].length;
+          fake.queue.push(answer(`${origin}/broken/${size}.png`));
+          const content = await chatImage(server.url);
+          assertStringIncludes(content, `](${origin}/broken/${size}.png)`);
+          assertStringIncludes(content, "could not be stored");
+          assertEquals([...Deno.readDirSync(root)].length, before);
+        },
+      );
       await t.step("PUBLIC_BASE_URL and forwarded headers set the links' origin", async () => {
         const res = await post(`${server.url}/v1/images/generations`, {
           model: "Qwen/Qwen-Image",

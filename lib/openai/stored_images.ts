@@ -25,7 +25,8 @@ export function publicBase(ctx: RequestContext): string {
 
 /**
  * Stores each generated image and swaps its link for this server's. An image that cannot be
- * stored within a few seconds keeps SiliconFlow's link; the answer's notes say so.
+ * stored (its download fails, or the store does, or takes more than a few seconds for bytes it
+ * was handed whole) keeps SiliconFlow's link; the answer's notes say so.
  */
 export async function storeImages(
   ctx: RequestContext,
@@ -37,14 +38,7 @@ export async function storeImages(
   const notes: string[] = [];
   await Promise.all(outcome.images.map(async (image, i) => {
     try {
-      const { bytes, contentType } = await ctx.app.upstream.downloadBytes(image.url, signal);
-      const limit = deadline(STORE_TIMEOUT_MS, signal);
-      try {
-        const name = await store.put(bytes, contentType, limit.signal);
-        image.url = `${base}/images/${name}`;
-      } finally {
-        limit.clear();
-      }
+      image.url = `${base}/images/${await storeOne(ctx, store, image.url, signal)}`;
     } catch (err) {
       ctx.app.logger({
         level: "warn",
@@ -60,6 +54,46 @@ export async function storeImages(
     }
   }));
   return notes;
+}
+
+/**
+ * Copies one image into the store: streamed from the download into the file when the store takes
+ * streams (written once, never buffered whole: the local folder), else downloaded, then put
+ * within {@link STORE_TIMEOUT_MS}.
+ */
+async function storeOne(
+  ctx: RequestContext,
+  store: ImageStore,
+  url: string,
+  signal: AbortSignal,
+): Promise<string> {
+  const upstream = ctx.app.upstream;
+  if (store.putStream) {
+    return await upstream.downloadInto(url, signal, (image, type, until) => {
+      if (!(image instanceof Uint8Array)) return store.putStream!(image, type, until);
+      return withDeadline(STORE_TIMEOUT_MS, signal, (limit) => store.put(image, type, limit));
+    });
+  }
+  const { bytes, contentType } = await upstream.downloadBytes(url, signal);
+  return await withDeadline(
+    STORE_TIMEOUT_MS,
+    signal,
+    (limit) => store.put(bytes, contentType, limit),
+  );
+}
+
+/** Runs `work` with a signal that aborts after `ms` or with `signal`. */
+async function withDeadline<T>(
+  ms: number,
+  signal: AbortSignal,
+  work: (limit: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const limit = deadline(ms, signal);
+  try {
+    return await work(limit.signal);
+  } finally {
+    limit.clear();
+  }
 }
 
 /** The store name in one of this server's image links, when the link is one. */

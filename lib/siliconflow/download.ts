@@ -4,6 +4,7 @@
  * passed here, never one taken from a client's request.
  * @module
  */
+import { contentLength, WHOLE_READ_BYTES } from "../server/body.ts";
 import { readResponse } from "../server/fetched_body.ts";
 import { deadline } from "../server/deadline.ts";
 import { ApiError } from "../server/errors.ts";
@@ -86,6 +87,90 @@ export async function downloadBytes(
   if (dataUri) {
     return { contentType: dataUri.mediaType, bytes: Uint8Array.fromBase64(dataUri.base64) };
   }
+  return await fetchImage(url, options, async (response, maxBytes) => {
+    const bytes = await readResponse(response, maxBytes);
+    if (!bytes) throw tooBig();
+    return { contentType: contentTypeOf(response), bytes };
+  });
+}
+
+/**
+ * What takes a downloaded image: its bytes whole when it is small (one read), else its body as
+ * it streams in; its media type; and the download's signal, which ends with its time limit.
+ */
+export type ImageSink<T> = (
+  image: Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array>,
+  contentType: string,
+  signal: AbortSignal,
+) => Promise<T>;
+
+/**
+ * Fetches an image URL and hands it to `sink` within the download's time limit and size cap: a
+ * body of a declared length up to {@link WHOLE_READ_BYTES} (and a data URI) as its bytes, read in
+ * one call, anything longer as a stream, never held whole. A failed fetch is a 502 (504 when it
+ * timed out); what `sink` throws comes through as it is.
+ */
+export async function downloadInto<T>(
+  url: string,
+  options: DownloadOptions,
+  sink: ImageSink<T>,
+): Promise<T> {
+  const dataUri = splitDataUri(url);
+  if (dataUri) {
+    const bytes = Uint8Array.fromBase64(dataUri.base64);
+    return await sink(bytes, dataUri.mediaType, options.signal ?? NEVER);
+  }
+  let sinking = false;
+  return await fetchImage(url, options, async (response, maxBytes, signal) => {
+    const declared = contentLength(response.headers);
+    if (declared !== undefined && declared > maxBytes) throw tooBig();
+    // Small: one read and one write, 1.7× faster than a stream of it (bench:micro "store").
+    const image = declared !== undefined && declared <= WHOLE_READ_BYTES
+      ? await response.bytes()
+      // The HTTP layer holds a body to its Content-Length; one without is counted here.
+      : declared === undefined
+      ? response.body!.pipeThrough(capped(maxBytes))
+      : response.body!;
+    sinking = true;
+    return await sink(image, contentTypeOf(response), signal);
+  }, () => sinking);
+}
+
+const NEVER = new AbortController().signal;
+
+/** Passes a stream on, erroring once it passes `maxBytes`. */
+function capped(maxBytes: number): TransformStream<Uint8Array, Uint8Array> {
+  let total = 0;
+  return new TransformStream({
+    transform(chunk, controller) {
+      total += chunk.byteLength;
+      if (total > maxBytes) controller.error(tooBig());
+      else controller.enqueue(chunk);
+    },
+  });
+}
+
+function tooBig(): ApiError {
+  return new ApiError(502, "The generated image is larger than the download limit", {
+    code: "image_download_failed",
+  });
+}
+
+function contentTypeOf(response: Response): string {
+  return response.headers.get("content-type")?.split(";")[0].trim() || "image/png";
+}
+
+/**
+ * GETs an image within the download's time limit and hands a successful response to `read`. A
+ * failure of the fetch or of `read` is a 502 (504 when timed out), except once `passThrough()`
+ * says the failure is no longer the download's.
+ */
+async function fetchImage<T>(
+  url: string,
+  options: DownloadOptions,
+  read: (response: Response, maxBytes: number, signal: AbortSignal) => Promise<T>,
+  passThrough: () => boolean = () => false,
+): Promise<T> {
   const limit = deadline(options.timeoutMs, options.signal);
   try {
     const response = await fetchFollowing(url, options.fetch, limit.signal);
@@ -95,16 +180,9 @@ export async function downloadBytes(
         code: "image_download_failed",
       });
     }
-    const bytes = await readResponse(response, options.maxBytes ?? MAX_DOWNLOAD_BYTES);
-    if (!bytes) {
-      throw new ApiError(502, "The generated image is larger than the download limit", {
-        code: "image_download_failed",
-      });
-    }
-    const contentType = response.headers.get("content-type")?.split(";")[0].trim() || "image/png";
-    return { contentType, bytes };
+    return await read(response, options.maxBytes ?? MAX_DOWNLOAD_BYTES, limit.signal);
   } catch (err) {
-    if (err instanceof ApiError) throw err;
+    if (err instanceof ApiError || passThrough()) throw err;
     throw new ApiError(
       limit.timedOut() ? 504 : 502,
       `Downloading the generated image failed: ${(err as Error)?.message ?? err}`.slice(0, 300),

@@ -8,7 +8,13 @@ import type { Config } from "../config.ts";
 import type { Logger } from "../server/logger.ts";
 import { type ListedModel, SiliconFlowClient, type UpstreamResult } from "./client.ts";
 import type { DemoUpstreamOptions } from "./demo_upstream.ts";
-import { downloadBytes, type DownloadedImage, downloadImage } from "./download.ts";
+import {
+  downloadBytes,
+  type DownloadedImage,
+  downloadImage,
+  downloadInto,
+  type ImageSink,
+} from "./download.ts";
 import { fingerprint, KeyPool, type UpstreamAuth, withPoolKey } from "./keys.ts";
 
 /** One call's worth of context: whose key, which cancellation, where the trace id goes. */
@@ -31,11 +37,13 @@ export interface Upstream {
   caller(scope: CallScope): (body: Record<string, unknown>) => Promise<UpstreamResult>;
   /** Downloads an image SiliconFlow generated (never a URL from a client), as base64. */
   download(url: string, signal: AbortSignal): Promise<DownloadedImage>;
-  /** The same, as bytes (for the image store). */
+  /** The same, as bytes (for an image store that takes bytes). */
   downloadBytes(
     url: string,
     signal: AbortSignal,
   ): Promise<{ bytes: Uint8Array<ArrayBuffer>; contentType: string }>;
+  /** The same, streamed into `sink` as it arrives (for an image store that takes streams). */
+  downloadInto<T>(url: string, signal: AbortSignal, sink: ImageSink<T>): Promise<T>;
   /** The server's own keys and their state, in server-key and anonymous modes. */
   keyStatus(): ReturnType<KeyPool["status"]> | undefined;
   /** Serves the stand-in's images (`GET /demo/images/…`); undefined outside demo mode. */
@@ -121,6 +129,10 @@ export function createUpstream(config: Config, options: UpstreamOptions): Upstre
     },
     downloadBytes(url, signal) {
       return downloadBytes(url, { fetch: fetcher, timeoutMs: config.upstreamTimeoutMs, signal });
+    },
+    downloadInto(url, signal, sink) {
+      const options = { fetch: fetcher, timeoutMs: config.upstreamTimeoutMs, signal };
+      return downloadInto(url, options, sink);
     },
     keyStatus: () => pool?.status(),
     demoImages: demo,

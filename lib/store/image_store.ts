@@ -65,6 +65,16 @@ export interface ImageStore {
   readonly kind: "local" | "s3";
   /** Stores bytes under a new name and answers it; gives up when `signal` aborts. */
   put(bytes: Uint8Array<ArrayBuffer>, contentType: string, signal?: AbortSignal): Promise<string>;
+  /**
+   * The same for bytes still arriving: each chunk is written as it comes, once, and never held
+   * whole. A store that cannot (S3 needs the length up front) leaves it out and is given bytes.
+   * Gives up when `signal` (the download's) aborts or the stream errors, keeping nothing.
+   */
+  putStream?(
+    body: ReadableStream<Uint8Array>,
+    contentType: string,
+    signal?: AbortSignal,
+  ): Promise<string>;
   /** Reads an image (a range of it, when given); undefined for a name it does not hold. */
   get(name: string, range?: ByteRange): Promise<StoredImage | undefined>;
   /** Deletes an image; a name it does not hold is no error. */

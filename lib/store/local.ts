@@ -1,8 +1,8 @@
 /**
  * The local-folder image store (`IMAGE_STORE=./data/images`, the default where the disk can be
- * written): files written atomically (a temporary file, then a rename), served as streams, and
- * kept within `IMAGE_TTL_DAYS` and `IMAGE_STORE_MAX_BYTES`, oldest first: at start-up, after a
- * write that crosses the cap, and by a sweep every minute.
+ * written): files written once under a new unguessable name (as they stream in, for large ones),
+ * served as streams, and kept within `IMAGE_TTL_DAYS` and `IMAGE_STORE_MAX_BYTES`, oldest first:
+ * at start-up, after a write that crosses the cap, and by a sweep every minute.
  * @module
  */
 import type { Logger } from "../server/logger.ts";
@@ -55,22 +55,39 @@ export class LocalImageStore implements ImageStore {
     return `${this.#options.root}/${name}`;
   }
 
-  /** Writes to a temporary file, then renames it into place. */
-  async put(
-    bytes: Uint8Array<ArrayBuffer>,
+  /** Writes the bytes to a new file. */
+  put(bytes: Uint8Array<ArrayBuffer>, contentType: string, signal?: AbortSignal): Promise<string> {
+    return this.#write(bytes, contentType, signal);
+  }
+
+  /** The same, written chunk by chunk as the download streams in. */
+  putStream(
+    body: ReadableStream<Uint8Array>,
     contentType: string,
     signal?: AbortSignal,
   ): Promise<string> {
+    return this.#write(body, contentType, signal);
+  }
+
+  async #write(
+    data: Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array>,
+    contentType: string,
+    signal?: AbortSignal,
+  ): Promise<string> {
+    // Written under its final name, with no temporary file and rename: the name is unguessable
+    // and handed out only once the write is done, so no one can read it half-written; one file
+    // operation fewer per image. A failed write is removed.
     const name = newImageName(contentType);
-    const temp = this.#path(`.tmp-${name}`);
+    const path = this.#path(name);
+    let size: number;
     try {
-      await Deno.writeFile(temp, bytes, { signal });
-      await Deno.rename(temp, this.#path(name));
+      await Deno.writeFile(path, data, { signal, createNew: true });
+      size = data instanceof Uint8Array ? data.byteLength : (await Deno.stat(path)).size;
     } catch (err) {
-      await Deno.remove(temp).catch(() => {});
+      await Deno.remove(path).catch(() => {});
       throw err;
     }
-    this.#bytes += bytes.byteLength;
+    this.#bytes += size;
     if (this.#bytes > this.#options.maxBytes) this.sweep();
     return name;
   }

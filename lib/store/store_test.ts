@@ -73,6 +73,39 @@ Deno.test("image store contract: local folder", async (t) => {
   }
 });
 
+Deno.test("local store putStream: written as it streams in; a broken stream keeps nothing", async () => {
+  const root = await Deno.makeTempDir();
+  const store = new LocalImageStore({ root, ttlMs: 86_400_000, maxBytes: 1 << 30, logger: quiet });
+  const chunks = [PNG.subarray(0, 5), PNG.subarray(5, 9), PNG.subarray(9)];
+  try {
+    const name = await store.putStream(ReadableStream.from(chunks), "image/png");
+    const stored = await store.get(name);
+    assertEquals([stored!.size, await bytesOf(stored!.body)], [PNG.length, [...PNG]]);
+    const broken = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(PNG.subarray(0, 8));
+        controller.error(new Error("the download broke off"));
+      },
+    });
+    let failed = "";
+    await store.putStream(broken, "image/png").catch((err) => (failed = err.message));
+    assertEquals(failed, "the download broke off");
+    const stop = new AbortController();
+    const stalled = new ReadableStream<Uint8Array>({
+      start: (controller) => controller.enqueue(PNG.subarray(0, 8)),
+    });
+    const abandoned = store.putStream(stalled, "image/png", stop.signal).catch(() => "gave up");
+    setTimeout(() => stop.abort(), 20);
+    assertEquals(await abandoned, "gave up");
+    const left = [];
+    for await (const entry of Deno.readDir(root)) left.push(entry.name);
+    assertEquals(left, [name], "nothing but the whole image");
+  } finally {
+    store.close();
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
 Deno.test("image store contract: S3-compatible (s3rver on loopback)", async (t) => {
   const directory = await Deno.makeTempDir();
   const server = new S3rver({
