@@ -561,7 +561,7 @@ section("store", async () => {
   const local = new LocalImageStore({
     root,
     ttlMs: 86_400_000,
-    maxBytes: 1 << 40,
+    maxBytes: 2 ** 40,
     logger: () => {},
   });
   const s3dir = await Deno.makeTempDir();

@@ -323,7 +323,7 @@ const storeRoot = Deno.makeTempDirSync({ prefix: "micro-store-" });
 const store = new LocalImageStore({
   root: storeRoot,
   ttlMs: 86_400_000,
-  maxBytes: 1 << 40,
+  maxBytes: 2 ** 40,
   logger: () => {},
   sweepEveryMs: 3_600_000,
 });
@@ -347,6 +347,23 @@ Deno.bench(
 Deno.bench("store a small image: putStream of a one-chunk stream", { group: "store" }, async () => {
   await store.putStream(ReadableStream.from([smallImage]), "image/png");
 });
+// Serving a small stored image: the file streamed (as before), against read in one call.
+const served = await store.put(smallImage, "image/png");
+Deno.bench("serve a small image: open, stat, stream the file", {
+  group: "serve",
+  baseline: true,
+}, async () => {
+  const file = await Deno.open(`${storeRoot}/${served}`);
+  await file.stat();
+  await new Response(file.readable).arrayBuffer();
+});
+Deno.bench(
+  "serve a small image: store.get (read whole in one call)",
+  { group: "serve" },
+  async () => {
+    await new Response((await store.get(served))!.body).arrayBuffer();
+  },
+);
 globalThis.addEventListener("unload", () => {
   store.close();
   Deno.removeSync(storeRoot, { recursive: true });

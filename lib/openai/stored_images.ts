@@ -8,8 +8,13 @@
 import type { GenerationOutcome } from "../generation/plan.ts";
 import { deadline } from "../server/deadline.ts";
 import { ApiError } from "../server/errors.ts";
-import { concatBytes } from "../server/body.ts";
-import { IMAGE_NAME, type ImageStore, STORE_TIMEOUT_MS } from "../store/image_store.ts";
+import {
+  bytesOf,
+  discard,
+  IMAGE_NAME,
+  type ImageStore,
+  STORE_TIMEOUT_MS,
+} from "../store/image_store.ts";
 import type { RequestContext } from "./context.ts";
 
 /** Where this server's `/images/…` links point: `PUBLIC_BASE_URL`, or the request's own origin. */
@@ -130,15 +135,13 @@ export async function inlineOwnImages(
     if (!name) return url;
     const stored = await store.get(name);
     if (!stored || stored.size > MAX_INLINE_BYTES) {
-      await stored?.body.cancel();
+      await discard(stored);
       throw new ApiError(400, `The image ${url} is no longer stored here; attach it again.`, {
         param,
         code: "image_not_found",
       });
     }
-    const chunks: Uint8Array[] = [];
-    for await (const chunk of stored.body) chunks.push(chunk);
-    return `data:${stored.contentType};base64,${concatBytes(chunks).toBase64()}`;
+    return `data:${stored.contentType};base64,${(await bytesOf(stored)).toBase64()}`;
   }));
 }
 
@@ -186,7 +189,7 @@ export async function serveStoredImage(
   if (!whole) throw notFound();
   const range = parseRange(ctx.request.headers.get("range"), whole.size);
   if (range === "bad") {
-    await whole.body.cancel();
+    await discard(whole);
     return new Response(null, {
       status: 416,
       headers: { ...headers, "content-range": `bytes */${whole.size}` },
@@ -197,7 +200,7 @@ export async function serveStoredImage(
     headers["content-length"] = String(whole.size);
     return new Response(whole.body, { headers });
   }
-  await whole.body.cancel();
+  await discard(whole);
   const part = await store.get(name, range);
   if (!part) throw notFound();
   headers["content-range"] = `bytes ${range.start}-${range.end}/${whole.size}`;

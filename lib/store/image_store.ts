@@ -41,8 +41,12 @@ export interface ByteRange {
 
 /** A stored image being read. */
 export interface StoredImage {
-  /** The bytes (the whole image, or the range asked for), streamed. */
-  body: ReadableStream<Uint8Array>;
+  /**
+   * The bytes (the whole image, or the range asked for): streamed, or read already when the
+   * whole image was small. Either can be a `Response` body; {@link bytesOf} and {@link discard}
+   * take both.
+   */
+  body: ReadableStream<Uint8Array> | Uint8Array<ArrayBuffer>;
   /** The whole image's size in bytes. */
   size: number;
   /** Its media type. */
@@ -83,6 +87,16 @@ export interface ImageStore {
   list(): AsyncIterable<StoredEntry>;
   /** Stops background work (the sweep). */
   close(): void;
+}
+
+/** A stored image's bytes, read whole. */
+export async function bytesOf(image: StoredImage): Promise<Uint8Array<ArrayBuffer>> {
+  return image.body instanceof Uint8Array ? image.body : await new Response(image.body).bytes();
+}
+
+/** Lets a stored image that will not be read go (its file or connection). */
+export async function discard(image: StoredImage | undefined): Promise<void> {
+  if (image && !(image.body instanceof Uint8Array)) await image.body.cancel();
 }
 
 /** How long storing one image may take before the answer falls back to SiliconFlow's link. */

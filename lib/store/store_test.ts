@@ -1,7 +1,7 @@
 /** One contract for both image stores: a local folder, and S3 on a loopback s3rver. */
 import { assert, assertEquals, assertMatch, assertNotEquals } from "@std/assert";
 import S3rver from "s3rver";
-import { IMAGE_NAME, type ImageStore } from "./image_store.ts";
+import { IMAGE_NAME, type ImageStore, type StoredImage } from "./image_store.ts";
 import { LocalImageStore } from "./local.ts";
 import { S3ImageStore } from "./s3.ts";
 
@@ -25,8 +25,8 @@ const PNG = new Uint8Array([
 ]);
 const quiet = () => {};
 
-async function bytesOf(stream: ReadableStream<Uint8Array>): Promise<number[]> {
-  return [...new Uint8Array(await new Response(stream).arrayBuffer())];
+async function bytesOf(body: StoredImage["body"]): Promise<number[]> {
+  return [...new Uint8Array(await new Response(body).arrayBuffer())];
 }
 
 async function contract(t: Deno.TestContext, store: ImageStore) {
