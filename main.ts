@@ -55,7 +55,12 @@ const shutdown = new AbortController();
 const logger = createLogger(config.logFormat, undefined, undefined, config.logLevel);
 // The start-up and shutdown lines are printed whatever LOG_LEVEL says.
 const announcer = createLogger(config.logFormat);
-const handler = createHandler({ config, logger, shutdownSignal: shutdown.signal });
+const handler = createHandler({
+  config,
+  logger,
+  shutdownSignal: shutdown.signal,
+  resumeVideoJobs: true,
+});
 
 /** A line of the server's own (start-up, shutdown): plain text, or a JSON record. */
 function say(msg: string): void {

@@ -16,6 +16,8 @@ import {
 } from "./config_values.ts";
 import { type ImageStoreConfig, storeOf } from "./store/config.ts";
 
+export { ENV_NAMES } from "./config_values.ts";
+
 export { ConfigError, displayUrl } from "./config_values.ts";
 export type { ImageStoreConfig } from "./store/config.ts";
 
@@ -81,44 +83,11 @@ export interface Config {
   readonly adminApiKey?: string;
   /** `KV_PATH`: the KV for managed keys; undefined means the platform's (Deno Deploy). */
   readonly kvPath?: string;
+  /** `VIDEO_POLL_MS`: the first wait between status checks of a video job (backs off to 6×). */
+  readonly videoPollMs: number;
+  /** `VIDEO_JOB_TIMEOUT_MS`: how long a video job is polled before it is given up as failed. */
+  readonly videoJobTimeoutMs: number;
 }
-
-/** Every environment variable the server reads (the `--allow-env` list). */
-export const ENV_NAMES: readonly string[] = [
-  "PORT",
-  "HOST",
-  "SILICONFLOW_BASE_URL",
-  "UPSTREAM_TIMEOUT_MS",
-  "KEEPALIVE_MS",
-  "MAX_BODY_BYTES",
-  "MAX_BODY_BUFFER_BYTES",
-  "LOG_FORMAT",
-  "LOG_LEVEL",
-  "DEMO",
-  "MODEL_ALIASES",
-  "IMAGE_DELIVERY",
-  "PROGRESS",
-  "SILICONFLOW_API_KEY",
-  "PROXY_API_KEYS",
-  "ALLOW_ANONYMOUS",
-  "MAX_CONCURRENCY",
-  "BODY_TIMEOUT_MS",
-  "SHUTDOWN_GRACE_MS",
-  "STRICT_PARAMS",
-  "STREAM_HOLD_MS",
-  "PLAYGROUND",
-  "ADMIN_API_KEY",
-  "KV_PATH",
-  "IMAGE_STORE",
-  "IMAGE_TTL_DAYS",
-  "IMAGE_STORE_MAX_BYTES",
-  "PUBLIC_BASE_URL",
-  "S3_ENDPOINT",
-  "S3_REGION",
-  "S3_ACCESS_KEY_ID",
-  "S3_SECRET_ACCESS_KEY",
-  "S3_FORCE_PATH_STYLE",
-];
 
 /** Default values, as documented in the README's configuration table. */
 export const DEFAULTS = {
@@ -137,6 +106,8 @@ export const DEFAULTS = {
   kvPath: "./data/kv.sqlite3",
   imageTtlDays: 30,
   imageStoreMaxBytes: 10 * 1024 * 1024 * 1024,
+  videoPollMs: 5_000,
+  videoJobTimeoutMs: 3_600_000,
 } as const;
 
 /** OpenAI model names that tools hard-code, mapped to SiliconFlow models. */
@@ -148,6 +119,9 @@ export const DEFAULT_ALIASES: Readonly<Record<string, AliasTarget>> = {
   "gpt-image-1-mini": { generate: "Qwen/Qwen-Image", edit: "Qwen/Qwen-Image-Edit-2509" },
   "gpt-image-2": { generate: "Qwen/Qwen-Image", edit: "Qwen/Qwen-Image-Edit-2509" },
   "chatgpt-image-latest": { generate: "Qwen/Qwen-Image", edit: "Qwen/Qwen-Image-Edit-2509" },
+  // OpenAI's video models: text to video, or image to video when a first frame is given.
+  "sora-2": { generate: "Wan-AI/Wan2.2-T2V-A14B", edit: "Wan-AI/Wan2.2-I2V-A14B" },
+  "sora-2-pro": { generate: "Wan-AI/Wan2.2-T2V-A14B", edit: "Wan-AI/Wan2.2-I2V-A14B" },
 };
 
 /** Parses `alias=Model,alias2=Model|EditModel`. Targets must be known models. */
@@ -217,6 +191,16 @@ function kvPathOf(get: (name: string) => string | undefined): string | undefined
   return get("DENO_DEPLOYMENT_ID") ? undefined : DEFAULTS.kvPath;
 }
 
+/** `VIDEO_POLL_MS` and `VIDEO_JOB_TIMEOUT_MS` (up to a week). */
+function videoOf(int: IntegerReader, demo: boolean) {
+  const timeout = int("VIDEO_JOB_TIMEOUT_MS", DEFAULTS.videoJobTimeoutMs, 1_000, 604_800_000);
+  return {
+    // The demo's jobs take seconds: it checks on them every second.
+    videoPollMs: int("VIDEO_POLL_MS", demo ? 1_000 : DEFAULTS.videoPollMs, 100, 600_000),
+    videoJobTimeoutMs: timeout,
+  };
+}
+
 /** `MAX_BODY_BYTES` and `MAX_BODY_BUFFER_BYTES`, which must hold at least one body. */
 function bodyLimitsOf(int: IntegerReader) {
   const maxBodyBytes = int("MAX_BODY_BYTES", DEFAULTS.maxBodyBytes, 1024, 1024 * 1024 * 1024);
@@ -280,6 +264,7 @@ export function loadConfig(get: (name: string) => string | undefined): Config {
     strictParams: boolean("STRICT_PARAMS", get("STRICT_PARAMS")),
     playground: boolean("PLAYGROUND", get("PLAYGROUND") ?? "true"),
     streamHoldMs: int("STREAM_HOLD_MS", DEFAULTS.streamHoldMs, 0, 600_000),
+    ...videoOf(int, boolean("DEMO", get("DEMO"))),
     modelAliases: Object.freeze(
       Object.assign(Object.create(null), DEFAULT_ALIASES, parseAliases(get("MODEL_ALIASES"))),
     ),

@@ -98,3 +98,42 @@ export function baseUrlOf(raw: string | undefined, name: string, fallback = ""):
 
 /** Reads a whole-number variable: its name, default and range. */
 export type IntegerReader = (name: string, fallback: number, min: number, max: number) => number;
+
+/** Every environment variable the server reads (the `--allow-env` list). */
+export const ENV_NAMES: readonly string[] = [
+  "PORT",
+  "HOST",
+  "SILICONFLOW_BASE_URL",
+  "UPSTREAM_TIMEOUT_MS",
+  "KEEPALIVE_MS",
+  "MAX_BODY_BYTES",
+  "MAX_BODY_BUFFER_BYTES",
+  "LOG_FORMAT",
+  "LOG_LEVEL",
+  "DEMO",
+  "MODEL_ALIASES",
+  "IMAGE_DELIVERY",
+  "PROGRESS",
+  "SILICONFLOW_API_KEY",
+  "PROXY_API_KEYS",
+  "ALLOW_ANONYMOUS",
+  "MAX_CONCURRENCY",
+  "BODY_TIMEOUT_MS",
+  "SHUTDOWN_GRACE_MS",
+  "STRICT_PARAMS",
+  "STREAM_HOLD_MS",
+  "PLAYGROUND",
+  "ADMIN_API_KEY",
+  "KV_PATH",
+  "IMAGE_STORE",
+  "IMAGE_TTL_DAYS",
+  "IMAGE_STORE_MAX_BYTES",
+  "PUBLIC_BASE_URL",
+  "S3_ENDPOINT",
+  "S3_REGION",
+  "S3_ACCESS_KEY_ID",
+  "S3_SECRET_ACCESS_KEY",
+  "S3_FORCE_PATH_STYLE",
+  "VIDEO_POLL_MS",
+  "VIDEO_JOB_TIMEOUT_MS",
+];

@@ -17,6 +17,8 @@ import { TRACE_HEADER } from "./siliconflow/client.ts";
 import { createUpstream } from "./siliconflow/upstream.ts";
 import { createImageStore } from "./store/create.ts";
 import { QuotaStore } from "./quota/store.ts";
+import { VideoJobStore } from "./store/video_jobs.ts";
+import { VideoPoller } from "./openai/video_jobs.ts";
 
 /** Dependencies of {@link createHandler}; everything but `config` has a default. */
 export interface HandlerOptions {
@@ -33,6 +35,11 @@ export interface HandlerOptions {
    * others with a 503. `main.ts` aborts it when the shutdown grace has run out.
    */
   shutdownSignal?: AbortSignal;
+  /**
+   * Starts polling the video jobs left unfinished on KV (a restart) at once, rather than at the
+   * first video request. `main.ts` sets it; tests that build handlers in process do not.
+   */
+  resumeVideoJobs?: boolean;
 }
 
 /** A request handler, as `Deno.serve` and `export default { fetch }` take it. */
@@ -56,25 +63,42 @@ export function createHandler(options: HandlerOptions): Handler {
   const logger = options.logger ??
     createLogger(config.logFormat, undefined, undefined, config.logLevel);
   const shutdownSignal = options.shutdownSignal ?? new AbortController().signal;
+  const store = createImageStore(config.imageStore, logger, now);
+  const quota = config.adminApiKey ? new QuotaStore(config.kvPath, now) : undefined;
+  const upstream = createUpstream(config, {
+    fetch: options.fetch,
+    logger,
+    now,
+    // Each generation makes up to MAX_N upstream calls.
+    maxInFlight: config.maxConcurrency * MAX_N,
+    // The rules are zod schemas, loaded after start-up.
+    rules: async (body) => (await import("./generation/schemas.ts")).upstreamRules(body),
+    videoRules: async (body) => (await import("./generation/schemas.ts")).videoRules(body),
+  });
+  const jobs = new VideoJobStore(config.kvPath, now);
+  const poller = new VideoPoller({
+    config,
+    jobs,
+    upstream,
+    store,
+    quota,
+    logger,
+    now,
+    shutdownSignal,
+  });
+  if (options.resumeVideoJobs) poller.start();
   const app: App = {
     config,
     now,
     logger,
-    upstream: createUpstream(config, {
-      fetch: options.fetch,
-      logger,
-      now,
-      // Each generation makes up to MAX_N upstream calls.
-      maxInFlight: config.maxConcurrency * MAX_N,
-      // The rules are zod schemas, loaded after start-up.
-      rules: async (body) => (await import("./generation/schemas.ts")).upstreamRules(body),
-    }),
+    upstream,
     slots: new GenerationSlots(config.maxConcurrency),
     streams: { count: 0 },
     bodyBudget: new BodyBudget(config.maxBodyBufferBytes),
     shutdownSignal,
-    store: createImageStore(config.imageStore, logger, now),
-    quota: config.adminApiKey ? new QuotaStore(config.kvPath, now) : undefined,
+    store,
+    quota,
+    videos: { jobs, poller },
   };
   const signals = new RequestSignals(shutdownSignal);
   return createPipeline<RequestContext>({

@@ -4,7 +4,7 @@
  * ephemeral port with a capturing logger.
  */
 import { type Config, loadConfig } from "../lib/config.ts";
-import { upstreamRules } from "../lib/generation/schemas.ts";
+import { upstreamRules, videoRules } from "../lib/generation/schemas.ts";
 import type { ListedModel } from "../lib/siliconflow/client.ts";
 import { createDemoUpstream } from "../lib/siliconflow/demo_upstream.ts";
 import { createHandler } from "../lib/handler.ts";
@@ -44,15 +44,27 @@ export interface FakeUpstream extends AsyncDisposable {
   listing: ListedModel[];
   /** How many model lists it has answered. */
   listCalls(): number;
-  /** When true, its image links answer 404, as SiliconFlow's do after an hour. */
+  /** When true, its image and video links answer 404, as SiliconFlow's do when they lapse. */
   expired: boolean;
+  /** How long its video jobs take, submit to done (ms). */
+  videoMs: number;
+  /** When set, its video jobs fail with this reason. */
+  videoFail?: string;
+  /** Every video status call: the job's request id and the key it came with. */
+  statusCalls: { requestId: string; authorization: string | null }[];
 }
 
 /** Starts the fake on a free loopback port. */
 export function startFakeUpstream(): FakeUpstream {
   // Small drawings keep b64_json and data-delivery tests fast; sizes in URLs stay as asked.
   const listing: ListedModel[] = [];
-  const demo = createDemoUpstream({ maxSide: 64, rules: upstreamRules, listing: () => listing });
+  const demo = createDemoUpstream({
+    maxSide: 64,
+    rules: upstreamRules,
+    videoRules,
+    listing: () => listing,
+    videoMs: () => fake.videoMs,
+  });
   let inFlight = 0;
   let aborted = 0;
   let listCalls = 0;
@@ -64,6 +76,8 @@ export function startFakeUpstream(): FakeUpstream {
     listing,
     listCalls: () => listCalls,
     expired: false,
+    videoMs: 300,
+    statusCalls: [],
     inFlight: () => inFlight,
     aborted: () => aborted,
     async [Symbol.asyncDispose]() {
@@ -89,10 +103,23 @@ export function startFakeUpstream(): FakeUpstream {
     const streamed = /^\/(chunked|broken)\/(\d+)\.png$/.exec(new URL(req.url).pathname);
     if (streamed) return streamedImage(Number(streamed[2]), streamed[1] === "broken");
     if (new URL(req.url).pathname.endsWith("/models")) listCalls++;
-    if (fake.expired && new URL(req.url).pathname.startsWith("/demo/images/")) {
+    const { pathname } = new URL(req.url);
+    if (fake.expired && /^\/demo\/(images|videos)\//.test(pathname)) {
       return new Response("expired", { status: 404 });
     }
-    if (!new URL(req.url).pathname.endsWith("/images/generations")) return demo(req);
+    if (pathname.endsWith("/video/status")) {
+      const text = await req.text();
+      const requestId = String(JSON.parse(text || "{}").requestId);
+      fake.statusCalls.push({ requestId, authorization: req.headers.get("authorization") });
+      if (fake.videoFail) {
+        const failed = { status: "Failed", reason: fake.videoFail, position: 0, results: null };
+        return Response.json(failed, { headers: { "x-siliconcloud-trace-id": "fake-trace-1" } });
+      }
+      return await demo(new Request(req.url, { method: "POST", headers: req.headers, body: text }));
+    }
+    if (!pathname.endsWith("/images/generations") && !pathname.endsWith("/video/submit")) {
+      return demo(req);
+    }
     const text = await req.text();
     let body: Record<string, unknown> = {};
     try {
@@ -253,8 +280,11 @@ export function startServer(
   const config = loadConfig((name) => ({ STREAM_HOLD_MS: "0", IMAGE_STORE: "none", ...env })[name]);
   const logs: LogRecord[] = [];
   const lines: string[] = [];
+  // Aborted when the test is done with the server: its video poller stops with it.
+  const done = new AbortController();
   const handler = createHandler({
     config,
+    shutdownSignal: done.signal,
     // An explicit fetch keeps upstream calls on one HTTP client, so the test's resource sanitizer
     // sees no extra clients (the lanes themselves are tested through main.ts).
     fetch: (input, init) => fetch(input, init),
@@ -272,6 +302,7 @@ export function startServer(
     lines,
     async [Symbol.asyncDispose]() {
       await server.shutdown();
+      done.abort();
       // The log scan: across the whole suite, no key of any kind may reach a log line.
       const keys = [
         TEST_KEY,

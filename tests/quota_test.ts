@@ -89,7 +89,12 @@ Deno.test("admin API: keys made, listed, limited, restricted, disabled and revok
       const usage = await (await fetch(`${server.url}/v1/usage`, {
         headers: { authorization: `Bearer ${alice.key}` },
       })).json();
-      assertEquals(usage.remaining, { today: 0, this_month: null });
+      assertEquals(usage.remaining, {
+        today: 0,
+        this_month: null,
+        videos_today: null,
+        videos_this_month: null,
+      });
       assertEquals(usage.data.reduce((n: number, r: { images: number }) => n + r.images, 0), 3);
     },
   );
@@ -127,7 +132,7 @@ Deno.test("admin API: keys made, listed, limited, restricted, disabled and revok
     const qwen = json.data.find((r: { model: string }) => r.model === "Qwen/Qwen-Image");
     assertEquals([qwen.key_name, qwen.requested, qwen.made, qwen.failures], [null, 5, 4, 1]);
     const csv = await (await adminCall(server.url, "GET", "/admin/v1/usage?format=csv")).text();
-    assertMatch(csv, /^date,key_id,key_name,model,requested,made,failures\n/);
+    assertMatch(csv, /^date,key_id,key_name,model,unit,requested,made,failures\n/);
     const bad = await adminCall(server.url, "GET", "/admin/v1/usage?from=yesterday");
     assertEquals(bad.status, 400);
     await bad.body?.cancel();

@@ -121,3 +121,18 @@ Deno.test("README configuration table and flag table cover every variable and fl
     assertEquals(flags.includes(`--${flag}`), true, flag);
   }
 });
+
+Deno.test(
+  "README video example works as written",
+  { sanitizeOps: false, sanitizeResources: false },
+  async () => {
+    await using fake = startFakeUpstream();
+    await using server = startServer({ SILICONFLOW_BASE_URL: fake.baseUrl, KV_PATH: ":memory:" });
+    const examples = curlExamples("/v1/videos");
+    assertEquals(examples.length, 1);
+    const res = await post(`${server.url}/v1/videos`, examples[0].body);
+    assertEquals(res.status, 200, await res.clone().text());
+    assertEquals((await res.json()).status, "queued");
+    assertEquals(fake.received.at(-1)!.body.image_size, "1280x720");
+  },
+);

@@ -33,6 +33,11 @@ export interface ModelSpec {
   readonly verified: boolean;
   /** True for a model SiliconFlow lists that this registry does not know (see {@link genericModel}). */
   readonly unchecked?: boolean;
+  /**
+   * Set for a video model (served by `/v1/videos` and chat as jobs, through SiliconFlow's
+   * `video/submit`): the length of what it makes, whatever a request asks for.
+   */
+  readonly video?: { readonly seconds: number };
 }
 
 const SEED: ParamSpec = { type: "integer", min: 0, max: 9_999_999_999 };
@@ -58,6 +63,14 @@ const QWEN_SIZES = [
   "1584x1056",
   "1056x1584",
 ] as const;
+
+// SiliconFlow's video sizes: landscape, portrait, square. `image_size` is required there.
+const WAN_SIZES = ["1280x720", "720x1280", "960x960"] as const;
+const WAN_PARAMS: Readonly<Record<string, ParamSpec>> = {
+  image_size: { type: "enum", values: WAN_SIZES },
+  seed: SEED,
+  negative_prompt: NEGATIVE,
+};
 
 /** Every model this server knows, in the order `/v1/models` lists them. */
 export const MODELS: readonly ModelSpec[] = [
@@ -139,6 +152,25 @@ export const MODELS: readonly ModelSpec[] = [
     params: { image_size: SIZE, seed: SEED },
     sizes: ["1024x1024", "1200x896", "1264x848", "1376x768", "896x1200", "768x1376"],
     verified: false,
+  },
+  {
+    id: "Wan-AI/Wan2.2-T2V-A14B",
+    ownedBy: "Wan-AI",
+    inputImages: { min: 0, max: 0 },
+    params: WAN_PARAMS,
+    sizes: WAN_SIZES,
+    verified: true,
+    // Wan 2.2 makes 81 frames at 16 fps; SiliconFlow's reference does not state the length.
+    video: { seconds: 5 },
+  },
+  {
+    id: "Wan-AI/Wan2.2-I2V-A14B",
+    ownedBy: "Wan-AI",
+    inputImages: { min: 1, max: 1 },
+    params: WAN_PARAMS,
+    sizes: WAN_SIZES,
+    verified: true,
+    video: { seconds: 5 },
   },
 ];
 

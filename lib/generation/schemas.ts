@@ -90,3 +90,29 @@ export function upstreamRules(
   }
   return undefined;
 }
+
+/**
+ * What SiliconFlow says to a video submit, by this registry: a video model, a prompt, one of its
+ * sizes (`image_size` is required there), and an image for a model that takes one.
+ */
+export function videoRules(
+  body: Record<string, unknown>,
+): { code: number; message: string } | undefined {
+  const model = typeof body.model === "string" ? findModel(body.model) : undefined;
+  if (!model?.video || model.id !== body.model) {
+    return { code: 20012, message: "Model does not exist. Please check it carefully." };
+  }
+  if (typeof body.prompt !== "string" || !body.prompt.trim()) {
+    return { code: 20015, message: "prompt is required" };
+  }
+  if (body.image_size === undefined) return { code: 20015, message: "image_size is required" };
+  if (model.inputImages.min > 0 && typeof body.image !== "string") {
+    return { code: 20015, message: `${model.id} requires an image` };
+  }
+  const params = Object.fromEntries(Object.keys(model.params).map((k) => [k, body[k]]));
+  const parsed = modelSchema(model).safeParse(params);
+  if (!parsed.success) {
+    return { code: 20015, message: `Invalid parameter: ${parsed.error.issues[0].message}` };
+  }
+  return undefined;
+}

@@ -82,6 +82,10 @@ export function resolveImageSize(model: ModelSpec, req: SizeRequest): unknown {
     throw invalidParam("size", "size must be WIDTHxHEIGHT (e.g. 1024x1024) or auto");
   }
   if (model.sizes.includes(size)) return size;
-  if (OPENAI_SIZES.includes(size)) return nearestSize(model, sizeRatio(size)!) ?? size;
+  // A video model takes only its few sizes: any other is the nearest of them (portrait,
+  // landscape or square).
+  if (OPENAI_SIZES.includes(size) || model.video) {
+    return nearestSize(model, sizeRatio(size)!) ?? size;
+  }
   return size;
 }

@@ -6,7 +6,7 @@
  * @module
  */
 import { z } from "zod";
-import { resolveModel } from "../generation/registry.ts";
+import { findModel, resolveModel } from "../generation/registry.ts";
 import { readJsonObject } from "../server/body.ts";
 import { ApiError, invalidParam, zodError } from "../server/errors.ts";
 import { jsonResponse } from "../server/response.ts";
@@ -22,6 +22,8 @@ const Fields = z.strictObject({
   name: z.string().trim().min(1).max(100),
   images_per_day: Limit,
   images_per_month: Limit,
+  videos_per_day: Limit,
+  videos_per_month: Limit,
   models: z.array(z.string().min(1).max(200)).max(100).nullable().optional(),
   expires_at: z.iso.datetime({ offset: true }).nullable().optional(),
   disabled: z.boolean().optional(),
@@ -105,6 +107,11 @@ export async function deleteKey(ctx: RequestContext, params: Params): Promise<Re
 
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
 
+/** What a usage row of a model counts. */
+function unitOf(model: string): "images" | "videos" {
+  return findModel(model)?.video ? "videos" : "images";
+}
+
 /** `GET /admin/v1/usage?from=…&to=…[&format=csv]`: per key, model and day. */
 export async function adminUsage(ctx: RequestContext): Promise<Response> {
   const quota = admin(ctx);
@@ -123,6 +130,7 @@ export async function adminUsage(ctx: RequestContext): Promise<Response> {
     key_id: r.key_id,
     key_name: names.get(r.key_id) ?? null,
     model: r.model,
+    unit: unitOf(r.model),
     requested: r.requested,
     made: r.made,
     failures: r.failures,
@@ -130,7 +138,7 @@ export async function adminUsage(ctx: RequestContext): Promise<Response> {
   if (q.get("format") === "csv") {
     const cell = (v: unknown) =>
       /[",\n]/.test(String(v ?? "")) ? `"${String(v).replaceAll('"', '""')}"` : String(v ?? "");
-    const head = "date,key_id,key_name,model,requested,made,failures";
+    const head = "date,key_id,key_name,model,unit,requested,made,failures";
     const lines = rows.map((r) => Object.values(r).map(cell).join(","));
     return new Response([head, ...lines].join("\n") + "\n", {
       headers: { "content-type": "text/csv; charset=utf-8" },
@@ -152,15 +160,23 @@ export async function ownUsage(ctx: RequestContext): Promise<Response> {
   const { day, month } = utcDay(ctx.app.now());
   const rows = await quota.usage(`${month}-01`, day, account.id);
   const counted = await quota.counted(account.id);
-  const left = (limit: number | null, used: number) =>
-    limit === null ? null : Math.max(0, limit - used);
+  const videos = await quota.counted(account.id, "videos");
+  const left = (limit: number | null | undefined, used: number) =>
+    limit === null || limit === undefined ? null : Math.max(0, limit - used);
   return jsonResponse({
     object: "usage",
-    data: rows.map((r) => ({ date: r.date, model: r.model, images: r.made })),
-    limits: { images_per_day: account.images_per_day, images_per_month: account.images_per_month },
+    data: rows.map((r) => ({ date: r.date, model: r.model, [unitOf(r.model)]: r.made })),
+    limits: {
+      images_per_day: account.images_per_day,
+      images_per_month: account.images_per_month,
+      videos_per_day: account.videos_per_day ?? null,
+      videos_per_month: account.videos_per_month ?? null,
+    },
     remaining: {
       today: left(account.images_per_day, counted.today),
       this_month: left(account.images_per_month, counted.this_month),
+      videos_today: left(account.videos_per_day, videos.today),
+      videos_this_month: left(account.videos_per_month, videos.this_month),
     },
   });
 }

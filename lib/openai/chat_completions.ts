@@ -63,7 +63,9 @@ function streamChat(
   return streamAnswer<ChatStreamEvent>(ctx, {
     encoder: new ChatChunkEncoder(answer.meta, answer.includeUsage),
     keepAlive: (s) =>
-      intro ? { kind: "reasoning", text: `Still working… ${s} s\n` } : { kind: "keepalive" },
+      intro
+        ? { kind: "reasoning", text: `Still working… ${s} s${generation.status?.() ?? ""}\n` }
+        : { kind: "keepalive" },
     // Chat UIs that read only choices[0] show the failure as text; SDKs raise the error event.
     failureEvents: (error) => [
       { kind: "content", text: `⚠️ ${error.message}` },

@@ -19,6 +19,8 @@ import { authorize, bearerKey, type UpstreamAuth } from "../siliconflow/keys.ts"
 import type { KeyRecord, QuotaStore } from "../quota/store.ts";
 import type { Upstream } from "../siliconflow/upstream.ts";
 import type { ImageStore } from "../store/image_store.ts";
+import type { VideoJobStore } from "../store/video_jobs.ts";
+import type { VideoPoller } from "./video_jobs.ts";
 
 /** The server, built once: configuration, clock, logger, the upstream side and the counters. */
 export interface App {
@@ -42,6 +44,8 @@ export interface App {
   readonly store?: ImageStore;
   /** Access keys with quotas on KV (`ADMIN_API_KEY`), if enabled. */
   readonly quota?: QuotaStore;
+  /** Video jobs on KV (`KV_PATH`), and this instance's poller of them. */
+  readonly videos: { readonly jobs: VideoJobStore; readonly poller: VideoPoller };
 }
 
 /** Who called: the key that pays upstream, and a KV-managed access key's record if one was used. */
@@ -100,16 +104,7 @@ async function meteredRun(
   run: () => Promise<GenerationOutcome>,
 ): Promise<GenerationOutcome> {
   const { plan } = job;
-  const allowed = account.models?.map((m) => m.toLowerCase());
-  if (
-    allowed && !allowed.includes(job.requested.toLowerCase()) &&
-    !allowed.includes(plan.model.id.toLowerCase())
-  ) {
-    throw new ApiError(403, `This access key may not use ${job.requested}.`, {
-      param: "model",
-      code: "model_not_allowed",
-    });
-  }
+  checkModelAllowed(account, job.requested, plan.model);
   const reservation = await quota.reserve(account, plan.n);
   const settle = async (made: number) => {
     const requested = plan.n;
@@ -126,6 +121,20 @@ async function meteredRun(
   }
   await settle(outcome.images.length);
   return outcome;
+}
+
+/** A 403 unless a managed key may use the model (as named, or as the model it resolved to). */
+export function checkModelAllowed(account: KeyRecord, requested: string, model: ModelSpec): void {
+  const allowed = account.models?.map((m) => m.toLowerCase());
+  if (
+    allowed && !allowed.includes(requested.toLowerCase()) &&
+    !allowed.includes(model.id.toLowerCase())
+  ) {
+    throw new ApiError(403, `This access key may not use ${requested}.`, {
+      param: "model",
+      code: "model_not_allowed",
+    });
+  }
 }
 
 /** One request: its own state, and the app. */

@@ -25,6 +25,7 @@ import {
   requestedModel,
   upstreamCaller,
 } from "./context.ts";
+import { prepareVideo } from "./chat_video.ts";
 import { parsePromptFlags } from "./prompt_flags.ts";
 import { inlineOwnImages, storeImages } from "./stored_images.ts";
 
@@ -118,6 +119,8 @@ export interface PreparedGeneration {
   progress: boolean;
   /** Runs the generation: the outcome, and the markdown answer with its notes. */
   run(signal: AbortSignal): Promise<{ outcome: GenerationOutcome; markdown: string }>;
+  /** Where a long job stands (a video's place in the queue), for progress lines. */
+  status?: () => string;
 }
 
 /** Checks a conversation against the model and plans its generation. */
@@ -146,6 +149,17 @@ export async function prepareGeneration(
   const found = inputImages(chat, model, param);
   const { fromHistory } = found;
   const images = await inlineOwnImages(ctx, found.images, param);
+  if (model.video) {
+    return prepareVideo(ctx, auth, {
+      model,
+      requested,
+      prompt: flags.prompt,
+      images,
+      fields,
+      stream: chat.stream,
+      progress: progress === "reasoning",
+    });
+  }
   const plan = planGeneration({
     model,
     prompt: flags.prompt,
@@ -192,5 +206,6 @@ export async function prepareGeneration(
 /** The first progress line: what is being made. */
 export function describe(plan: GenerationPlan): string {
   const size = plan.imageSize ? ` at ${plan.imageSize}` : "";
+  if (plan.model.video) return `Making a video with ${plan.model.id}…\n`;
   return `Generating ${plan.n} image${plan.n === 1 ? "" : "s"} with ${plan.model.id}${size}…\n`;
 }

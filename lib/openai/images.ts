@@ -13,7 +13,7 @@ import {
 } from "../generation/plan.ts";
 import { readJsonObject } from "../server/body.ts";
 import { readMultipart } from "../server/multipart.ts";
-import { ApiError } from "../server/errors.ts";
+import { ApiError, invalidParam } from "../server/errors.ts";
 import { jsonResponse } from "../server/response.ts";
 import {
   authorizeRequest,
@@ -75,6 +75,13 @@ async function generate(
 ): Promise<Response> {
   const endpoint = images.length > 0 ? "edits" : "generations";
   const model = await requestedModel(ctx, auth, request.model, { withImages: images.length > 0 });
+  if (model.video) {
+    throw invalidParam(
+      "model",
+      `${model.id} makes videos: use POST /v1/videos (or chat) for it.`,
+      "model_not_image",
+    );
+  }
   const plan = planGeneration({
     model,
     prompt: request.prompt,

@@ -16,7 +16,10 @@ export function describeModel(spec: ModelSpec): {
   parameters: Record<string, unknown>;
   input_images: { min: number; max: number };
   sizes: readonly string[];
+  video?: { seconds: number };
 } {
   const parameters = z.toJSONSchema(modelSchema(spec), { io: "input", unrepresentable: "any" });
-  return { parameters, input_images: { ...spec.inputImages }, sizes: spec.sizes };
+  const described = { parameters, input_images: { ...spec.inputImages }, sizes: spec.sizes };
+  // A video model says so (and its length): it is served by /v1/videos.
+  return spec.video ? { ...described, video: { ...spec.video } } : described;
 }

@@ -27,6 +27,7 @@ const chat = once(() => import("./chat_completions.ts"));
 const images = once(() => import("./images.ts"));
 const responsesApi = once(() => import("./responses.ts"));
 const admin = once(() => import("./admin.ts"));
+const videos = once(() => import("./videos.ts"));
 const page = once(() => import("../playground/page.ts"));
 
 /** A route handler from a module loaded on first use. */
@@ -41,6 +42,7 @@ export async function preloadRoutes(): Promise<void> {
     images(),
     responsesApi(),
     admin(),
+    videos(),
     page(),
     import("./model_schema.ts"),
   ]);
@@ -89,6 +91,28 @@ export const ROUTES: readonly Route<RequestContext>[] = [
   { method: "GET", pattern: path("/favicon.svg"), handle: playground },
   { method: "GET", pattern: path(`${DEMO_IMAGE_PREFIX}*`), handle: demoImages },
   { method: "GET", pattern: path("/images/:name"), handle: serveStoredImage },
+  { method: "GET", pattern: path("/videos/:name"), handle: serveStoredImage },
+  {
+    method: "POST",
+    pattern: path("{/v1}?/videos"),
+    handle: lazy(videos, (m) => m.videosCreate),
+  },
+  { method: "GET", pattern: path("{/v1}?/videos"), handle: lazy(videos, (m) => m.videosList) },
+  {
+    method: "GET",
+    pattern: path("{/v1}?/videos/:id/content"),
+    handle: lazy(videos, (m) => m.videosContent),
+  },
+  {
+    method: "GET",
+    pattern: path("{/v1}?/videos/:id"),
+    handle: lazy(videos, (m) => m.videosRetrieve),
+  },
+  {
+    method: "DELETE",
+    pattern: path("{/v1}?/videos/:id"),
+    handle: lazy(videos, (m) => m.videosDelete),
+  },
   {
     method: "POST",
     pattern: path("{/v1}?/chat/completions"),

@@ -110,7 +110,7 @@ function ownImageName(ctx: RequestContext, url: string): string | undefined {
     return undefined;
   }
   const name = /^\/images\/([^/]+)$/.exec(parsed.pathname)?.[1];
-  if (!name || !IMAGE_NAME.test(name)) return undefined;
+  if (!name || !IMAGE_NAME.test(name) || name.endsWith(".mp4")) return undefined;
   const ours = [ctx.url.origin, publicBase(ctx)];
   return ours.includes(parsed.origin) ? name : undefined;
 }
@@ -166,20 +166,31 @@ function parseRange(
 
 const IMMUTABLE = "public, max-age=31536000, immutable";
 
-/** `GET /images/{id}.{ext}`: the stored image, streamed, with ETag, caching and ranges. */
-export async function serveStoredImage(
+/** `GET /images/{id}.{ext}` (and `/videos/{id}.mp4`): the stored file, with ETag, caching and ranges. */
+export function serveStoredImage(
   ctx: RequestContext,
   params: Readonly<Record<string, string | undefined>>,
 ): Promise<Response> {
   const name = params.name ?? "";
-  const store = ctx.app.store;
   const notFound = () =>
     new ApiError(404, "No such image", { param: "name", code: "image_not_found" });
-  if (!store || !IMAGE_NAME.test(name)) throw notFound();
+  if (!IMAGE_NAME.test(name)) throw notFound();
+  return serveStored(ctx, name, notFound);
+}
+
+/** A file of the store, streamed (or answered from one read), with ETag, caching and ranges. */
+export async function serveStored(
+  ctx: RequestContext,
+  name: string,
+  notFound: () => ApiError,
+  cacheControl = IMMUTABLE,
+): Promise<Response> {
+  const store = ctx.app.store;
+  if (!store) throw notFound();
   const etag = `"${name.split(".")[0]}"`;
   const headers: Record<string, string> = {
     etag,
-    "cache-control": IMMUTABLE,
+    "cache-control": cacheControl,
     "accept-ranges": "bytes",
   };
   if (ctx.request.headers.get("if-none-match") === etag) {

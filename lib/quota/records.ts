@@ -5,6 +5,8 @@
  */
 import { ApiError } from "../server/errors.ts";
 
+export { retryLocked } from "../server/kv.ts";
+
 /** A key as the admin API shows it (never the secret). */
 export interface KeyRecord {
   /** `key_…`. */
@@ -21,6 +23,10 @@ export interface KeyRecord {
   images_per_day: number | null;
   /** Images a UTC month, or null for no limit. */
   images_per_month: number | null;
+  /** Videos a UTC day, or null (or absent, on a key made before videos) for no limit. */
+  videos_per_day?: number | null;
+  /** Videos a UTC month, or null for no limit. */
+  videos_per_month?: number | null;
   /** Model ids or aliases it may use, or null for any. */
   models: string[] | null;
   /** ISO date-time after which it no longer works, or null. */
@@ -33,7 +39,14 @@ export interface KeyRecord {
 export type KeyFields = Partial<
   Pick<
     KeyRecord,
-    "name" | "images_per_day" | "images_per_month" | "models" | "expires_at" | "disabled"
+    | "name"
+    | "images_per_day"
+    | "images_per_month"
+    | "videos_per_day"
+    | "videos_per_month"
+    | "models"
+    | "expires_at"
+    | "disabled"
   >
 >;
 
@@ -62,20 +75,6 @@ export function utcDay(ms: number): { day: string; month: string } {
 export async function sha256(text: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-/** Runs a KV operation, retrying SQLite's "database is locked" with a bounded jittered backoff. */
-export async function retryLocked<T>(op: () => Promise<T>, attempts = 12): Promise<T> {
-  for (let i = 0;; i++) {
-    try {
-      return await op();
-    } catch (err) {
-      if (i + 1 >= attempts || !String((err as Error)?.message).includes("database is locked")) {
-        throw err;
-      }
-      await new Promise((r) => setTimeout(r, (5 + Math.random() * 20) * (i + 1)));
-    }
-  }
 }
 
 export function unavailable(err: unknown): ApiError {
@@ -108,11 +107,12 @@ export function exceeded(
   used: number,
   resetsAt: number,
   now: number,
+  unit = "images",
 ): ApiError {
   const seconds = Math.max(1, Math.ceil((resetsAt - now) / 1000));
   return new ApiError(
     429,
-    `This key's ${kind} limit of ${limit} images is reached (${used} used); it resets at ${
+    `This key's ${kind} limit of ${limit} ${unit} is reached (${used} used); it resets at ${
       new Date(resetsAt).toISOString()
     }.`,
     {

@@ -24,6 +24,16 @@ import {
 } from "./records.ts";
 
 export type { KeyFields, KeyRecord, Reservation, UsageRow } from "./records.ts";
+
+/** What a quota counts: images, or videos (each its own limits). */
+export type Unit = "images" | "videos";
+
+/** The KV keys of a key's day and month counters of a unit, for the UTC day of `at`. */
+function counterKeys(id: string, unit: Unit, at: number): [Deno.KvKey, Deno.KvKey] {
+  const { day, month } = utcDay(at);
+  const [d, m] = unit === "images" ? ["d", "m"] : ["vd", "vm"];
+  return [["quota", id, d, day], ["quota", id, m, month]];
+}
 export { retryLocked, utcDay } from "./records.ts";
 
 /** Keys, quotas and usage in one Deno KV. */
@@ -69,6 +79,8 @@ export class QuotaStore {
       last_used_at: null,
       images_per_day: fields.images_per_day ?? null,
       images_per_month: fields.images_per_month ?? null,
+      videos_per_day: fields.videos_per_day ?? null,
+      videos_per_month: fields.videos_per_month ?? null,
       models: fields.models ?? null,
       expires_at: fields.expires_at ?? null,
       disabled: false,
@@ -134,39 +146,36 @@ export class QuotaStore {
     });
   }
 
-  /** Images counted against a key today and this month (UTC). */
-  counted(id: string): Promise<{ today: number; this_month: number }> {
-    const { day, month } = utcDay(this.#now());
+  /** Images (or videos) counted against a key today and this month (UTC). */
+  counted(id: string, unit: Unit = "images"): Promise<{ today: number; this_month: number }> {
+    const [dayKey, monthKey] = counterKeys(id, unit, this.#now());
     return this.#guard(async (kv) => {
-      const [d, m] = await kv.getMany<number[]>([["quota", id, "d", day], [
-        "quota",
-        id,
-        "m",
-        month,
-      ]]);
+      const [d, m] = await kv.getMany<number[]>([dayKey, monthKey]);
       return { today: d.value ?? 0, this_month: m.value ?? 0 };
     });
   }
 
   /**
-   * Reserves `images` against the key's day and month limits, atomically across every instance
-   * sharing this KV; a 429 `quota_exceeded` past either, saying which and when it resets.
+   * Reserves `count` images (or videos) against the key's day and month limits, atomically
+   * across every instance sharing this KV; a 429 `quota_exceeded` past either, saying which and
+   * when it resets.
    */
-  reserve(record: KeyRecord, images: number): Promise<Reservation> {
+  reserve(record: KeyRecord, count: number, unit: Unit = "images"): Promise<Reservation> {
     const now = this.#now();
-    const { day, month } = utcDay(now);
-    const dayKey = ["quota", record.id, "d", day];
-    const monthKey = ["quota", record.id, "m", month];
+    const [dayKey, monthKey] = counterKeys(record.id, unit, now);
+    const perDay = (unit === "images" ? record.images_per_day : record.videos_per_day) ?? null;
+    const perMonth = (unit === "images" ? record.images_per_month : record.videos_per_month) ??
+      null;
     return this.#guard(async (kv) => {
       for (;;) {
         const [d, m] = await kv.getMany<number[]>([dayKey, monthKey]);
-        const today = (d.value ?? 0) + images;
-        const thisMonth = (m.value ?? 0) + images;
-        if (record.images_per_day !== null && today > record.images_per_day) {
-          throw exceeded("daily", record.images_per_day, d.value ?? 0, nextDay(now), now);
+        const today = (d.value ?? 0) + count;
+        const thisMonth = (m.value ?? 0) + count;
+        if (perDay !== null && today > perDay) {
+          throw exceeded("daily", perDay, d.value ?? 0, nextDay(now), now, unit);
         }
-        if (record.images_per_month !== null && thisMonth > record.images_per_month) {
-          throw exceeded("monthly", record.images_per_month, m.value ?? 0, nextMonth(now), now);
+        if (perMonth !== null && thisMonth > perMonth) {
+          throw exceeded("monthly", perMonth, m.value ?? 0, nextMonth(now), now, unit);
         }
         const ok = await kv.atomic().check(d).check(m).set(dayKey, today, {
           expireIn: 40 * 86_400_000,
@@ -179,6 +188,12 @@ export class QuotaStore {
           unmade > 0 ? this.#giveBack(dayKey, monthKey, unmade) : Promise.resolve(),
       };
     });
+  }
+
+  /** Gives back `count` of what was reserved for a key at `at` (a video job that failed later). */
+  giveBack(id: string, unit: Unit, count: number, at: number): Promise<void> {
+    const [dayKey, monthKey] = counterKeys(id, unit, at);
+    return this.#giveBack(dayKey, monthKey, count);
   }
 
   #giveBack(dayKey: Deno.KvKey, monthKey: Deno.KvKey, images: number): Promise<void> {

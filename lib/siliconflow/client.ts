@@ -1,5 +1,6 @@
 /**
- * The SiliconFlow client: one `POST {base}/images/generations`, with a timeout, abort on client
+ * The SiliconFlow client: `POST {base}/images/generations` (and the video job's `video/submit`
+ * and `video/status`), with a timeout, abort on client
  * disconnect, a cap on the response size, and the mapping of upstream failures to OpenAI errors.
  * @module
  */
@@ -14,8 +15,10 @@ import {
   type UpstreamResult,
   withTrace,
 } from "./answers.ts";
+import { parseVideoStatus, parseVideoSubmit, type VideoStatus } from "./video_answers.ts";
 
 export type { UpstreamResult } from "./answers.ts";
+export type { VideoStatus } from "./video_answers.ts";
 
 /** Where the demo stand-in serves its images. */
 export const DEMO_IMAGE_PREFIX = "/demo/images/";
@@ -102,32 +105,49 @@ export class SiliconFlowClient {
   }
 
   /** Makes one generation call; throws {@link ApiError} on any failure. */
-  async generate(body: Record<string, unknown>, options: CallOptions): Promise<UpstreamResult> {
+  generate(body: Record<string, unknown>, options: CallOptions): Promise<UpstreamResult> {
+    return this.#post("images/generations", body, options, parseUpstreamSuccess);
+  }
+
+  /** Submits a video job (`POST {base}/video/submit`); answers SiliconFlow's `requestId`. */
+  submitVideo(body: Record<string, unknown>, options: CallOptions): Promise<string> {
+    return this.#post("video/submit", body, options, parseVideoSubmit);
+  }
+
+  /** A video job's state (`POST {base}/video/status`). */
+  videoStatus(requestId: string, options: CallOptions): Promise<VideoStatus> {
+    return this.#post("video/status", { requestId }, options, parseVideoStatus);
+  }
+
+  /** One JSON `POST` to SiliconFlow, its 200 answer parsed by `parse`; an {@link ApiError} else. */
+  async #post<T>(
+    path: string,
+    body: Record<string, unknown>,
+    options: CallOptions,
+    parse: (text: string, traceId?: string) => T,
+  ): Promise<T> {
     const limit = deadline(this.#timeoutMs, options.signal);
     let traceId: string | undefined;
     const lane = this.#lane();
     lane.inFlight++;
     try {
       if (options.signal?.aborted) throw new DOMException("aborted", "AbortError");
-      const response = await this.#fetch(
-        `${options.baseUrl.replace(/\/+$/, "")}/images/generations`,
-        {
-          method: "POST",
-          headers: {
-            "authorization": `Bearer ${options.apiKey}`,
-            "content-type": "application/json",
-            "accept": "application/json",
-          },
-          body: jsonBody(body),
-          signal: limit.signal,
-          // A redirect from the API is a fault to report, never a hop to somewhere else.
-          redirect: "manual",
-          ...(lane.client ? { client: lane.client } : {}),
+      const response = await this.#fetch(`${options.baseUrl.replace(/\/+$/, "")}/${path}`, {
+        method: "POST",
+        headers: {
+          "authorization": `Bearer ${options.apiKey}`,
+          "content-type": "application/json",
+          "accept": "application/json",
         },
-      );
+        body: jsonBody(body),
+        signal: limit.signal,
+        // A redirect from the API is a fault to report, never a hop to somewhere else.
+        redirect: "manual",
+        ...(lane.client ? { client: lane.client } : {}),
+      });
       traceId = response.headers.get(TRACE_HEADER)?.slice(0, 128) || undefined;
       if (traceId) options.onTraceId?.(traceId);
-      return await this.#read(response, options.apiKey, traceId);
+      return parse(await this.#read(response, options.apiKey, traceId), traceId);
     } catch (err) {
       if (err instanceof ApiError) throw err;
       if (options.signal?.aborted) {
@@ -183,8 +203,8 @@ export class SiliconFlowClient {
     return listed;
   }
 
-  /** Reads an answer: its images, or the error it stands for, with no key left in its text. */
-  async #read(response: Response, apiKey: string, traceId?: string): Promise<UpstreamResult> {
+  /** Reads a 200 answer's text, or throws the error it stands for, with no key left in its text. */
+  async #read(response: Response, apiKey: string, traceId?: string): Promise<string> {
     const bytes = await readResponse(response, MAX_UPSTREAM_RESPONSE_BYTES);
     if (bytes === undefined) {
       throw new ApiError(502, withTrace("SiliconFlow's answer is too large", traceId), {
@@ -201,7 +221,6 @@ export class SiliconFlowClient {
       }
       throw mapUpstreamError({ status: response.status, text, headers: response.headers, traceId });
     }
-    if (apiKey.length >= 16) text = text.replaceAll(apiKey, "[redacted]");
-    return parseUpstreamSuccess(text, traceId);
+    return apiKey.length >= 16 ? text.replaceAll(apiKey, "[redacted]") : text;
   }
 }

@@ -8,6 +8,13 @@
  */
 import { jsonResponse } from "../server/response.ts";
 import { DEMO_IMAGE_PREFIX, type ListedModel, TRACE_HEADER } from "./client.ts";
+import {
+  DEMO_VIDEO_PREFIX,
+  demoRequestId,
+  demoVideoStatus,
+  drawDemoVideo,
+  seedColours,
+} from "./demo_video.ts";
 import { compressIndexedRows, indexedPng } from "./png.ts";
 
 /** The path prefix under which the stand-in serves its images. */
@@ -34,6 +41,14 @@ export interface DemoUpstreamOptions {
    * SiliconFlow serves models this server's registry does not know). Read on every request.
    */
   listing?: () => readonly ListedModel[];
+  /** SiliconFlow's rules for a video submit (`videoRules` in `generation/schemas.ts`). */
+  videoRules?: (
+    body: Record<string, unknown>,
+  ) => Refusal | undefined | Promise<Refusal | undefined>;
+  /** How long a demo video job takes, from submit to done; read on every status. Default 4 s. */
+  videoMs?: () => number;
+  /** The clock. */
+  now?: () => number;
 }
 
 function json(status: number, body: unknown, traceId: string): Response {
@@ -74,9 +89,7 @@ export async function drawDemoImage(
   height: number,
   seed: number,
 ): Promise<Uint8Array<ArrayBuffer>> {
-  const hue = (seed * 2654435761) % 360;
-  const a = hsl(hue, 0.65, 0.55);
-  const b = hsl((hue + 140) % 360, 0.7, 0.35);
+  const [a, b] = seedColours(seed);
   const palette = Array.from({ length: 256 }, (_, i) => {
     const t = i / 255;
     return [0, 1, 2].map((c) => Math.round(a[c] * (1 - t) + b[c] * t)) as [number, number, number];
@@ -84,18 +97,12 @@ export async function drawDemoImage(
   return indexedPng(width, height, await gradient(width, height), palette);
 }
 
-function hsl(h: number, s: number, l: number): [number, number, number] {
-  const k = (n: number) => (n + h / 30) % 12;
-  const f = (n: number) =>
-    l - s * Math.min(l, 1 - l) * Math.max(-1, Math.min(k(n) - 3, 9 - k(n), 1));
-  return [Math.round(f(0) * 255), Math.round(f(8) * 255), Math.round(f(4) * 255)];
-}
-
 /** Creates the stand-in's request handler. */
 export function createDemoUpstream(
   options: DemoUpstreamOptions,
 ): (request: Request) => Promise<Response> {
   const maxSide = options.maxSide ?? 2048;
+  const now = options.now ?? Date.now;
   return async (request) => {
     const url = new URL(request.url);
     const traceId = `demo-${crypto.randomUUID()}`;
@@ -114,6 +121,15 @@ export function createDemoUpstream(
         },
       });
     }
+    const video = url.pathname.startsWith(DEMO_VIDEO_PREFIX)
+      ? /^(\d{1,4})x(\d{1,4})\/(\d{1,10})\.mp4$/.exec(url.pathname.slice(DEMO_VIDEO_PREFIX.length))
+      : null;
+    if (video && (request.method === "GET" || request.method === "HEAD")) {
+      const mp4 = drawDemoVideo(+video[1], +video[2], +video[3], Math.min(maxSide, 160));
+      return new Response(mp4, {
+        headers: { "content-type": "video/mp4", "cache-control": "public, max-age=3600" },
+      });
+    }
     if (url.pathname.endsWith("/models") && request.method === "GET") {
       const subType = url.searchParams.get("sub_type");
       const data = (options.listing?.() ?? [])
@@ -121,7 +137,10 @@ export function createDemoUpstream(
         .map((m) => ({ id: m.id, object: "model", created: 0, owned_by: "" }));
       return json(200, { object: "list", data }, traceId);
     }
-    if (!url.pathname.endsWith("/images/generations") || request.method !== "POST") {
+    const videoCall = /\/video\/(submit|status)$/.exec(url.pathname)?.[1];
+    if (
+      (!url.pathname.endsWith("/images/generations") && !videoCall) || request.method !== "POST"
+    ) {
       return new Response("404 page not found", {
         status: 404,
         headers: { [TRACE_HEADER]: traceId },
@@ -141,6 +160,21 @@ export function createDemoUpstream(
       }
     } catch {
       return sfError(400, 20015, "Invalid JSON body", traceId);
+    }
+    if (videoCall === "status") {
+      const takes = options.videoMs?.() ?? 4_000;
+      const state = typeof body.requestId === "string"
+        ? demoVideoStatus(body.requestId, now(), takes, url.origin)
+        : undefined;
+      if (!state) return sfError(400, 20015, "requestId not found", traceId);
+      return json(200, state, traceId);
+    }
+    if (videoCall === "submit") {
+      const refusal = await options.videoRules?.(body);
+      if (refusal) return sfError(400, refusal.code, refusal.message, traceId);
+      const size = typeof body.image_size === "string" ? body.image_size : "1280x720";
+      const seed = typeof body.seed === "number" ? body.seed : Math.floor(Math.random() * 1e9);
+      return json(200, { requestId: demoRequestId(size, seed, now()) }, traceId);
     }
     const listed = options.listing?.().some((m) => m.id === body.model) ?? false;
     const refusal = listed ? undefined : await options.rules(body);

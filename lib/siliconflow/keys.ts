@@ -145,6 +145,11 @@ export class KeyPool {
     return Math.max(0, state.setAsideUntil - now, state.restingUntil - now);
   }
 
+  /** The pool's key with this fingerprint, if it still has one. */
+  byFingerprint(fp: string): string | undefined {
+    return this.#keys.find((k) => k.fp === fp)?.key;
+  }
+
   /** Fingerprints of the keys, their state and the seconds until each is usable, for health reports. */
   status(): { key: string; state: "ready" | "resting" | "set aside"; back_in_s: number }[] {
     const now = this.#now();

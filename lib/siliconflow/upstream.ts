@@ -6,7 +6,12 @@
  */
 import type { Config } from "../config.ts";
 import type { Logger } from "../server/logger.ts";
-import { type ListedModel, SiliconFlowClient, type UpstreamResult } from "./client.ts";
+import {
+  type ListedModel,
+  SiliconFlowClient,
+  type UpstreamResult,
+  type VideoStatus,
+} from "./client.ts";
 import type { DemoUpstreamOptions } from "./demo_upstream.ts";
 import {
   downloadBytes,
@@ -35,6 +40,15 @@ export interface Upstream {
   readonly demo: boolean;
   /** Makes one generation call per body, with the scope's key and cancellation. */
   caller(scope: CallScope): (body: Record<string, unknown>) => Promise<UpstreamResult>;
+  /**
+   * Video job calls with the scope's key. A submit answers SiliconFlow's `requestId` and, on the
+   * server's keys, the fingerprint of the key that took it: the job's status is asked with that
+   * same key (`keyRef`), as SiliconFlow knows a job only under the account that made it.
+   */
+  videos(scope: CallScope): {
+    submit(body: Record<string, unknown>): Promise<{ requestId: string; keyRef?: string }>;
+    status(requestId: string, keyRef?: string): Promise<VideoStatus>;
+  };
   /** Downloads an image SiliconFlow generated (never a URL from a client), as base64. */
   download(url: string, signal: AbortSignal): Promise<DownloadedImage>;
   /** The same, as bytes (for an image store that takes bytes). */
@@ -42,8 +56,18 @@ export interface Upstream {
     url: string,
     signal: AbortSignal,
   ): Promise<{ bytes: Uint8Array<ArrayBuffer>; contentType: string }>;
-  /** The same, streamed into `sink` as it arrives (for an image store that takes streams). */
-  downloadInto<T>(url: string, signal: AbortSignal, sink: ImageSink<T>): Promise<T>;
+  /**
+   * The same, streamed into `sink` as it arrives (for an image store that takes streams); a video
+   * passes a larger `maxBytes`.
+   */
+  downloadInto<T>(
+    url: string,
+    signal: AbortSignal,
+    sink: ImageSink<T>,
+    maxBytes?: number,
+  ): Promise<T>;
+  /** GETs a video SiliconFlow made (never a URL from a client), passing `range` on. */
+  openVideo(url: string, signal: AbortSignal, range?: string): Promise<Response>;
   /** The server's own keys and their state, in server-key and anonymous modes. */
   keyStatus(): ReturnType<KeyPool["status"]> | undefined;
   /** Serves the stand-in's images (`GET /demo/images/…`); undefined outside demo mode. */
@@ -72,6 +96,8 @@ export interface UpstreamOptions {
   maxInFlight: number;
   /** The registry's rules, for the stand-in in demo mode. */
   rules: DemoUpstreamOptions["rules"];
+  /** The same for video submits. */
+  videoRules?: DemoUpstreamOptions["videoRules"];
 }
 
 /** Builds the upstream side for a configuration. */
@@ -81,7 +107,7 @@ export function createUpstream(config: Config, options: UpstreamOptions): Upstre
   const demo = config.demo
     ? async (request: Request) =>
       await (await (stand ??= import("./demo_upstream.ts").then((m) =>
-        m.createDemoUpstream({ rules: options.rules })
+        m.createDemoUpstream({ rules: options.rules, videoRules: options.videoRules })
       )))(request)
     : undefined;
   // In demo mode upstream calls never leave the process: the stand-in answers them directly.
@@ -124,15 +150,38 @@ export function createUpstream(config: Config, options: UpstreamOptions): Upstre
       if (auth.kind === "client") return (body) => call(auth.key, body);
       return (body) => withPoolKey(pool!, (key) => call(key, body));
     },
+    videos({ auth, signal, origin, onTraceId }) {
+      const baseUrl = () => demo ? `${origin()}/demo/v1` : config.baseUrl;
+      const options = (apiKey: string) => ({ apiKey, signal, baseUrl: baseUrl(), onTraceId });
+      return {
+        async submit(body) {
+          if (auth.kind === "client") {
+            return { requestId: await client.submitVideo(body, options(auth.key)) };
+          }
+          return await withPoolKey(pool!, async (key) => ({
+            requestId: await client.submitVideo(body, options(key)),
+            keyRef: fingerprint(key),
+          }));
+        },
+        status(requestId, keyRef) {
+          if (auth.kind === "client") return client.videoStatus(requestId, options(auth.key));
+          const key = (keyRef && pool!.byFingerprint(keyRef)) || pool!.pick();
+          return client.videoStatus(requestId, options(key));
+        },
+      };
+    },
     download(url, signal) {
       return downloadImage(url, { fetch: fetcher, timeoutMs: config.upstreamTimeoutMs, signal });
     },
     downloadBytes(url, signal) {
       return downloadBytes(url, { fetch: fetcher, timeoutMs: config.upstreamTimeoutMs, signal });
     },
-    downloadInto(url, signal, sink) {
-      const options = { fetch: fetcher, timeoutMs: config.upstreamTimeoutMs, signal };
+    downloadInto(url, signal, sink, maxBytes) {
+      const options = { fetch: fetcher, timeoutMs: config.upstreamTimeoutMs, signal, maxBytes };
       return downloadInto(url, options, sink);
+    },
+    openVideo(url, signal, range) {
+      return fetcher(url, { signal, headers: range ? { range } : {} });
     },
     keyStatus: () => pool?.status(),
     demoImages: demo,

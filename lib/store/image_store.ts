@@ -13,6 +13,8 @@ export const MEDIA_TYPES: Readonly<Record<string, string>> = {
   jpg: "image/jpeg",
   webp: "image/webp",
   gif: "image/gif",
+  // Videos made by the video jobs share the store, its size cap and its TTL.
+  mp4: "video/mp4",
 };
 
 /** The extension for a media type (png when it is none the store knows). */
@@ -24,7 +26,7 @@ export function extensionOf(contentType: string): string {
 }
 
 /** A stored image's name: `{id}.{ext}`, the id 22 base64url characters (128 random bits). */
-export const IMAGE_NAME = /^([A-Za-z0-9_-]{22})\.(png|jpg|webp|gif)$/;
+export const IMAGE_NAME = /^([A-Za-z0-9_-]{22})\.(png|jpg|webp|gif|mp4)$/;
 
 /** A new unguessable image name for a media type. */
 export function newImageName(contentType: string): string {

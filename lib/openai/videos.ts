@@ -1,0 +1,269 @@
+/**
+ * OpenAI's Videos API on SiliconFlow's video jobs: `POST /v1/videos` submits and answers at once,
+ * `GET /v1/videos/{id}`, `GET /v1/videos` (cursor pages), `DELETE /v1/videos/{id}` and
+ * `GET /v1/videos/{id}/content`. A key sees only its own jobs; another key's are a 404.
+ * @module
+ */
+import { planGeneration } from "../generation/plan.ts";
+import type { ModelSpec } from "../generation/registry.ts";
+import { readJsonObject } from "../server/body.ts";
+import { ApiError, invalidParam } from "../server/errors.ts";
+import { readMultipart } from "../server/multipart.ts";
+import { jsonResponse } from "../server/response.ts";
+import { randomToken } from "../server/values.ts";
+import { bearerKey } from "../siliconflow/keys.ts";
+import { sha256 } from "../quota/records.ts";
+import type { VideoJob } from "../store/video_jobs.ts";
+import {
+  authorizeRequest,
+  bodyLimits,
+  checkModelAllowed,
+  type RequestAuth,
+  type RequestContext,
+  requestedModel,
+} from "./context.ts";
+import { inlineOwnImages, serveStored } from "./stored_images.ts";
+import {
+  parseVideoForm,
+  parseVideoJson,
+  videoObject,
+  type VideoRequest,
+} from "./videos_request.ts";
+
+type Params = Readonly<Record<string, string | undefined>>;
+
+/** Who a job belongs to: a managed key's id, or a digest of the key presented (never the key). */
+export async function ownerOf(ctx: RequestContext, auth: RequestAuth): Promise<string> {
+  if (auth.account) return `key:${auth.account.id}`;
+  const presented = bearerKey(ctx.request.headers) ?? (auth.kind === "client" ? auth.key : "");
+  return presented ? `sha256:${(await sha256(presented)).slice(0, 40)}` : "anonymous";
+}
+
+/** A 400 unless the model makes videos. */
+function videoModel(model: ModelSpec): ModelSpec & { video: { seconds: number } } {
+  if (!model.video) {
+    throw invalidParam(
+      "model",
+      `${model.id} makes images, not videos: use POST /v1/images/generations, or a video model (sora-2, Wan-AI/Wan2.2-T2V-A14B, Wan-AI/Wan2.2-I2V-A14B).`,
+      "model_not_video",
+    );
+  }
+  return model as ModelSpec & { video: { seconds: number } };
+}
+
+/**
+ * Checks a video request against its model, reserves a video on a managed key's quota, submits it
+ * to SiliconFlow and keeps the job. Chat uses it too. Answers the job and the fields ignored.
+ */
+export async function createVideoJob(
+  ctx: RequestContext,
+  auth: RequestAuth,
+  request: VideoRequest,
+): Promise<{ job: VideoJob; ignored: string[] }> {
+  const { app } = ctx;
+  const model = videoModel(
+    await requestedModel(ctx, auth, request.model, { withImages: request.image !== undefined }),
+  );
+  const ignored: string[] = [];
+  let images = request.image ? [request.image] : [];
+  if (images.length > model.inputImages.max) {
+    images = [];
+    ignored.push("input_reference");
+  }
+  images = await inlineOwnImages(ctx, images, "input_reference");
+  const { n: _n, batch_size: _b, ...fields } = request.fields;
+  const plan = planGeneration({
+    model,
+    prompt: request.prompt,
+    images,
+    fields,
+    imagesParam: "input_reference",
+    promptParam: "prompt",
+    strict: app.config.strictParams,
+  });
+  const seconds = String(model.video.seconds);
+  const asked = request.fields.seconds;
+  if (asked !== undefined && asked !== null && String(asked) !== seconds) ignored.push("seconds");
+  ignored.push(...plan.ignored);
+  if (auth.account) checkModelAllowed(auth.account, request.model, model);
+  const reservation = auth.account && app.quota
+    ? await app.quota.reserve(auth.account, 1, "videos")
+    : undefined;
+  const now = app.now();
+  let job: VideoJob;
+  try {
+    const submitted = await app.upstream.videos({
+      auth,
+      signal: ctx.signal,
+      origin: () => ctx.url.origin,
+      onTraceId: (id) => (ctx.log.traceId = id),
+    }).submit(plan.calls[0]);
+    job = {
+      id: `video_${randomToken(18)}`,
+      owner: await ownerOf(ctx, auth),
+      account: auth.account?.id,
+      model: model.id,
+      requested: request.model,
+      prompt: plan.calls[0].prompt as string,
+      size: plan.imageSize ?? model.sizes[0],
+      seconds,
+      status: "queued",
+      progress: 0,
+      created: now,
+      requestId: submitted.requestId,
+      keyRef: submitted.keyRef,
+      clientKey: auth.kind === "client",
+      origin: ctx.url.origin,
+      deadline: now + app.config.videoJobTimeoutMs,
+    };
+    await app.videos.jobs.create(job, app.videos.poller.lease());
+  } catch (err) {
+    await reservation?.release(1).catch(() => {});
+    throw err;
+  }
+  if (auth.account && app.quota) {
+    await app.quota.record(auth.account.id, model.id, { requested: 1, made: 0, failures: 0 })
+      .catch(() => {});
+  }
+  const clientKey = auth.kind === "client" ? auth.key : undefined;
+  app.videos.poller.watch(job.id, clientKey, app.config.videoPollMs, true);
+  return { job, ignored };
+}
+
+function keptDays(ctx: RequestContext): number | undefined {
+  const store = ctx.app.config.imageStore;
+  return store?.kind === "local" ? store.ttlDays : undefined;
+}
+
+/** `POST /v1/videos`: JSON, or multipart with `input_reference` as a file. */
+export async function videosCreate(ctx: RequestContext): Promise<Response> {
+  const auth = await authorizeRequest(ctx);
+  const type = ctx.request.headers.get("content-type") ?? "";
+  const request = type.startsWith("multipart/form-data")
+    ? parseVideoForm(await readMultipart(ctx.request, bodyLimits(ctx)))
+    : parseVideoJson(await readJsonObject(ctx.request, bodyLimits(ctx)));
+  const { job, ignored } = await createVideoJob(ctx, auth, request);
+  ctx.log.outcome = "video_queued";
+  const headers: Record<string, string> = {};
+  if (ignored.length) headers["x-ignored-params"] = ignored.join(", ");
+  return jsonResponse(videoObject(job, keptDays(ctx)), 200, headers);
+}
+
+/** The caller's job, or a 404 (also for another key's). A client-paid job resumes polling here. */
+async function ownJob(ctx: RequestContext, id: string | undefined): Promise<VideoJob> {
+  const auth = await authorizeRequest(ctx);
+  const job = /^video_[\w-]{1,64}$/.test(id ?? "") ? await ctx.app.videos.jobs.get(id!) : undefined;
+  if (!job || job.owner !== await ownerOf(ctx, auth)) {
+    throw new ApiError(404, `No video with id '${String(id).slice(0, 100)}'.`, {
+      param: "video_id",
+      code: "video_not_found",
+    });
+  }
+  if ((job.status === "queued" || job.status === "in_progress") && auth.kind === "client") {
+    ctx.app.videos.poller.watch(job.id, auth.key, 0);
+  }
+  return job;
+}
+
+/** `GET /v1/videos/{id}`. */
+export async function videosRetrieve(ctx: RequestContext, params: Params): Promise<Response> {
+  return jsonResponse(videoObject(await ownJob(ctx, params.id), keptDays(ctx)));
+}
+
+/** `GET /v1/videos?after=…&limit=…&order=…`: the caller's jobs, newest first by default. */
+export async function videosList(ctx: RequestContext): Promise<Response> {
+  const auth = await authorizeRequest(ctx);
+  const q = ctx.url.searchParams;
+  const limit = q.has("limit") ? Number(q.get("limit")) : 20;
+  if (!Number.isInteger(limit) || limit < 1 || limit > 100) {
+    throw invalidParam("limit", "limit must be an integer from 1 to 100");
+  }
+  const order = q.get("order") ?? "desc";
+  if (order !== "asc" && order !== "desc") throw invalidParam("order", "order must be asc or desc");
+  const page = await ctx.app.videos.jobs.list(await ownerOf(ctx, auth), {
+    after: q.get("after") ?? undefined,
+    limit,
+    order,
+  });
+  const data = page.jobs.map((job) => videoObject(job, keptDays(ctx)));
+  return jsonResponse({
+    object: "list",
+    data,
+    first_id: data[0]?.id ?? null,
+    last_id: data.at(-1)?.id ?? null,
+    has_more: page.hasMore,
+  });
+}
+
+/** `DELETE /v1/videos/{id}`: the job and its stored copy. */
+export async function videosDelete(ctx: RequestContext, params: Params): Promise<Response> {
+  const job = await ownJob(ctx, params.id);
+  await ctx.app.videos.jobs.delete(job.id);
+  ctx.app.videos.poller.forget(job.id);
+  if (job.stored) await ctx.app.store?.delete(job.stored).catch(() => {});
+  return jsonResponse({ id: job.id, object: "video.deleted", deleted: true });
+}
+
+/** `GET /v1/videos/{id}/content`: the MP4 (the stored copy, else SiliconFlow's link while it lives). */
+export async function videosContent(ctx: RequestContext, params: Params): Promise<Response> {
+  const job = await ownJob(ctx, params.id);
+  const variant = ctx.url.searchParams.get("variant") ?? "video";
+  if (variant !== "video") {
+    throw new ApiError(
+      404,
+      `There is no ${
+        variant.slice(0, 40)
+      } for this video: SiliconFlow makes only the video itself.`,
+      {
+        param: "variant",
+        code: "variant_not_found",
+      },
+    );
+  }
+  if (job.status !== "completed") {
+    throw new ApiError(
+      job.status === "failed" ? 400 : 409,
+      job.status === "failed"
+        ? `The video failed: ${job.error?.message ?? "no reason given"}`
+        : `The video is not ready yet (${job.status}, ${job.progress}%). Poll GET /v1/videos/${job.id}.`,
+      { code: job.status === "failed" ? "video_failed" : "video_not_ready" },
+    );
+  }
+  const gone = () =>
+    new ApiError(410, "This video's copy is gone (deleted, or past the store's retention).", {
+      code: "video_expired",
+    });
+  // Behind the caller's key: no shared cache may keep it.
+  if (job.stored) return serveStored(ctx, job.stored, gone, "private, max-age=86400");
+  if (!job.url || (job.urlExpires ?? 0) <= ctx.app.now()) {
+    throw new ApiError(
+      410,
+      "This video was not stored (the server has no IMAGE_STORE), and SiliconFlow's link to it lapsed 10 minutes after it was made.",
+      { code: "video_expired" },
+    );
+  }
+  const upstream = await ctx.app.upstream.openVideo(
+    job.url,
+    ctx.signal,
+    ctx.request.headers.get("range") ?? undefined,
+  );
+  if (!upstream.ok) {
+    await upstream.body?.cancel();
+    throw new ApiError(
+      410,
+      `SiliconFlow's link to this video no longer works (HTTP ${upstream.status}).`,
+      {
+        code: "video_expired",
+      },
+    );
+  }
+  const headers: Record<string, string> = {
+    "content-type": "video/mp4",
+    "cache-control": "private, max-age=600",
+  };
+  for (const name of ["content-length", "content-range", "accept-ranges", "etag"]) {
+    const value = upstream.headers.get(name);
+    if (value) headers[name] = value;
+  }
+  return new Response(upstream.body, { status: upstream.status, headers });
+}
