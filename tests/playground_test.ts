@@ -370,3 +370,53 @@ Deno.test({
     await Deno.remove(downloads, { recursive: true });
   },
 });
+
+Deno.test({
+  name:
+    "playground: a video model submits a job, shows its progress, plays the MP4, and picks it up after a reload",
+  ...opts,
+  async fn() {
+    await using fake = startFakeUpstream();
+    fake.videoMs = 2_000;
+    await using server = startServer({
+      SILICONFLOW_BASE_URL: fake.baseUrl,
+      SILICONFLOW_API_KEY: "sk-owner-playground-video-1111",
+      ALLOW_ANONYMOUS: "true",
+      KV_PATH: ":memory:",
+      VIDEO_POLL_MS: "200",
+    });
+    await withPage(`${server.url}/`, async (page) => {
+      await page.waitForFunction(`document.body.dataset.model !== undefined`);
+      await pick(page, "Wan-AI/Wan2.2-T2V-A14B");
+      assertEquals(
+        await page.evaluate(`document.querySelector("#n").closest(".field").hidden`),
+        true,
+      );
+      const sizes = await page.evaluate(
+        `[...document.querySelectorAll("input[name=size]")].map((i) => i.value)`,
+      );
+      assertEquals(sizes, ["1280x720", "720x1280", "960x960"]);
+      await page.click("input[name=size][value='720x1280']");
+      await page.type("#prompt", "a heron takes off");
+      await page.click("#generate");
+      await page.waitForSelector("#gallery figure.video progress", { timeout: 5_000 });
+      assertStringIncludes(
+        await page.$eval("#gallery figure.video", (f) => f.textContent ?? ""),
+        "a heron takes off",
+      );
+      assertEquals(fake.received.at(-1)!.body.image_size, "720x1280");
+      const playing = `(() => { const v = document.querySelector("#gallery figure.video video");
+        return v && v.readyState >= 2 && v.duration > 4 && v.videoHeight > v.videoWidth; })()`;
+      await page.waitForFunction(playing, { timeout: 20_000 });
+      // The job is kept in the browser: after a reload its card comes back and plays.
+      await page.reload({ waitUntil: "networkidle0" });
+      await page.waitForFunction(playing, { timeout: 20_000 });
+      assertEquals(await page.$$eval("#gallery figure.video", (f) => f.length), 1);
+      // The image-to-video model asks for a first frame.
+      await pick(page, "Wan-AI/Wan2.2-I2V-A14B");
+      assertEquals(await page.evaluate(`document.querySelector("#images-field").hidden`), false);
+      assertEquals(await page.$eval("#images-field label", (l) => l.textContent), "First frame");
+      await page.screenshot({ path: new URL("playground-video.png", OUTPUT).pathname });
+    });
+  },
+});

@@ -4,8 +4,9 @@
  * @module
  */
 import { FORM_JS } from "./form_js.ts";
+import { VIDEO_JS } from "./video_js.ts";
 
-/** The whole script: this module's part, and the form's (built from a model's schema). */
+/** The whole script: this module's part, the form's (built from a model's schema) and video's. */
 export const APP_JS: string = String.raw`
 const $ = (sel) => document.querySelector(sel);
 const el = (tag, props = {}, ...kids) => {
@@ -99,6 +100,7 @@ function showThumbs() {
 async function generate(request) {
   if (state.running) return;
   showError("");
+  if (state.model?.video) return makeVideo(request).catch((err) => showError(String(err.message ?? err)));
   const abort = new AbortController();
   const started = Date.now();
   const timer = setInterval(() => {
@@ -224,7 +226,8 @@ async function start() {
   await loadModels(settings?.model);
   restoreSettings(settings);
   if (state.mode === "server-key" && $("#key").value) showQuota();
+  resumeVideos();
 }
-` + FORM_JS + String.raw`
+` + FORM_JS + VIDEO_JS + String.raw`
 start().catch((err) => showError(String(err.message ?? err)));
 `;

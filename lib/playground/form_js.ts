@@ -40,6 +40,9 @@ function buildForm() {
     (m.input_images.min ? " (required)" : "") : "";
   state.images = state.images.slice(0, max);
   showThumbs();
+  // A video model makes one video of a fixed length: no image count.
+  $("#n").closest(".field").hidden = Boolean(m.video);
+  $("#images-field label").textContent = m.video ? "First frame" : "Input images";
   document.body.dataset.model = m.id;
 }
 

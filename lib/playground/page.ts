@@ -21,8 +21,8 @@ const HTML = `<!doctype html>
 <body>
 <header>
   <h1>SiliconFlow Image <span aria-hidden="true">→</span> OpenAI</h1>
-  <p>Generate and edit images with SiliconFlow's models through this server's OpenAI API
-  (<code>/v1/images/generations</code>, <code>/v1/images/edits</code>).</p>
+  <p>Generate and edit images, and make videos, with SiliconFlow's models through this server's
+  OpenAI API (<code>/v1/images/generations</code>, <code>/v1/images/edits</code>, <code>/v1/videos</code>).</p>
 </header>
 <main>
 <form id="form">
@@ -105,7 +105,8 @@ fieldset { border: 0; padding: 0; margin: 0; }
 .buttons { display: flex; gap: .5rem; align-items: center; flex-wrap: wrap; }
 #error { color: #d33; margin: 0; }
 #gallery { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(14rem, 100%), 1fr)); gap: 1rem; }
-figure { margin: 0; } figure img { width: 100%; border-radius: .5rem; display: block; }
+figure { margin: 0; } figure img, figure video { width: 100%; border-radius: .5rem; display: block; }
+figure progress { width: 100%; }
 figcaption { font-size: .8rem; opacity: .8; margin: .3rem 0; overflow-wrap: anywhere; }
 .actions { display: flex; gap: .4rem; flex-wrap: wrap; font-size: .85rem; }
 .actions a, .actions button { padding: .25rem .5rem; }
@@ -118,9 +119,10 @@ const FAVICON = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64">
 <path d="M14 44l12-14 9 10 6-7 9 11z" fill="#fff" opacity=".9"/><circle cx="44" cy="22" r="6" fill="#fff"/>
 </svg>`;
 
-/** Scripts and styles from this server only; images from it, or made in the page. */
+/** Scripts and styles from this server only; images and videos from it, or made in the page. */
 const CSP =
   "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; " +
+  "media-src 'self' blob:; " +
   "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /** The playground's files, by path. */
