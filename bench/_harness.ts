@@ -15,7 +15,14 @@ export const KEY = "sk-bench-0000000000000000000000000000";
 
 // ---- the fake SiliconFlow: instant or delayed answers, plus one big image for b64 delivery ----
 /** What the fake does; sections set these and put them back. */
-export const knobs = { delayMs: 0, image: "small" as "small" | "2mb" | "4mb" };
+export const knobs = {
+  delayMs: 0,
+  image: "small" as "small" | "2mb" | "4mb",
+  /** How long the fake's video jobs take. */
+  videoMs: 4_000,
+  /** Video status checks the fake has answered. */
+  statusCalls: 0,
+};
 export const BIG_IMAGE: Uint8Array<ArrayBuffer> = (() => {
   const bytes = new Uint8Array(4 * 1024 * 1024);
   for (let i = 0; i < bytes.length; i += 65536) {
@@ -26,7 +33,7 @@ export const BIG_IMAGE: Uint8Array<ArrayBuffer> = (() => {
 })();
 /** A 2 MB image for the image-store rows. */
 export const IMAGE_2MB: Uint8Array<ArrayBuffer> = BIG_IMAGE.subarray(0, 2 * 1024 * 1024);
-const demo = createDemoUpstream({ rules: upstreamRules });
+const demo = createDemoUpstream({ rules: upstreamRules, videoMs: () => knobs.videoMs });
 const fakeHandler = async (req: Request) => {
   const url = new URL(req.url);
   if (url.pathname === "/big.png") {
@@ -35,6 +42,7 @@ const fakeHandler = async (req: Request) => {
   if (url.pathname === "/2mb.png") {
     return new Response(IMAGE_2MB, { headers: { "content-type": "image/png" } });
   }
+  if (url.pathname.endsWith("/video/status")) knobs.statusCalls++;
   if (!url.pathname.endsWith("/images/generations")) return demo(req);
   await req.arrayBuffer();
   if (knobs.delayMs) await new Promise((r) => setTimeout(r, knobs.delayMs));

@@ -777,6 +777,54 @@ section("quota", async () => {
   await Deno.remove(dir, { recursive: true });
 });
 
+section("videos", async () => {
+  // 500 video jobs that stay in progress (the fake's take a day), polled with the defaults
+  // (VIDEO_POLL_MS 5000, backing off to 30 s), against the same server idle: RSS and CPU added.
+  const dir = await Deno.makeTempDir();
+  knobs.videoMs = 86_400_000;
+  const proxy = await startProxy(
+    { KV_PATH: `${dir}/kv.sqlite3`, SILICONFLOW_API_KEY: KEY, ALLOW_ANONYMOUS: "true" },
+    FAKE,
+    ["--unstable-kv", `--allow-read=${dir}`, `--allow-write=${dir}`],
+  );
+  const submit = () =>
+    fetch(`${proxy.url}/v1/videos`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ prompt: "a lighthouse", size: "1280x720" }),
+    });
+  await expectOk(await submit()); // everything a job touches is loaded
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const windowMs = SMOKE ? 3_000 : 60_000;
+  await sleep(SMOKE ? 1_000 : 10_000);
+  const idleRss = procStatus(proxy.pid, "VmRSS");
+  let cpu = cpuSeconds(proxy.pid);
+  await sleep(windowMs);
+  const idleCpu = cpuSeconds(proxy.pid) - cpu;
+  const jobs = SMOKE ? 20 : 500;
+  await load(jobs, 16, submit);
+  await sleep(SMOKE ? 1_000 : 10_000);
+  cpu = cpuSeconds(proxy.pid);
+  const calls = knobs.statusCalls;
+  let peak = 0;
+  for (let t = 0; t < windowMs; t += 1_000) {
+    await sleep(1_000);
+    peak = Math.max(peak, procStatus(proxy.pid, "VmRSS"));
+  }
+  const added = (cpuSeconds(proxy.pid) - cpu - idleCpu) / (windowMs / 1000);
+  const rate = (knobs.statusCalls - calls) / (windowMs / 1000);
+  const rss = peak - idleRss;
+  row(
+    `${jobs} video jobs being polled (the defaults), over ${windowMs / 1000} s: RSS beyond idle / CPU added on one core / status checks a second`,
+    `${mb(rss)} / ${(added * 100).toFixed(2)} % / ${rate.toFixed(1)}`,
+    "< 50 MB, < 1 %",
+    rss < 50 * 1024 * 1024 && added < 0.01,
+  );
+  knobs.videoMs = 4_000;
+  await proxy.stop();
+  await Deno.remove(dir, { recursive: true });
+});
+
 for (const [name, run] of sections) {
   if (!only || only.includes(name)) await run();
 }

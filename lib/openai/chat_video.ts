@@ -8,7 +8,7 @@
 import type { GenerationPlan } from "../generation/plan.ts";
 import type { ModelSpec } from "../generation/registry.ts";
 import { ApiError } from "../server/errors.ts";
-import type { VideoJob } from "../store/video_jobs.ts";
+import { progressAt, type VideoJob } from "../store/video_jobs.ts";
 import type { RequestAuth, RequestContext } from "./context.ts";
 import type { PreparedGeneration } from "./conversation.ts";
 import { publicBase } from "./stored_images.ts";
@@ -22,11 +22,11 @@ export function videoLink(ctx: RequestContext, job: VideoJob): string | undefine
   return job.stored ? `${publicBase(ctx)}/videos/${job.stored}` : job.url;
 }
 
-function state(job: VideoJob): string {
+function state(job: VideoJob, now: number): string {
   return job.status === "queued"
     ? ` (queued${job.position ? `, position ${job.position}` : ""})`
     : job.status === "in_progress"
-    ? ` (rendering, about ${job.progress}%)`
+    ? ` (rendering, about ${progressAt(job, now)}%)`
     : "";
 }
 
@@ -42,7 +42,7 @@ function markdown(ctx: RequestContext, job: VideoJob, ignored: string[]): string
     return `[▶ Video (${job.seconds} s, ${job.size})](${link})\n\nVideo id: \`${job.id}\`.${lasts}${notes}`;
   }
   return `The video is still rendering${
-    state(job)
+    state(job, ctx.app.now())
   }. Its id is \`${job.id}\`: collect it later with ${collect} (or GET /v1/videos/${job.id} for its status).${notes}`;
 }
 
@@ -84,7 +84,7 @@ export function prepareVideo(
   return {
     plan,
     progress: input.progress,
-    status: () => (latest ? state(latest) : ""),
+    status: () => (latest ? state(latest, ctx.app.now()) : ""),
     async run(signal) {
       const { job, ignored } = await createVideoJob(ctx, auth, {
         fields: input.fields,

@@ -24,22 +24,25 @@ import type { VideoJob, VideoJobStore } from "../store/video_jobs.ts";
 export const LINK_LIFE_MS = 10 * 60_000;
 /** The largest video copied into the store. */
 export const MAX_VIDEO_BYTES = 512 * 1024 * 1024;
-/** How long a real job is expected to take (for `progress`; SiliconFlow reports none). */
-const EXPECTED_MS = 180_000;
 /**
- * A lease on polling a job: ten first waits (the longest wait is six), renewed when half of it is
- * left, so that the holder renews before it lapses and another instance takes over within ten
- * waits of the holder going away.
+ * A lease on polling a job: twenty first waits (the longest wait is six), renewed when half of it
+ * is left, so every other poll or so, well before it lapses; another instance takes a job over
+ * within twenty waits of its holder going away.
  */
 function leaseMs(config: Config): number {
-  return Math.max(1_000, 10 * config.videoPollMs);
+  return Math.max(2_000, 20 * config.videoPollMs);
 }
+
+/** Status checks in flight at once, per instance. */
+const POLLS_AT_ONCE = 8;
 
 interface Scheduled {
   at: number;
   delay: number;
   leaseUntil: number;
   errors: number;
+  /** The job as last read or written. */
+  job?: VideoJob;
 }
 
 /** What the poller needs of the server. */
@@ -127,9 +130,15 @@ export class VideoPoller {
         }
       }
       const ready = [...this.#due].filter(([, s]) => s.at <= now);
-      await Promise.all(
-        ready.map(([id, s]) => this.#poll(id, s).catch((err) => this.#failedPoll(id, s, err))),
-      );
+      // A few at a time, so that the checks reuse a few upstream connections instead of opening
+      // one each when many jobs fall due together.
+      const next = () => ready.pop();
+      await Promise.all(Array.from({ length: POLLS_AT_ONCE }, async () => {
+        for (let item = next(); item; item = next()) {
+          const [id, s] = item;
+          await this.#poll(id, s).catch((err) => this.#failedPoll(id, s, err));
+        }
+      }));
     } finally {
       this.#busy = false;
     }
@@ -149,7 +158,10 @@ export class VideoPoller {
   /** One status check of a job, when this instance holds (or takes) its lease. */
   async #poll(id: string, s: Scheduled): Promise<void> {
     const { jobs, now, config } = this.#deps;
-    const job = await jobs.get(id);
+    const lease = leaseMs(config);
+    const renew = s.leaseUntil - now() < lease / 2;
+    // The record is read again when the lease is renewed (every few polls), not at every poll.
+    const job = renew || !s.job ? await jobs.get(id) : s.job;
     if (!job || job.status === "completed" || job.status === "failed") return this.forget(id);
     const key = this.#clientKeys.get(id);
     if (job.clientKey && !key) return void this.#due.delete(id); // resumes when the owner asks
@@ -165,11 +177,11 @@ export class VideoPoller {
       });
       return this.forget(id);
     }
-    const lease = leaseMs(config);
-    if (s.leaseUntil - now() < lease / 2) {
+    if (renew) {
       if (!(await jobs.lease(id, this.#holder, lease))) return void this.#due.delete(id);
       s.leaseUntil = now() + lease;
     }
+    s.job = job;
     const auth: UpstreamAuth = key ? { kind: "client", key } : { kind: "pool" };
     const calls = this.#deps.upstream.videos({
       auth,
@@ -201,17 +213,15 @@ export class VideoPoller {
       await this.#finish(job, { status: "failed", error: { code: "video_failed", message } });
       return this.forget(id);
     }
-    const change = progressOf(job, state, now(), config.demo ? 4_000 : EXPECTED_MS);
+    // Written only when the state changes: progress is worked out when the job is read.
+    const change = stateChange(job, state, now());
     if (change) {
-      await jobs.update(
-        id,
-        (
-          j,
-        ) => (j.status === "completed" || j.status === "failed" ? undefined : { ...j, ...change }),
-      );
+      const open = (j: VideoJob) => j.status !== "completed" && j.status !== "failed";
+      s.job = await jobs.update(id, (j) => (open(j) ? { ...j, ...change } : undefined));
     }
     s.delay = Math.min(s.delay * 1.5, 6 * config.videoPollMs);
-    s.at = now() + s.delay;
+    // A little jitter spreads jobs made together over time.
+    s.at = now() + s.delay * (0.9 + Math.random() * 0.2);
   }
 
   /** The finished job's fields: the copy in the store, or SiliconFlow's link when the store fails. */
@@ -275,23 +285,19 @@ export class VideoPoller {
   }
 }
 
-/** What a status of a running job changes in its record, or undefined for nothing worth a write. */
-export function progressOf(
+/** What a status of a running job changes in its record, or undefined when nothing changed. */
+export function stateChange(
   job: VideoJob,
   state: VideoStatus,
   now: number,
-  expectedMs: number,
 ): Partial<VideoJob> | undefined {
   if (state.status === "InQueue") {
     const position = state.position;
     return job.status === "queued" && job.position === position
       ? undefined
-      : { status: "queued", position, progress: 0 };
+      : { status: "queued", position };
   }
-  const started = job.started ?? now;
-  // SiliconFlow reports no progress: it is estimated from the time in progress, up to 95, in
-  // steps of 5 so that a record is written a few times, not at every poll.
-  const progress = Math.min(95, Math.floor(((now - started) / expectedMs) * 20) * 5);
-  if (job.status === "in_progress" && job.progress === progress) return undefined;
-  return { status: "in_progress", position: undefined, started, progress };
+  return job.status === "in_progress"
+    ? undefined
+    : { status: "in_progress", position: undefined, started: now };
 }

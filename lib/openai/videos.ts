@@ -13,7 +13,7 @@ import { jsonResponse } from "../server/response.ts";
 import { randomToken } from "../server/values.ts";
 import { bearerKey } from "../siliconflow/keys.ts";
 import { sha256 } from "../quota/records.ts";
-import type { VideoJob } from "../store/video_jobs.ts";
+import { progressAt, type VideoJob } from "../store/video_jobs.ts";
 import {
   authorizeRequest,
   bodyLimits,
@@ -110,6 +110,8 @@ export async function createVideoJob(
       status: "queued",
       progress: 0,
       created: now,
+      // SiliconFlow's 720p jobs take about 3 minutes; the stand-in's, seconds.
+      expectedMs: app.config.demo ? 4_000 : 180_000,
       requestId: submitted.requestId,
       keyRef: submitted.keyRef,
       clientKey: auth.kind === "client",
@@ -146,7 +148,7 @@ export async function videosCreate(ctx: RequestContext): Promise<Response> {
   ctx.log.outcome = "video_queued";
   const headers: Record<string, string> = {};
   if (ignored.length) headers["x-ignored-params"] = ignored.join(", ");
-  return jsonResponse(videoObject(job, keptDays(ctx)), 200, headers);
+  return jsonResponse(videoObject(job, keptDays(ctx), ctx.app.now()), 200, headers);
 }
 
 /** The caller's job, or a 404 (also for another key's). A client-paid job resumes polling here. */
@@ -167,7 +169,7 @@ async function ownJob(ctx: RequestContext, id: string | undefined): Promise<Vide
 
 /** `GET /v1/videos/{id}`. */
 export async function videosRetrieve(ctx: RequestContext, params: Params): Promise<Response> {
-  return jsonResponse(videoObject(await ownJob(ctx, params.id), keptDays(ctx)));
+  return jsonResponse(videoObject(await ownJob(ctx, params.id), keptDays(ctx), ctx.app.now()));
 }
 
 /** `GET /v1/videos?after=…&limit=…&order=…`: the caller's jobs, newest first by default. */
@@ -185,7 +187,7 @@ export async function videosList(ctx: RequestContext): Promise<Response> {
     limit,
     order,
   });
-  const data = page.jobs.map((job) => videoObject(job, keptDays(ctx)));
+  const data = page.jobs.map((job) => videoObject(job, keptDays(ctx), ctx.app.now()));
   return jsonResponse({
     object: "list",
     data,
@@ -225,7 +227,9 @@ export async function videosContent(ctx: RequestContext, params: Params): Promis
       job.status === "failed" ? 400 : 409,
       job.status === "failed"
         ? `The video failed: ${job.error?.message ?? "no reason given"}`
-        : `The video is not ready yet (${job.status}, ${job.progress}%). Poll GET /v1/videos/${job.id}.`,
+        : `The video is not ready yet (${job.status}, ${
+          progressAt(job, ctx.app.now())
+        }%). Poll GET /v1/videos/${job.id}.`,
       { code: job.status === "failed" ? "video_failed" : "video_not_ready" },
     );
   }

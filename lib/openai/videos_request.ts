@@ -9,7 +9,7 @@ import { invalidParam, zodError } from "../server/errors.ts";
 import type { MultipartPart } from "../server/multipart.ts";
 import { isJsonObject } from "../server/values.ts";
 import { checkImageRef } from "../siliconflow/image_ref.ts";
-import type { VideoJob } from "../store/video_jobs.ts";
+import { progressAt, type VideoJob } from "../store/video_jobs.ts";
 import { toDataUri } from "./images_request.ts";
 
 /** The model used when a request names none, as OpenAI's own default. */
@@ -89,8 +89,12 @@ export interface VideoObject {
   error: { code: string; message: string } | null;
 }
 
-/** A job as OpenAI's video object; `keptDays` is how long a stored copy lasts. */
-export function videoObject(job: VideoJob, keptDays: number | undefined): VideoObject {
+/** A job as OpenAI's video object at `now`; `keptDays` is how long a stored copy lasts. */
+export function videoObject(
+  job: VideoJob,
+  keptDays: number | undefined,
+  now: number,
+): VideoObject {
   const s = (ms: number | undefined) => (ms === undefined ? null : Math.floor(ms / 1000));
   const done = job.status === "completed";
   const expires = !done
@@ -105,7 +109,7 @@ export function videoObject(job: VideoJob, keptDays: number | undefined): VideoO
     completed_at: done ? s(job.finished) : null,
     expires_at: s(expires),
     status: job.status,
-    progress: job.progress,
+    progress: progressAt(job, now),
     model: job.requested,
     prompt: job.prompt,
     seconds: job.seconds,

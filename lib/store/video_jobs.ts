@@ -39,6 +39,8 @@ export interface VideoJob {
   created: number;
   /** When SiliconFlow started on it. */
   started?: number;
+  /** How long such a job is expected to take once started, ms (for progress). */
+  expectedMs?: number;
   /** When it finished (done or failed). */
   finished?: number;
   /** Why it failed. */
@@ -75,6 +77,17 @@ function unavailable(err: unknown): ApiError {
     headers: { "retry-after": "5" },
     cause: err,
   });
+}
+
+/**
+ * A job's progress at `now`, 0–100: SiliconFlow reports none, so a running job's is estimated
+ * from its time in progress against how long such a job takes, up to 95 until it is done.
+ */
+export function progressAt(job: VideoJob, now: number): number {
+  if (job.status === "completed") return 100;
+  if (job.status !== "in_progress" || job.started === undefined) return job.progress;
+  const share = (now - job.started) / (job.expectedMs ?? 180_000);
+  return Math.max(job.progress, Math.min(95, Math.floor(share * 100)));
 }
 
 const JOB = (id: string) => ["video", id];
