@@ -815,7 +815,9 @@ section("videos", async () => {
   const rate = (knobs.statusCalls - calls) / (windowMs / 1000);
   const rss = peak - idleRss;
   row(
-    `${jobs} video jobs being polled (the defaults), over ${windowMs / 1000} s: RSS beyond idle / CPU added on one core / status checks a second`,
+    `${jobs} video jobs being polled (the defaults), over ${
+      windowMs / 1000
+    } s: RSS beyond idle / CPU added on one core / status checks a second`,
     `${mb(rss)} / ${(added * 100).toFixed(2)} % / ${rate.toFixed(1)}`,
     "< 50 MB, < 1 %",
     rss < 50 * 1024 * 1024 && added < 0.01,
