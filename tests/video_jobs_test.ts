@@ -124,3 +124,49 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "video jobs on the client's own key: after a restart the job resumes when its owner asks",
+  opts,
+  async () => {
+    await using fake = startFakeUpstream();
+    const dir = await Deno.makeTempDir();
+    fake.videoMs = 1_500;
+    const passThrough = {
+      SILICONFLOW_BASE_URL: fake.baseUrl,
+      KV_PATH: `${dir}/kv.sqlite3`,
+      IMAGE_STORE: `${dir}/images`,
+      VIDEO_POLL_MS: "150",
+    };
+    const own = {
+      authorization: "Bearer sk-client-own-key-77777777777",
+      "content-type": "application/json",
+    };
+    const first = await spawnMain([], passThrough, { permissions: permissions(dir) });
+    const res = await fetch(`${first.url}/v1/videos`, {
+      method: "POST",
+      headers: own,
+      body: JSON.stringify({ prompt: "mine" }),
+    });
+    const job = await res.json();
+    await first.stop("SIGKILL");
+    const second = await spawnMain([], passThrough, { permissions: permissions(dir) });
+    try {
+      // The key was never stored: nothing polls the job until its owner asks with it.
+      await new Promise((r) => setTimeout(r, 2_500));
+      const polled = fake.statusCalls.length;
+      await new Promise((r) => setTimeout(r, 500));
+      assertEquals(fake.statusCalls.length, polled);
+      let video = { status: "queued" };
+      for (let i = 0; i < 60 && video.status !== "completed"; i++) {
+        video = await (await fetch(`${second.url}/v1/videos/${job.id}`, { headers: own })).json();
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assertEquals(video.status, "completed");
+      assert(fake.statusCalls.every((c) => c.authorization === own.authorization));
+    } finally {
+      await second.stop("SIGTERM");
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);

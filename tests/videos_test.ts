@@ -27,8 +27,8 @@ function env(fake: { baseUrl: string }, extra: Record<string, string> = {}) {
   };
 }
 
-async function waitUntilDone(client: OpenAI, id: string) {
-  for (let i = 0; i < 100; i++) {
+async function waitUntilDone(client: OpenAI, id: string, tries = 100) {
+  for (let i = 0; i < tries; i++) {
     const video = await client.videos.retrieve(id);
     if (video.status === "completed" || video.status === "failed") return video;
     await new Promise((r) => setTimeout(r, 100));
@@ -195,6 +195,11 @@ Deno.test(
       "input_reference, seconds, num_inference_steps",
     );
     assertEquals("image" in fake.received.at(-1)!.body, false);
+    // Without /v1, as some clients call, the Videos API still answers.
+    const bare = await fetch(`${server.url}/videos/video_nope`, {
+      headers: { authorization: `Bearer ${TEST_KEY}` },
+    });
+    assertEquals((await bare.json()).error.code, "video_not_found");
     const bad = await fetch(`${server.url}/v1/videos/video_nope`, {
       headers: { authorization: `Bearer ${TEST_KEY}` },
     });
@@ -361,4 +366,32 @@ Deno.test("a video model in the Responses API: the answer links the MP4", opts, 
   const text = body.output.at(-1).content[0].text as string;
   assertMatch(text, /\]\(http[^)]+\.mp4\)/);
   assertStringIncludes(text, "video_");
+});
+
+Deno.test(
+  "a video job nobody will collect is given up at VIDEO_JOB_TIMEOUT_MS, and polling stops",
+  opts,
+  async () => {
+    await using fake = startFakeUpstream();
+    await using server = startServer(env(fake, { VIDEO_JOB_TIMEOUT_MS: "1000" }));
+    fake.videoMs = 60_000;
+    const client = new OpenAI({ apiKey: TEST_KEY, baseURL: `${server.url}/v1` });
+    const video = await client.videos.create({ prompt: "never ready" });
+    const ended = await waitUntilDone(client, video.id);
+    assertEquals([ended.status, ended.error?.code], ["failed", "video_timeout"]);
+    const polls = fake.statusCalls.length;
+    await new Promise((r) => setTimeout(r, 500));
+    assertEquals(fake.statusCalls.length, polls);
+  },
+);
+
+Deno.test("demo mode makes a real, playable MP4 with no key", opts, async () => {
+  await using server = startServer({ DEMO: "true", KV_PATH: ":memory:" });
+  const client = new OpenAI({ apiKey: "unused", baseURL: `${server.url}/v1` });
+  const video = await client.videos.create({ prompt: "a demo", size: "1792x1024" });
+  const done = await waitUntilDone(client, video.id, 200);
+  assertEquals([done.status, done.size], ["completed", "1280x720"]);
+  const bytes = new Uint8Array(await (await client.videos.downloadContent(video.id)).arrayBuffer());
+  const text = new TextDecoder("latin1").decode(bytes.slice(0, 4096));
+  for (const box of ["ftyp", "moov", "avc1", "avcC"]) assertStringIncludes(text, box);
 });

@@ -91,7 +91,12 @@ export const ROUTES: readonly Route<RequestContext>[] = [
   { method: "GET", pattern: path("/favicon.svg"), handle: playground },
   { method: "GET", pattern: path(`${DEMO_IMAGE_PREFIX}*`), handle: demoImages },
   { method: "GET", pattern: path("/images/:name"), handle: serveStoredImage },
-  { method: "GET", pattern: path("/videos/:name"), handle: serveStoredImage },
+  // Only a stored video's name: `/videos/{id}` without `/v1` is the Videos API's.
+  {
+    method: "GET",
+    pattern: path("/videos/:name([A-Za-z0-9_-]{22}\\.mp4)"),
+    handle: serveStoredImage,
+  },
   {
     method: "POST",
     pattern: path("{/v1}?/videos"),

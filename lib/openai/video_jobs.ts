@@ -1,6 +1,6 @@
 /**
  * Video jobs, kept going: each instance polls the jobs it holds the lease on, a few seconds apart
- * and backing off (`VIDEO_POLL_MS`, up to 6×), and picks up, every few polls' time, jobs marked
+ * and backing off (`VIDEO_POLL_MS`, doubling up to 6×), and picks up, every few polls' time, jobs marked
  * for polling whose lease has lapsed (a restart, an instance gone). A job that succeeds is copied
  * into the media store before SiliconFlow's 10-minute link lapses; one that nobody collects is
  * given up at `VIDEO_JOB_TIMEOUT_MS`. A job paid by the client's own key is polled only while this
@@ -166,15 +166,9 @@ export class VideoPoller {
     const key = this.#clientKeys.get(id);
     if (job.clientKey && !key) return void this.#due.delete(id); // resumes when the owner asks
     if (now() > job.deadline) {
-      await this.#finish(job, {
-        status: "failed",
-        error: {
-          code: "video_timeout",
-          message: `The video was not ready within ${
-            Math.round(config.videoJobTimeoutMs / 60_000)
-          } minutes; polling stopped.`,
-        },
-      });
+      const minutes = Math.round(config.videoJobTimeoutMs / 60_000);
+      const message = `The video was not ready within ${minutes} minutes; polling stopped.`;
+      await this.#finish(job, { status: "failed", error: { code: "video_timeout", message } });
       return this.forget(id);
     }
     if (renew) {
@@ -219,7 +213,7 @@ export class VideoPoller {
       const open = (j: VideoJob) => j.status !== "completed" && j.status !== "failed";
       s.job = await jobs.update(id, (j) => (open(j) ? { ...j, ...change } : undefined));
     }
-    s.delay = Math.min(s.delay * 1.5, 6 * config.videoPollMs);
+    s.delay = Math.min(s.delay * 2, 6 * config.videoPollMs);
     // A little jitter spreads jobs made together over time.
     s.at = now() + s.delay * (0.9 + Math.random() * 0.2);
   }

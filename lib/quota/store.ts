@@ -7,7 +7,7 @@
  * "database is locked" (two processes committing at once) is retried with a jittered backoff.
  * @module
  */
-import { ApiError } from "../server/errors.ts";
+import { LazyKv } from "../server/kv.ts";
 import { randomToken } from "../server/values.ts";
 import {
   exceeded,
@@ -16,7 +16,6 @@ import {
   nextDay,
   nextMonth,
   type Reservation,
-  retryLocked,
   sha256,
   unavailable,
   type UsageRow,
@@ -38,34 +37,13 @@ export { retryLocked, utcDay } from "./records.ts";
 
 /** Keys, quotas and usage in one Deno KV. */
 export class QuotaStore {
-  #open: () => Promise<Deno.Kv>;
-  #kv?: Promise<Deno.Kv>;
+  #kv: LazyKv;
   #now: () => number;
 
   /** `path`: a file, `:memory:`, a KV Connect URL, or undefined for the platform's KV. */
   constructor(path: string | undefined, now: () => number) {
-    this.#open = () => Deno.openKv(path);
+    this.#kv = new LazyKv(path, unavailable);
     this.#now = now;
-  }
-
-  /** The KV, opened on first use; a failure is a 503 and is tried again next time. */
-  async #db(): Promise<Deno.Kv> {
-    this.#kv ??= this.#open();
-    try {
-      return await this.#kv;
-    } catch (err) {
-      this.#kv = undefined;
-      throw unavailable(err);
-    }
-  }
-
-  async #guard<T>(op: (kv: Deno.Kv) => Promise<T>): Promise<T> {
-    const kv = await this.#db();
-    try {
-      return await retryLocked(() => op(kv));
-    } catch (err) {
-      throw err instanceof ApiError ? err : unavailable(err);
-    }
   }
 
   /** Makes a key; the secret is returned here only. */
@@ -85,7 +63,7 @@ export class QuotaStore {
       expires_at: fields.expires_at ?? null,
       disabled: false,
     };
-    await this.#guard((kv) =>
+    await this.#kv.guard((kv) =>
       kv.atomic().check({ key: ["keys", record.id], versionstamp: null })
         .set(["keys", record.id], record).set(["key_hash", record.hash], record.id).commit()
     );
@@ -94,7 +72,7 @@ export class QuotaStore {
 
   /** Every key. */
   list(): Promise<KeyRecord[]> {
-    return this.#guard(async (kv) => {
+    return this.#kv.guard(async (kv) => {
       const out: KeyRecord[] = [];
       for await (const entry of kv.list<KeyRecord>({ prefix: ["keys"] })) out.push(entry.value);
       return out;
@@ -103,12 +81,12 @@ export class QuotaStore {
 
   /** One key, or undefined. */
   get(id: string): Promise<KeyRecord | undefined> {
-    return this.#guard(async (kv) => (await kv.get<KeyRecord>(["keys", id])).value ?? undefined);
+    return this.#kv.guard(async (kv) => (await kv.get<KeyRecord>(["keys", id])).value ?? undefined);
   }
 
   /** Changes a key's fields; undefined for an unknown id. */
   update(id: string, fields: KeyFields): Promise<KeyRecord | undefined> {
-    return this.#guard(async (kv) => {
+    return this.#kv.guard(async (kv) => {
       for (;;) {
         const entry = await kv.get<KeyRecord>(["keys", id]);
         if (!entry.value) return undefined;
@@ -120,7 +98,7 @@ export class QuotaStore {
 
   /** Revokes a key; false for an unknown id. */
   delete(id: string): Promise<boolean> {
-    return this.#guard(async (kv) => {
+    return this.#kv.guard(async (kv) => {
       const entry = await kv.get<KeyRecord>(["keys", id]);
       if (!entry.value) return false;
       await kv.atomic().delete(["keys", id]).delete(["key_hash", entry.value.hash]).commit();
@@ -131,7 +109,7 @@ export class QuotaStore {
   /** The record of a presented secret, or undefined; notes (to the minute) when it was last used. */
   async find(secret: string): Promise<KeyRecord | undefined> {
     const hash = await sha256(secret);
-    return this.#guard(async (kv) => {
+    return this.#kv.guard(async (kv) => {
       const id = (await kv.get<string>(["key_hash", hash])).value;
       if (!id) return undefined;
       const entry = await kv.get<KeyRecord>(["keys", id]);
@@ -149,7 +127,7 @@ export class QuotaStore {
   /** Images (or videos) counted against a key today and this month (UTC). */
   counted(id: string, unit: Unit = "images"): Promise<{ today: number; this_month: number }> {
     const [dayKey, monthKey] = counterKeys(id, unit, this.#now());
-    return this.#guard(async (kv) => {
+    return this.#kv.guard(async (kv) => {
       const [d, m] = await kv.getMany<number[]>([dayKey, monthKey]);
       return { today: d.value ?? 0, this_month: m.value ?? 0 };
     });
@@ -166,7 +144,7 @@ export class QuotaStore {
     const perDay = (unit === "images" ? record.images_per_day : record.videos_per_day) ?? null;
     const perMonth = (unit === "images" ? record.images_per_month : record.videos_per_month) ??
       null;
-    return this.#guard(async (kv) => {
+    return this.#kv.guard(async (kv) => {
       for (;;) {
         const [d, m] = await kv.getMany<number[]>([dayKey, monthKey]);
         const today = (d.value ?? 0) + count;
@@ -197,7 +175,7 @@ export class QuotaStore {
   }
 
   #giveBack(dayKey: Deno.KvKey, monthKey: Deno.KvKey, images: number): Promise<void> {
-    return this.#guard(async (kv) => {
+    return this.#kv.guard(async (kv) => {
       for (;;) {
         const [d, m] = await kv.getMany<number[]>([dayKey, monthKey]);
         const ok = await kv.atomic().check(d).check(m)
@@ -215,7 +193,7 @@ export class QuotaStore {
     counts: { requested: number; made: number; failures: number },
   ): Promise<void> {
     const { day } = utcDay(this.#now());
-    await this.#guard((kv) => {
+    await this.#kv.guard((kv) => {
       const op = kv.atomic();
       for (const [field, n] of Object.entries(counts)) {
         if (n > 0) op.sum(["usage", day, id, model, field], BigInt(n));
@@ -226,7 +204,7 @@ export class QuotaStore {
 
   /** Usage rows from `from` to `to` (inclusive, `YYYY-MM-DD`), optionally for one key. */
   usage(from: string, to: string, keyId?: string): Promise<UsageRow[]> {
-    return this.#guard(async (kv) => {
+    return this.#kv.guard(async (kv) => {
       const rows = new Map<string, UsageRow>();
       const iter = kv.list<Deno.KvU64>({ start: ["usage", from], end: ["usage", `${to}~`] });
       for await (const { key, value } of iter) {
@@ -242,8 +220,8 @@ export class QuotaStore {
     });
   }
 
-  /** Closes the KV (tests). */
-  async close(): Promise<void> {
-    if (this.#kv) (await this.#kv.catch(() => undefined))?.close();
+  /** Closes the KV. */
+  close(): Promise<void> {
+    return this.#kv.close();
   }
 }

@@ -1,8 +1,10 @@
 /**
- * Deno KV's one local failure mode: two processes committing to one SQLite file at once get
- * "database is locked". Every store on KV (keys and quotas, video jobs) retries it here.
+ * Deno KV as the stores on it (keys and quotas, video jobs) use it: opened on first use, and
+ * SQLite's one local failure mode, "database is locked" (two processes committing to one file at
+ * once), retried.
  * @module
  */
+import { ApiError } from "./errors.ts";
 
 /** Runs `op`, retrying SQLite's "database is locked" with a jittered backoff. */
 export async function retryLocked<T>(op: () => Promise<T>, attempts = 12): Promise<T> {
@@ -15,5 +17,39 @@ export async function retryLocked<T>(op: () => Promise<T>, attempts = 12): Promi
       }
       await new Promise((r) => setTimeout(r, (5 + Math.random() * 20) * (i + 1)));
     }
+  }
+}
+
+/** A KV opened on first use; a failure to open (or of an operation) is the store's own 503. */
+export class LazyKv {
+  #open: () => Promise<Deno.Kv>;
+  #kv?: Promise<Deno.Kv>;
+  #unavailable: (err: unknown) => ApiError;
+
+  /** `path`: a file, `:memory:`, a KV Connect URL, or undefined for the platform's KV. */
+  constructor(path: string | undefined, unavailable: (err: unknown) => ApiError) {
+    this.#open = () => Deno.openKv(path);
+    this.#unavailable = unavailable;
+  }
+
+  /** Runs `op` on the KV (opened now if need be, tried again next time if that fails). */
+  async guard<T>(op: (kv: Deno.Kv) => Promise<T>): Promise<T> {
+    let kv: Deno.Kv;
+    try {
+      kv = await (this.#kv ??= this.#open());
+    } catch (err) {
+      this.#kv = undefined;
+      throw this.#unavailable(err);
+    }
+    try {
+      return await retryLocked(() => op(kv));
+    } catch (err) {
+      throw err instanceof ApiError ? err : this.#unavailable(err);
+    }
+  }
+
+  /** Closes the KV, if it was opened. */
+  async close(): Promise<void> {
+    if (this.#kv) (await this.#kv.catch(() => undefined))?.close();
   }
 }

@@ -6,7 +6,7 @@
  * @module
  */
 import { ApiError } from "../server/errors.ts";
-import { retryLocked } from "../server/kv.ts";
+import { LazyKv } from "../server/kv.ts";
 
 /** A job's state, as OpenAI's video object says it. */
 export type VideoState = "queued" | "in_progress" | "completed" | "failed";
@@ -97,35 +97,19 @@ const LEASE = (id: string) => ["video_lease", id];
 
 /** Video jobs in one Deno KV. */
 export class VideoJobStore {
-  #open: () => Promise<Deno.Kv>;
-  #kv?: Promise<Deno.Kv>;
+  #kv: LazyKv;
   #now: () => number;
 
   /** `path`: a file, `:memory:`, a KV Connect URL, or undefined for the platform's KV. */
   constructor(path: string | undefined, now: () => number) {
-    this.#open = () => Deno.openKv(path);
+    this.#kv = new LazyKv(path, unavailable);
     this.#now = now;
-  }
-
-  async #guard<T>(op: (kv: Deno.Kv) => Promise<T>): Promise<T> {
-    let kv: Deno.Kv;
-    try {
-      kv = await (this.#kv ??= this.#open());
-    } catch (err) {
-      this.#kv = undefined;
-      throw unavailable(err);
-    }
-    try {
-      return await retryLocked(() => op(kv));
-    } catch (err) {
-      throw err instanceof ApiError ? err : unavailable(err);
-    }
   }
 
   /** Keeps a new job, marked for polling, with the lease on it taken by `lease.holder`. */
   async create(job: VideoJob, lease: { holder: string; ms: number }): Promise<void> {
     const until = this.#now() + lease.ms;
-    await this.#guard((kv) =>
+    await this.#kv.guard((kv) =>
       kv.atomic().check({ key: JOB(job.id), versionstamp: null }).set(JOB(job.id), job)
         .set(BY_OWNER(job), job.id).set(PENDING(job.id), job.deadline)
         .set(LEASE(job.id), { holder: lease.holder, until }, { expireIn: lease.ms * 2 }).commit()
@@ -134,7 +118,7 @@ export class VideoJobStore {
 
   /** A job, or undefined. */
   get(id: string): Promise<VideoJob | undefined> {
-    return this.#guard(async (kv) => (await kv.get<VideoJob>(JOB(id))).value ?? undefined);
+    return this.#kv.guard(async (kv) => (await kv.get<VideoJob>(JOB(id))).value ?? undefined);
   }
 
   /**
@@ -145,7 +129,7 @@ export class VideoJobStore {
     id: string,
     change: (job: VideoJob) => VideoJob | undefined,
   ): Promise<VideoJob | undefined> {
-    return this.#guard(async (kv) => {
+    return this.#kv.guard(async (kv) => {
       for (;;) {
         const entry = await kv.get<VideoJob>(JOB(id));
         if (!entry.value) return undefined;
@@ -163,7 +147,7 @@ export class VideoJobStore {
     owner: string,
     options: { after?: string; limit: number; order: "asc" | "desc" },
   ): Promise<VideoPage> {
-    return this.#guard(async (kv) => {
+    return this.#kv.guard(async (kv) => {
       const prefix = ["video_owner", owner];
       const selector: Deno.KvListSelector = { prefix };
       if (options.after) {
@@ -190,7 +174,7 @@ export class VideoJobStore {
 
   /** Deletes a job and its marks; false when there was none. */
   delete(id: string): Promise<boolean> {
-    return this.#guard(async (kv) => {
+    return this.#kv.guard(async (kv) => {
       const entry = await kv.get<VideoJob>(JOB(id));
       if (!entry.value) return false;
       await kv.atomic().delete(JOB(id)).delete(BY_OWNER(entry.value)).delete(PENDING(id))
@@ -201,7 +185,7 @@ export class VideoJobStore {
 
   /** The ids of every job still marked for polling. */
   pending(): Promise<string[]> {
-    return this.#guard(async (kv) => {
+    return this.#kv.guard(async (kv) => {
       const ids: string[] = [];
       for await (const entry of kv.list({ prefix: ["video_pending"] })) {
         ids.push(entry.key[1] as string);
@@ -215,7 +199,7 @@ export class VideoJobStore {
    * free, lapsed, or its own), false when another holder's lease still runs.
    */
   lease(id: string, holder: string, ms: number): Promise<boolean> {
-    return this.#guard(async (kv) => {
+    return this.#kv.guard(async (kv) => {
       const entry = await kv.get<{ holder: string; until: number }>(LEASE(id));
       const now = this.#now();
       if (entry.value && entry.value.holder !== holder && entry.value.until > now) return false;
@@ -226,7 +210,7 @@ export class VideoJobStore {
   }
 
   /** Closes the KV. */
-  async close(): Promise<void> {
-    if (this.#kv) (await this.#kv.catch(() => undefined))?.close();
+  close(): Promise<void> {
+    return this.#kv.close();
   }
 }
