@@ -66,11 +66,18 @@ const QWEN_SIZES = [
 
 // SiliconFlow's video sizes: landscape, portrait, square. `image_size` is required there.
 const WAN_SIZES = ["1280x720", "720x1280", "960x960"] as const;
-const WAN_PARAMS: Readonly<Record<string, ParamSpec>> = {
-  image_size: { type: "enum", values: WAN_SIZES },
-  seed: SEED,
-  negative_prompt: NEGATIVE,
-};
+const WAN = {
+  ownedBy: "Wan-AI",
+  params: {
+    image_size: { type: "enum", values: WAN_SIZES },
+    seed: SEED,
+    negative_prompt: NEGATIVE,
+  },
+  sizes: WAN_SIZES,
+  verified: true,
+  // Wan 2.2 makes 81 frames at 16 fps; SiliconFlow's reference does not state the length.
+  video: { seconds: 5 },
+} as const satisfies Omit<ModelSpec, "id" | "inputImages">;
 
 /** Every model this server knows, in the order `/v1/models` lists them. */
 export const MODELS: readonly ModelSpec[] = [
@@ -153,25 +160,9 @@ export const MODELS: readonly ModelSpec[] = [
     sizes: ["1024x1024", "1200x896", "1264x848", "1376x768", "896x1200", "768x1376"],
     verified: false,
   },
-  {
-    id: "Wan-AI/Wan2.2-T2V-A14B",
-    ownedBy: "Wan-AI",
-    inputImages: { min: 0, max: 0 },
-    params: WAN_PARAMS,
-    sizes: WAN_SIZES,
-    verified: true,
-    // Wan 2.2 makes 81 frames at 16 fps; SiliconFlow's reference does not state the length.
-    video: { seconds: 5 },
-  },
-  {
-    id: "Wan-AI/Wan2.2-I2V-A14B",
-    ownedBy: "Wan-AI",
-    inputImages: { min: 1, max: 1 },
-    params: WAN_PARAMS,
-    sizes: WAN_SIZES,
-    verified: true,
-    video: { seconds: 5 },
-  },
+  { id: "Wan-AI/Wan2.2-T2V-A14B", inputImages: { min: 0, max: 0 }, ...WAN },
+  // The image is the video's first frame.
+  { id: "Wan-AI/Wan2.2-I2V-A14B", inputImages: { min: 1, max: 1 }, ...WAN },
 ];
 
 const BY_ID = new Map(MODELS.map((m) => [m.id.toLowerCase(), m]));
