@@ -8,7 +8,7 @@
 import type { GenerationPlan } from "../generation/plan.ts";
 import type { ModelSpec } from "../generation/registry.ts";
 import { ApiError } from "../server/errors.ts";
-import { progressAt, type VideoJob } from "../store/video_jobs.ts";
+import { isDone, progressAt, type VideoJob } from "../store/video_jobs.ts";
 import type { RequestAuth, RequestContext } from "./context.ts";
 import type { PreparedGeneration } from "./conversation.ts";
 import { publicBase } from "./stored_images.ts";
@@ -55,7 +55,7 @@ async function waitFor(
   seen: (job: VideoJob) => void,
 ): Promise<VideoJob> {
   let latest = job;
-  while (latest.status !== "completed" && latest.status !== "failed") {
+  while (!isDone(latest)) {
     if (signal.aborted || ctx.app.now() >= until) break;
     await new Promise((resolve) => setTimeout(resolve, WAIT_STEP_MS));
     latest = (await ctx.app.videos.jobs.get(job.id)) ?? latest;

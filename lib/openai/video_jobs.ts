@@ -1,7 +1,7 @@
 /**
  * Video jobs, kept going: each instance polls the jobs it holds the lease on, a few seconds apart
- * and backing off (`VIDEO_POLL_MS`, doubling up to 6×), and picks up, every few polls' time, jobs marked
- * for polling whose lease has lapsed (a restart, an instance gone). A job that succeeds is copied
+ * and backing off (`VIDEO_POLL_MS`, doubling up to 6×), and picks up, every few polls' time,
+ * jobs marked for polling whose lease has lapsed (a restart, an instance gone). A job that succeeds is copied
  * into the media store before SiliconFlow's 10-minute link lapses; one that nobody collects is
  * given up at `VIDEO_JOB_TIMEOUT_MS`. A job paid by the client's own key is polled only while this
  * process has that key in memory (it is never stored): after a restart it resumes when its owner
@@ -18,7 +18,7 @@ import type { UpstreamAuth } from "../siliconflow/keys.ts";
 import type { Upstream } from "../siliconflow/upstream.ts";
 import type { QuotaStore } from "../quota/store.ts";
 import type { ImageStore } from "../store/image_store.ts";
-import type { VideoJob, VideoJobStore } from "../store/video_jobs.ts";
+import { isDone, type VideoJob, type VideoJobStore } from "../store/video_jobs.ts";
 
 /** How long SiliconFlow's video links work. */
 export const LINK_LIFE_MS = 10 * 60_000;
@@ -67,8 +67,6 @@ export class VideoPoller {
   #timer?: ReturnType<typeof setInterval>;
   #busy = false;
   #lastScan = -Infinity;
-  /** Status calls made, for tests and the benchmark. */
-  polls = 0;
 
   constructor(deps: PollerDeps) {
     this.#deps = deps;
@@ -124,9 +122,7 @@ export class VideoPoller {
       if (now - this.#lastScan >= videoPollMs * 3) {
         this.#lastScan = now;
         for (const id of await this.#deps.jobs.pending().catch(() => [])) {
-          if (!this.#due.has(id)) {
-            this.#due.set(id, { at: now, delay: videoPollMs, leaseUntil: 0, errors: 0 });
-          }
+          this.watch(id, undefined, 0);
         }
       }
       const ready = [...this.#due].filter(([, s]) => s.at <= now);
@@ -162,7 +158,7 @@ export class VideoPoller {
     const renew = s.leaseUntil - now() < lease / 2;
     // The record is read again when the lease is renewed (every few polls), not at every poll.
     const job = renew || !s.job ? await jobs.get(id) : s.job;
-    if (!job || job.status === "completed" || job.status === "failed") return this.forget(id);
+    if (!job || isDone(job)) return this.forget(id);
     const key = this.#clientKeys.get(id);
     if (job.clientKey && !key) return void this.#due.delete(id); // resumes when the owner asks
     if (now() > job.deadline) {
@@ -182,7 +178,6 @@ export class VideoPoller {
       signal: this.#deps.shutdownSignal,
       origin: () => job.origin,
     });
-    this.polls++;
     let state: VideoStatus;
     try {
       state = await calls.status(job.requestId, job.keyRef);
@@ -210,8 +205,7 @@ export class VideoPoller {
     // Written only when the state changes: progress is worked out when the job is read.
     const change = stateChange(job, state, now());
     if (change) {
-      const open = (j: VideoJob) => j.status !== "completed" && j.status !== "failed";
-      s.job = await jobs.update(id, (j) => (open(j) ? { ...j, ...change } : undefined));
+      s.job = await jobs.update(id, (j) => (isDone(j) ? undefined : { ...j, ...change }));
     }
     s.delay = Math.min(s.delay * 2, 6 * config.videoPollMs);
     // A little jitter spreads jobs made together over time.
@@ -260,17 +254,14 @@ export class VideoPoller {
   /** Writes a job's end, and settles its video against the key's quota and usage. */
   async #finish(job: VideoJob, end: Partial<VideoJob>): Promise<void> {
     const { jobs, quota, now } = this.#deps;
-    const written = await jobs.update(
-      job.id,
-      (j) =>
-        j.status === "completed" || j.status === "failed"
-          ? undefined
-          : { ...j, ...end, finished: now() },
-    );
-    if (
-      !written || written.status !== end.status || written.finished === undefined || !job.account ||
-      !quota
-    ) return;
+    // Whether this write ended the job (the last attempt of the update is the one committed), so
+    // that a job another instance ended first is not counted twice.
+    let ended = false;
+    await jobs.update(job.id, (j) => {
+      ended = !isDone(j);
+      return ended ? { ...j, ...end, finished: now() } : undefined;
+    });
+    if (!ended || !job.account || !quota) return;
     const made = end.status === "completed" ? 1 : 0;
     if (!made) await quota.giveBack(job.account, "videos", 1, job.created).catch(() => {});
     await quota.record(job.account, job.model, { requested: 0, made, failures: 1 - made }).catch(

@@ -13,7 +13,7 @@ import { jsonResponse } from "../server/response.ts";
 import { randomToken } from "../server/values.ts";
 import { bearerKey } from "../siliconflow/keys.ts";
 import { sha256 } from "../quota/records.ts";
-import { progressAt, type VideoJob } from "../store/video_jobs.ts";
+import { isDone, progressAt, type VideoJob } from "../store/video_jobs.ts";
 import {
   authorizeRequest,
   bodyLimits,
@@ -161,7 +161,7 @@ async function ownJob(ctx: RequestContext, id: string | undefined): Promise<Vide
       code: "video_not_found",
     });
   }
-  if ((job.status === "queued" || job.status === "in_progress") && auth.kind === "client") {
+  if (!isDone(job) && auth.kind === "client") {
     ctx.app.videos.poller.watch(job.id, auth.key, 0);
   }
   return job;

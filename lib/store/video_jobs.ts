@@ -79,6 +79,11 @@ function unavailable(err: unknown): ApiError {
   });
 }
 
+/** Whether a job has ended (done or failed): it is no longer polled. */
+export function isDone(job: VideoJob): boolean {
+  return job.status === "completed" || job.status === "failed";
+}
+
 /**
  * A job's progress at `now`, 0–100: SiliconFlow reports none, so a running job's is estimated
  * from its time in progress against how long such a job takes, up to 95 until it is done.
@@ -136,7 +141,7 @@ export class VideoJobStore {
         const next = change(entry.value);
         if (!next) return entry.value;
         const op = kv.atomic().check(entry).set(JOB(id), next);
-        if (next.status === "completed" || next.status === "failed") op.delete(PENDING(id));
+        if (isDone(next)) op.delete(PENDING(id));
         if ((await op.commit()).ok) return next;
       }
     });
