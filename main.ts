@@ -121,7 +121,11 @@ if (import.meta.main && !Deno.env.get("DENO_DEPLOYMENT_ID")) {
       const grace = setTimeout(() => shutdown.abort(), config.shutdownGraceMs);
       // After the grace, streams end with an error event at once; give them a moment to flush.
       const hard = setTimeout(() => Deno.exit(1), config.shutdownGraceMs + 5_000);
+      // Jobs go to the next process (or another instance) now, not when a lease would lapse.
+      const handedOver = handler.handOver().catch(() => {});
       await server.shutdown();
+      await handedOver;
+      await handler.close().catch(() => {});
       clearTimeout(grace);
       clearTimeout(hard);
       Deno.exit(0);

@@ -17,8 +17,35 @@ import { TRACE_HEADER } from "./siliconflow/client.ts";
 import { createUpstream } from "./siliconflow/upstream.ts";
 import { createImageStore } from "./store/create.ts";
 import { QuotaStore } from "./quota/store.ts";
-import { VideoJobStore } from "./store/video_jobs.ts";
-import { VideoPoller } from "./openai/video_jobs.ts";
+import { Instance } from "./jobs/instance.ts";
+import { JobPoller } from "./jobs/poller.ts";
+import { JobStore } from "./jobs/store.ts";
+import { type VideoJob, VideoKind } from "./jobs/video.ts";
+import { VideoService } from "./jobs/video_service.ts";
+import { ApiError } from "./server/errors.ts";
+
+/**
+ * How this instance's heartbeat and scans run, from `VIDEO_POLL_MS`: the heartbeat lives three
+ * polls (at most 15 s) and scans run every two thirds of that, so after a crash another instance
+ * takes a job (and gives back the dead requests' quota) within five polls, 25 s by default.
+ */
+export function jobTiming(config: Config): { ttlMs: number; scanMs: number } {
+  const ttlMs = Math.min(15_000, Math.max(1_000, 3 * config.videoPollMs));
+  return { ttlMs, scanMs: Math.round((ttlMs * 2) / 3) };
+}
+
+/** How long ended jobs are kept: the local store's `IMAGE_TTL_DAYS`, else its default. */
+function retentionDays(config: Config): number {
+  return config.imageStore?.kind === "local" ? config.imageStore.ttlDays : 30;
+}
+
+function jobStoreUnavailable(err: unknown): ApiError {
+  return new ApiError(503, "The job store is unavailable; video jobs cannot be read now.", {
+    code: "job_store_unavailable",
+    headers: { "retry-after": "5" },
+    cause: err,
+  });
+}
 
 /** Dependencies of {@link createHandler}; everything but `config` has a default. */
 export interface HandlerOptions {
@@ -42,8 +69,17 @@ export interface HandlerOptions {
   resumeVideoJobs?: boolean;
 }
 
-/** A request handler, as `Deno.serve` and `export default { fetch }` take it. */
-export type Handler = (request: Request) => Promise<Response>;
+/** A request handler, as `Deno.serve` and `export default { fetch }` take it, that can be closed. */
+export interface Handler {
+  (request: Request): Promise<Response>;
+  /**
+   * Stops the background work (polling jobs) and hands this instance's jobs over to the others at
+   * once. Requests still being answered keep working: call it when the server stops accepting.
+   */
+  handOver(): Promise<void>;
+  /** Hands over, then stops the timers and closes the KV: once no request is left. */
+  close(): Promise<void>;
+}
 
 /**
  * Builds the server's request handler.
@@ -64,7 +100,10 @@ export function createHandler(options: HandlerOptions): Handler {
     createLogger(config.logFormat, undefined, undefined, config.logLevel);
   const shutdownSignal = options.shutdownSignal ?? new AbortController().signal;
   const store = createImageStore(config.imageStore, logger, now);
-  const quota = config.adminApiKey ? new QuotaStore(config.kvPath, now) : undefined;
+  const timing = jobTiming(config);
+  const instance = new Instance(config.kvPath, { ...timing, now, logger });
+  const quota = config.adminApiKey ? new QuotaStore(config.kvPath, now, instance) : undefined;
+  if (quota) instance.onScan(async () => void await quota.recover());
   const upstream = createUpstream(config, {
     fetch: options.fetch,
     logger,
@@ -75,18 +114,29 @@ export function createHandler(options: HandlerOptions): Handler {
     rules: async (body) => (await import("./generation/schemas.ts")).upstreamRules(body),
     videoRules: async (body) => (await import("./generation/schemas.ts")).videoRules(body),
   });
-  const jobs = new VideoJobStore(config.kvPath, now);
-  const poller = new VideoPoller({
-    config,
-    jobs,
-    upstream,
-    store,
-    quota,
-    logger,
+  const jobs = new JobStore<VideoJob>("video", config.kvPath, {
     now,
+    retentionMs: retentionDays(config) * 86_400_000,
+    unavailable: jobStoreUnavailable,
+  });
+  const kind = new VideoKind({ config, jobs, upstream, store, quota, logger, now });
+  const poller = new JobPoller({
+    kind,
+    instance,
+    timing: {
+      pollMs: config.videoPollMs,
+      maxPollMs: 6 * config.videoPollMs,
+      checksAtOnce: 8,
+      followUpsAtOnce: 4,
+    },
+    now,
+    logger,
     shutdownSignal,
   });
+  const videos = new VideoService({ config, jobs, poller, upstream, quota, logger, now });
+  // Work left by a process that stopped is taken over at once, rather than at the first video.
   if (options.resumeVideoJobs) poller.start();
+  else if (quota) instance.start().catch(() => {});
   const app: App = {
     config,
     now,
@@ -98,10 +148,10 @@ export function createHandler(options: HandlerOptions): Handler {
     shutdownSignal,
     store,
     quota,
-    videos: { jobs, poller },
+    videos,
   };
   const signals = new RequestSignals(shutdownSignal);
-  return createPipeline<RequestContext>({
+  const handle = createPipeline<RequestContext>({
     routes: ROUTES,
     context: (request, pathname, requestId) =>
       new Context(app, request, pathname, requestId, signals),
@@ -115,6 +165,18 @@ export function createHandler(options: HandlerOptions): Handler {
       "x-partial-failure",
       "x-image-store-warning",
     ],
+  });
+  let handedOver: Promise<void> | undefined;
+  const handOver = () => handedOver ??= poller.stop();
+  return Object.assign(handle, {
+    handOver,
+    async close() {
+      await handOver();
+      // Withdrawn last: reservations of requests answered until now stay this instance's.
+      await instance.close();
+      store?.close();
+      await Promise.all([jobs.close(), quota?.close()]);
+    },
   });
 }
 

@@ -52,6 +52,13 @@ export interface FakeUpstream extends AsyncDisposable {
   videoFail?: string;
   /** Every video status call: the job's request id and the key it came with. */
   statusCalls: { requestId: string; authorization: string | null }[];
+  /** Every download of a video it made (its path). */
+  videoDownloads: string[];
+  /**
+   * The next `count` video downloads trickle in over `ms`, with no declared length (so they
+   * stream into the store); the others are served at once.
+   */
+  slowVideos: { count: number; ms: number };
 }
 
 /** Starts the fake on a free loopback port. */
@@ -78,6 +85,8 @@ export function startFakeUpstream(): FakeUpstream {
     expired: false,
     videoMs: 300,
     statusCalls: [],
+    videoDownloads: [],
+    slowVideos: { count: 0, ms: 0 },
     inFlight: () => inFlight,
     aborted: () => aborted,
     async [Symbol.asyncDispose]() {
@@ -106,6 +115,13 @@ export function startFakeUpstream(): FakeUpstream {
     const { pathname } = new URL(req.url);
     if (fake.expired && /^\/demo\/(images|videos)\//.test(pathname)) {
       return new Response("expired", { status: 404 });
+    }
+    if (pathname.startsWith("/demo/videos/") && req.method === "GET") {
+      fake.videoDownloads.push(pathname);
+      if (fake.slowVideos.count > 0) {
+        fake.slowVideos.count--;
+        return trickle(await demo(req), fake.slowVideos.ms, req.signal);
+      }
     }
     if (pathname.endsWith("/video/status")) {
       const text = await req.text();
@@ -161,6 +177,23 @@ export function startFakeUpstream(): FakeUpstream {
   });
   fake.baseUrl = `http://127.0.0.1:${server.addr.port}/v1`;
   return fake;
+}
+
+/** A response's body sent in 20 parts over `ms`, with no declared length. */
+async function trickle(response: Response, ms: number, signal: AbortSignal): Promise<Response> {
+  const bytes = await response.bytes();
+  const step = Math.ceil(bytes.length / 20);
+  let at = 0;
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (at >= bytes.length) return controller.close();
+      await new Promise((r) => setTimeout(r, ms / 20));
+      if (signal.aborted) return controller.error(signal.reason);
+      controller.enqueue(bytes.slice(at, at + step));
+      at += step;
+    },
+  });
+  return new Response(body, { headers: { "content-type": "video/mp4" } });
 }
 
 /** {@link bigImage} in 64 KiB chunks with no declared length, or breaking off halfway. */
@@ -303,6 +336,7 @@ export function startServer(
     async [Symbol.asyncDispose]() {
       await server.shutdown();
       done.abort();
+      await handler.close();
       // The log scan: across the whole suite, no key of any kind may reach a log line.
       const keys = [
         TEST_KEY,

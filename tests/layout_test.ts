@@ -14,6 +14,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   "siliconflow": ["server", "config.ts"],
   "generation": ["siliconflow", "server"],
   "openai": [
+    "jobs",
     "generation",
     "siliconflow",
     "store",
@@ -23,6 +24,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
     "config.ts",
     "version.ts",
   ],
+  "jobs": ["generation", "siliconflow", "store", "quota", "server", "config.ts"],
   "playground": [],
   "quota": ["server"],
   "store": ["server", "config.ts", "config_values.ts"],
@@ -30,7 +32,16 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   "config_values.ts": ["server"],
   "cli.ts": ["config.ts"],
   "version.ts": [],
-  "handler.ts": ["openai", "generation", "siliconflow", "store", "quota", "server", "config.ts"],
+  "handler.ts": [
+    "openai",
+    "jobs",
+    "generation",
+    "siliconflow",
+    "store",
+    "quota",
+    "server",
+    "config.ts",
+  ],
 };
 
 /** `server`, `openai`, … for a file in a folder of lib/; the file name for one at its root. */
@@ -78,6 +89,32 @@ Deno.test("layout: imports follow openai → generation → siliconflow → serv
   const folders = ["openai", "generation", "siliconflow", "server"];
   const acrossAll = [...crossing].filter(([, to]) => folders.every((f) => to.has(f)));
   assertEquals(acrossAll.map(([m]) => m.slice(LIB.length)), ["handler.ts"]);
+});
+
+Deno.test("layout: no import cycle among the modules of lib/", async () => {
+  const modules = await graph(new URL("../lib/handler.ts", import.meta.url).pathname);
+  const edges = new Map<string, string[]>();
+  for (const module of modules) {
+    if (!part(module.specifier)) continue;
+    const deps = (module.dependencies ?? []).flatMap((d) => [d.code?.specifier, d.type?.specifier])
+      .filter((s): s is string => s !== undefined && part(s) !== undefined);
+    edges.set(module.specifier, deps);
+  }
+  // Depth-first, colouring each module; an edge back to a module on the path is a cycle.
+  const state = new Map<string, "open" | "done">();
+  const cycles: string[] = [];
+  const visit = (node: string, path: string[]) => {
+    state.set(node, "open");
+    for (const next of edges.get(node) ?? []) {
+      if (state.get(next) === "open") {
+        const loop = [...path.slice(path.indexOf(next)), node, next];
+        cycles.push(loop.map((m) => m.slice(LIB.length)).join(" → "));
+      } else if (!state.has(next)) visit(next, [...path, node]);
+    }
+    state.set(node, "done");
+  };
+  for (const node of edges.keys()) if (!state.has(node)) visit(node, []);
+  assertEquals(cycles, []);
 });
 
 Deno.test("layout: every module stays under 300 lines", async () => {

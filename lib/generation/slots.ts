@@ -8,11 +8,13 @@ import { ApiError } from "../server/errors.ts";
 /** A fixed number of slots for generations in flight. */
 export class GenerationSlots {
   #max: number;
+  #busy: string;
   #inFlight = 0;
 
-  /** Creates `max` slots. */
-  constructor(max: number) {
+  /** Creates `max` slots; `busy` says what fills them, in the 429's message. */
+  constructor(max: number, busy = "generations are already running") {
     this.#max = max;
+    this.#busy = busy;
   }
 
   /** Generations holding a slot now. */
@@ -25,7 +27,7 @@ export class GenerationSlots {
     if (this.#inFlight >= this.#max) {
       throw new ApiError(
         429,
-        `This server is busy: ${this.#max} generations are already running. Retry shortly.`,
+        `This server is busy: ${this.#max} ${this.#busy}. Retry shortly.`,
         { code: "server_busy", headers: { "retry-after": "2" } },
       );
     }

@@ -13,35 +13,29 @@ import {
   toChatCompletion,
   ZERO_USAGE,
 } from "./chat_stream.ts";
-import {
-  authorizeRequest,
-  bodyLimits,
-  planHeaders,
-  type RequestContext,
-  streamAnswer,
-} from "./context.ts";
-import { describe, type PreparedGeneration, prepareGeneration } from "./conversation.ts";
+import { authorizeRequest, bodyLimits, type RequestContext, streamAnswer } from "./context.ts";
+import { prepareGeneration } from "./conversation.ts";
+import type { PreparedGeneration } from "./prepared.ts";
 
 /** Handles a chat completion request. */
 export async function chatCompletions(ctx: RequestContext): Promise<Response> {
   const auth = await authorizeRequest(ctx);
   const chat = parseChatRequest(await readJson(ctx.request, bodyLimits(ctx)));
   const generation = await prepareGeneration(ctx, auth, chat);
-  const { plan } = generation;
   const meta: CompletionMeta = {
     id: `chatcmpl-${crypto.randomUUID().replaceAll("-", "")}`,
     created: Math.floor(ctx.app.now() / 1000),
     model: chat.model,
   };
-  const release = ctx.app.slots.acquire();
+  const release = generation.acquire();
   if (chat.stream) {
-    const intro = generation.progress ? describe(plan) : undefined;
-    const answer = { meta, includeUsage: chat.includeUsage, intro, headers: planHeaders(plan) };
+    const intro = generation.progress ? generation.intro : undefined;
+    const answer = { meta, includeUsage: chat.includeUsage, intro, headers: generation.headers };
     return streamChat(ctx, answer, generation, release);
   }
   try {
     const { markdown } = await generation.run(ctx.signal);
-    return jsonResponse(toChatCompletion(meta, markdown), 200, planHeaders(plan));
+    return jsonResponse(toChatCompletion(meta, markdown), 200, generation.headers);
   } finally {
     release();
   }

@@ -19,8 +19,7 @@ import { authorize, bearerKey, type UpstreamAuth } from "../siliconflow/keys.ts"
 import type { KeyRecord, QuotaStore } from "../quota/store.ts";
 import type { Upstream } from "../siliconflow/upstream.ts";
 import type { ImageStore } from "../store/image_store.ts";
-import type { VideoJobStore } from "../store/video_jobs.ts";
-import type { VideoPoller } from "./video_jobs.ts";
+import type { VideoService } from "../jobs/video_service.ts";
 
 /** The server, built once: configuration, clock, logger, the upstream side and the counters. */
 export interface App {
@@ -44,8 +43,8 @@ export interface App {
   readonly store?: ImageStore;
   /** Access keys with quotas on KV (`ADMIN_API_KEY`), if enabled. */
   readonly quota?: QuotaStore;
-  /** Video jobs on KV (`KV_PATH`), and this instance's poller of them. */
-  readonly videos: { readonly jobs: VideoJobStore; readonly poller: VideoPoller };
+  /** Video jobs on KV (`KV_PATH`), this instance's poller of them, and the waits for them. */
+  readonly videos: VideoService;
 }
 
 /** Who called: the key that pays upstream, and a KV-managed access key's record if one was used. */
@@ -94,10 +93,11 @@ export function metered(
   const quota = ctx.app.quota;
   // Unmetered, the generation is run as it is: no further frame waits on it while it is held.
   if (!account || !quota) return run();
-  return meteredRun(account, quota, job, run);
+  return meteredRun(ctx, account, quota, job, run);
 }
 
 async function meteredRun(
+  ctx: RequestContext,
   account: KeyRecord,
   quota: QuotaStore,
   job: { plan: GenerationPlan; requested: string },
@@ -106,11 +106,19 @@ async function meteredRun(
   const { plan } = job;
   checkModelAllowed(account, job.requested, plan.model);
   const reservation = await quota.reserve(account, plan.n);
+  const warn = (msg: string) => (err: unknown) =>
+    ctx.app.logger({
+      level: "warn",
+      msg,
+      key_id: account.id,
+      error: err instanceof Error ? err.message.slice(0, 200) : String(err),
+    });
   const settle = async (made: number) => {
     const requested = plan.n;
-    await reservation.release(requested - made).catch(() => {});
+    // A release that fails stays reserved until this instance stops; recovery then gives it back.
+    await reservation.release(requested - made).catch(warn("could not settle a quota reservation"));
     await quota.record(account.id, plan.model.id, { requested, made, failures: requested - made })
-      .catch(() => {});
+      .catch(warn("could not record usage"));
   };
   let outcome: GenerationOutcome;
   try {

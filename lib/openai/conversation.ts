@@ -19,6 +19,7 @@ import { imagesFromHistory } from "./chat_history.ts";
 import type { ChatRequest } from "./chat_request.ts";
 import {
   metered,
+  planHeaders,
   planNotes,
   type RequestAuth,
   type RequestContext,
@@ -26,6 +27,7 @@ import {
   upstreamCaller,
 } from "./context.ts";
 import { prepareVideo } from "./chat_video.ts";
+import type { PreparedGeneration } from "./prepared.ts";
 import { parsePromptFlags } from "./prompt_flags.ts";
 import { inlineOwnImages, storeImages } from "./stored_images.ts";
 
@@ -111,18 +113,6 @@ function inputImages(
   return { images, fromHistory: true };
 }
 
-/** A conversation's generation, planned and ready to run. */
-export interface PreparedGeneration {
-  /** The validated upstream calls. */
-  plan: GenerationPlan;
-  /** Whether progress lines were asked for (`PROGRESS`, or `progress` in the body). */
-  progress: boolean;
-  /** Runs the generation: the outcome, and the markdown answer with its notes. */
-  run(signal: AbortSignal): Promise<{ outcome: GenerationOutcome; markdown: string }>;
-  /** Where a long job stands (a video's place in the queue), for progress lines. */
-  status?: () => string;
-}
-
 /** Checks a conversation against the model and plans its generation. */
 export async function prepareGeneration(
   ctx: RequestContext,
@@ -155,6 +145,7 @@ export async function prepareGeneration(
       requested,
       prompt: flags.prompt,
       images,
+      imagesParam: param,
       fields,
       stream: chat.stream,
       progress: progress === "reasoning",
@@ -200,12 +191,17 @@ export async function prepareGeneration(
       throw err;
     });
   };
-  return { plan, progress: progress === "reasoning", run };
+  return {
+    progress: progress === "reasoning",
+    intro: describe(plan),
+    headers: planHeaders(plan),
+    acquire: () => ctx.app.slots.acquire(),
+    run,
+  };
 }
 
 /** The first progress line: what is being made. */
 export function describe(plan: GenerationPlan): string {
   const size = plan.imageSize ? ` at ${plan.imageSize}` : "";
-  if (plan.model.video) return `Making a video with ${plan.model.id}…\n`;
   return `Generating ${plan.n} image${plan.n === 1 ? "" : "s"} with ${plan.model.id}${size}…\n`;
 }

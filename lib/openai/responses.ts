@@ -12,13 +12,7 @@ import { readJson } from "../server/body.ts";
 import type { ApiError } from "../server/errors.ts";
 import type { EventEncoder } from "../server/event_stream.ts";
 import { jsonResponse } from "../server/response.ts";
-import {
-  authorizeRequest,
-  bodyLimits,
-  planHeaders,
-  type RequestContext,
-  streamAnswer,
-} from "./context.ts";
+import { authorizeRequest, bodyLimits, type RequestContext, streamAnswer } from "./context.ts";
 import { prepareGeneration } from "./conversation.ts";
 import { parseResponsesRequest } from "./responses_request.ts";
 import type { ResponseObject, ResponseOutputItem } from "./types.ts";
@@ -100,7 +94,7 @@ export async function responses(ctx: RequestContext): Promise<Response> {
     model: request.chat.model,
     tools: request.tools,
   };
-  const release = ctx.app.slots.acquire();
+  const release = generation.acquire();
   const produce = async (signal: AbortSignal) => {
     try {
       const made = await generation.run(signal);
@@ -109,7 +103,7 @@ export async function responses(ctx: RequestContext): Promise<Response> {
       release();
     }
   };
-  const headers = planHeaders(generation.plan);
+  const headers = generation.headers;
   if (!request.stream) {
     return jsonResponse(responseObject(base, "completed", await produce(ctx.signal)), 200, headers);
   }

@@ -62,9 +62,9 @@ export async function storeImages(
 }
 
 /**
- * Copies one image into the store: streamed from the download into the file when the store takes
- * streams (written once, never buffered whole: the local folder), else downloaded, then put
- * within {@link STORE_TIMEOUT_MS}.
+ * Copies one image into the store: a small one downloaded whole, then put within
+ * {@link STORE_TIMEOUT_MS}; a large one streamed from the download into the store, never held
+ * whole (a file as it arrives, or S3's multipart upload).
  */
 async function storeOne(
   ctx: RequestContext,
@@ -72,18 +72,13 @@ async function storeOne(
   url: string,
   signal: AbortSignal,
 ): Promise<string> {
-  const upstream = ctx.app.upstream;
-  if (store.putStream) {
-    return await upstream.downloadInto(url, signal, (image, type, until) => {
-      if (!(image instanceof Uint8Array)) return store.putStream!(image, type, until);
-      return withDeadline(STORE_TIMEOUT_MS, signal, (limit) => store.put(image, type, limit));
-    });
-  }
-  const { bytes, contentType } = await upstream.downloadBytes(url, signal);
-  return await withDeadline(
-    STORE_TIMEOUT_MS,
+  return await ctx.app.upstream.downloadInto(
+    url,
     signal,
-    (limit) => store.put(bytes, contentType, limit),
+    (image, type, until) =>
+      image instanceof Uint8Array
+        ? withDeadline(STORE_TIMEOUT_MS, signal, (limit) => store.put(image, type, limit))
+        : store.putStream(image, type, until),
   );
 }
 

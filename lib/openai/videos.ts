@@ -4,16 +4,15 @@
  * `GET /v1/videos/{id}/content`. A key sees only its own jobs; another key's are a 404.
  * @module
  */
-import { planGeneration } from "../generation/plan.ts";
 import type { ModelSpec } from "../generation/registry.ts";
 import { readJsonObject } from "../server/body.ts";
 import { ApiError, invalidParam } from "../server/errors.ts";
 import { readMultipart } from "../server/multipart.ts";
 import { jsonResponse } from "../server/response.ts";
-import { randomToken } from "../server/values.ts";
 import { bearerKey } from "../siliconflow/keys.ts";
 import { sha256 } from "../quota/records.ts";
-import { isDone, progressAt, type VideoJob } from "../store/video_jobs.ts";
+import { isDone } from "../jobs/store.ts";
+import { progressAt, type VideoJob } from "../jobs/video.ts";
 import {
   authorizeRequest,
   bodyLimits,
@@ -32,12 +31,18 @@ import {
 
 type Params = Readonly<Record<string, string | undefined>>;
 
-/** Who a job belongs to: a managed key's id, or a digest of the key presented (never the key). */
+/**
+ * Who a job belongs to: a managed key's id, or a digest of the key presented (never the key). A
+ * keyless caller (anonymous mode) is `anonymous`: it may read such a job by its unguessable id,
+ * but not list or delete one, since nothing proves the job is its own.
+ */
 export async function ownerOf(ctx: RequestContext, auth: RequestAuth): Promise<string> {
   if (auth.account) return `key:${auth.account.id}`;
   const presented = bearerKey(ctx.request.headers) ?? (auth.kind === "client" ? auth.key : "");
-  return presented ? `sha256:${(await sha256(presented)).slice(0, 40)}` : "anonymous";
+  return presented ? `sha256:${(await sha256(presented)).slice(0, 40)}` : ANONYMOUS;
 }
+
+const ANONYMOUS = "anonymous";
 
 /** A 400 unless the model makes videos. */
 function videoModel(model: ModelSpec): ModelSpec & { video: { seconds: number } } {
@@ -52,84 +57,36 @@ function videoModel(model: ModelSpec): ModelSpec & { video: { seconds: number } 
 }
 
 /**
- * Checks a video request against its model, reserves a video on a managed key's quota, submits it
- * to SiliconFlow and keeps the job. Chat uses it too. Answers the job and the fields ignored.
+ * A video request from any route: its model resolved (a 400 unless it makes videos) and allowed
+ * for a managed key, its own stored images inlined, then made by the video service.
  */
 export async function createVideoJob(
   ctx: RequestContext,
   auth: RequestAuth,
-  request: VideoRequest,
+  request: VideoRequest & { imagesParam?: string; promptParam?: string },
 ): Promise<{ job: VideoJob; ignored: string[] }> {
-  const { app } = ctx;
   const model = videoModel(
     await requestedModel(ctx, auth, request.model, { withImages: request.image !== undefined }),
   );
-  const ignored: string[] = [];
-  let images = request.image ? [request.image] : [];
-  if (images.length > model.inputImages.max) {
-    images = [];
-    ignored.push("input_reference");
-  }
-  images = await inlineOwnImages(ctx, images, "input_reference");
-  const { n: _n, batch_size: _b, ...fields } = request.fields;
-  const plan = planGeneration({
+  const imagesParam = request.imagesParam ?? "input_reference";
+  const images = await inlineOwnImages(ctx, request.image ? [request.image] : [], imagesParam);
+  if (auth.account) checkModelAllowed(auth.account, request.model, model);
+  return await ctx.app.videos.create({
+    auth,
+    account: auth.account,
+    owner: await ownerOf(ctx, auth),
+    origin: ctx.url.origin,
+    signal: ctx.signal,
+    onTraceId: (id) => (ctx.log.traceId = id),
+  }, {
     model,
+    requested: request.model,
     prompt: request.prompt,
     images,
-    fields,
-    imagesParam: "input_reference",
-    promptParam: "prompt",
-    strict: app.config.strictParams,
+    fields: request.fields,
+    imagesParam,
+    promptParam: request.promptParam ?? "prompt",
   });
-  const seconds = String(model.video.seconds);
-  const asked = request.fields.seconds;
-  if (asked !== undefined && asked !== null && String(asked) !== seconds) ignored.push("seconds");
-  ignored.push(...plan.ignored);
-  if (auth.account) checkModelAllowed(auth.account, request.model, model);
-  const reservation = auth.account && app.quota
-    ? await app.quota.reserve(auth.account, 1, "videos")
-    : undefined;
-  const now = app.now();
-  let job: VideoJob;
-  try {
-    const submitted = await app.upstream.videos({
-      auth,
-      signal: ctx.signal,
-      origin: () => ctx.url.origin,
-      onTraceId: (id) => (ctx.log.traceId = id),
-    }).submit(plan.calls[0]);
-    job = {
-      id: `video_${randomToken(18)}`,
-      owner: await ownerOf(ctx, auth),
-      account: auth.account?.id,
-      model: model.id,
-      requested: request.model,
-      prompt: plan.calls[0].prompt as string,
-      size: plan.imageSize ?? model.sizes[0],
-      seconds,
-      status: "queued",
-      progress: 0,
-      created: now,
-      // SiliconFlow's 720p jobs take about 3 minutes; the stand-in's, seconds.
-      expectedMs: app.config.demo ? 4_000 : 180_000,
-      requestId: submitted.requestId,
-      keyRef: submitted.keyRef,
-      clientKey: auth.kind === "client",
-      origin: ctx.url.origin,
-      deadline: now + app.config.videoJobTimeoutMs,
-    };
-    await app.videos.jobs.create(job, app.videos.poller.lease());
-  } catch (err) {
-    await reservation?.release(1).catch(() => {});
-    throw err;
-  }
-  if (auth.account && app.quota) {
-    await app.quota.record(auth.account.id, model.id, { requested: 1, made: 0, failures: 0 })
-      .catch(() => {});
-  }
-  const clientKey = auth.kind === "client" ? auth.key : undefined;
-  app.videos.poller.watch(job.id, clientKey, app.config.videoPollMs, true);
-  return { job, ignored };
 }
 
 function keptDays(ctx: RequestContext): number | undefined {
@@ -151,19 +108,27 @@ export async function videosCreate(ctx: RequestContext): Promise<Response> {
   return jsonResponse(videoObject(job, keptDays(ctx), ctx.app.now()), 200, headers);
 }
 
-/** The caller's job, or a 404 (also for another key's). A client-paid job resumes polling here. */
-async function ownJob(ctx: RequestContext, id: string | undefined): Promise<VideoJob> {
+/**
+ * The caller's job, or a 404 (also for another key's; for a keyless caller, on anything but a
+ * read). A job past its deadline is ended now; a client-paid one resumes polling here.
+ */
+async function ownJob(
+  ctx: RequestContext,
+  id: string | undefined,
+  use: "read" | "delete" = "read",
+): Promise<VideoJob> {
   const auth = await authorizeRequest(ctx);
-  const job = /^video_[\w-]{1,64}$/.test(id ?? "") ? await ctx.app.videos.jobs.get(id!) : undefined;
-  if (!job || job.owner !== await ownerOf(ctx, auth)) {
+  const videos = ctx.app.videos;
+  let job = /^video_[\w-]{1,64}$/.test(id ?? "") ? await videos.jobs.get(id!) : undefined;
+  const owner = await ownerOf(ctx, auth);
+  if (!job || job.owner !== owner || (owner === ANONYMOUS && use !== "read")) {
     throw new ApiError(404, `No video with id '${String(id).slice(0, 100)}'.`, {
       param: "video_id",
       code: "video_not_found",
     });
   }
-  if (!isDone(job) && auth.kind === "client") {
-    ctx.app.videos.poller.watch(job.id, auth.key, 0);
-  }
+  job = await videos.poller.endIfLate(job);
+  if (!isDone(job) && auth.kind === "client") await videos.poller.resume(job.id, auth.key);
   return job;
 }
 
@@ -182,11 +147,11 @@ export async function videosList(ctx: RequestContext): Promise<Response> {
   }
   const order = q.get("order") ?? "desc";
   if (order !== "asc" && order !== "desc") throw invalidParam("order", "order must be asc or desc");
-  const page = await ctx.app.videos.jobs.list(await ownerOf(ctx, auth), {
-    after: q.get("after") ?? undefined,
-    limit,
-    order,
-  });
+  const owner = await ownerOf(ctx, auth);
+  // A keyless caller owns nothing it could prove: its list is empty.
+  const page = owner === ANONYMOUS
+    ? { jobs: [], hasMore: false }
+    : await ctx.app.videos.jobs.list(owner, { after: q.get("after") ?? undefined, limit, order });
   const data = page.jobs.map((job) => videoObject(job, keptDays(ctx), ctx.app.now()));
   return jsonResponse({
     object: "list",
@@ -199,7 +164,7 @@ export async function videosList(ctx: RequestContext): Promise<Response> {
 
 /** `DELETE /v1/videos/{id}`: the job and its stored copy. */
 export async function videosDelete(ctx: RequestContext, params: Params): Promise<Response> {
-  const job = await ownJob(ctx, params.id);
+  const job = await ownJob(ctx, params.id, "delete");
   await ctx.app.videos.jobs.delete(job.id);
   ctx.app.videos.poller.forget(job.id);
   if (job.stored) await ctx.app.store?.delete(job.stored).catch(() => {});

@@ -9,7 +9,7 @@ import { invalidParam, zodError } from "../server/errors.ts";
 import type { MultipartPart } from "../server/multipart.ts";
 import { isJsonObject } from "../server/values.ts";
 import { checkImageRef } from "../siliconflow/image_ref.ts";
-import { progressAt, type VideoJob } from "../store/video_jobs.ts";
+import { progressAt, type VideoJob } from "../jobs/video.ts";
 import { toDataUri } from "./images_request.ts";
 
 /** The model used when a request names none, as OpenAI's own default. */

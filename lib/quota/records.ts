@@ -87,8 +87,13 @@ export function unavailable(err: unknown): ApiError {
 
 /** A reservation of images against a key's quotas; give back what was not made. */
 export interface Reservation {
-  /** Gives back `images` of the reserved count. */
-  release(images: number): Promise<void>;
+  /**
+   * Its record on KV while its request runs (a job that takes it over deletes it in the write
+   * that keeps the job); undefined when the store keeps none.
+   */
+  key?: Deno.KvKey;
+  /** Settles it, giving back `unmade` of the reserved count (0: all were made). */
+  release(unmade: number): Promise<void>;
 }
 
 export function nextDay(now: number): number {

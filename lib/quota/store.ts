@@ -35,15 +35,44 @@ function counterKeys(id: string, unit: Unit, at: number): [Deno.KvKey, Deno.KvKe
 }
 export { retryLocked, utcDay } from "./records.ts";
 
+/** How long a day's and a month's counters are kept. */
+const DAY_LIFE_MS = 40 * 86_400_000;
+const MONTH_LIFE_MS = 400 * 86_400_000;
+/** A reservation outlives any request; one that is never settled nor recovered then lapses. */
+const RESERVATION_LIFE_MS = 7 * 86_400_000;
+
+/** A reservation while its request runs. */
+interface HeldReservation {
+  /** The key's id. */
+  id: string;
+  unit: Unit;
+  count: number;
+  /** When it was made (which day's and month's counters). */
+  at: number;
+}
+
+/** The instance whose requests hold reservations, and whether another one is still alive. */
+export interface InstanceRef {
+  readonly holder: string;
+  alive(holder: string, memo?: Map<string, Promise<boolean>>): Promise<boolean>;
+}
+
 /** Keys, quotas and usage in one Deno KV. */
 export class QuotaStore {
   #kv: LazyKv;
   #now: () => number;
 
-  /** `path`: a file, `:memory:`, a KV Connect URL, or undefined for the platform's KV. */
-  constructor(path: string | undefined, now: () => number) {
+  #instance?: InstanceRef;
+
+  /**
+   * `path`: a file, `:memory:`, a KV Connect URL, or undefined for the platform's KV.
+   * `instance` names the reservations this process makes, so that those of a process that died
+   * are given back by {@link recover}.
+   */
+  constructor(path: string | undefined, now: () => number, instance?: InstanceRef) {
     this.#kv = new LazyKv(path, unavailable);
     this.#now = now;
+    this.#instance = instance;
   }
 
   /** Makes a key; the secret is returned here only. */
@@ -144,6 +173,9 @@ export class QuotaStore {
     const perDay = (unit === "images" ? record.images_per_day : record.videos_per_day) ?? null;
     const perMonth = (unit === "images" ? record.images_per_month : record.videos_per_month) ??
       null;
+    // Kept until the request settles; one whose process died is given back by recover().
+    const key: Deno.KvKey = ["reservation", this.#instance?.holder ?? "-", randomToken(12)];
+    const held: HeldReservation = { id: record.id, unit, count, at: now };
     return this.#kv.guard(async (kv) => {
       for (;;) {
         const [d, m] = await kv.getMany<number[]>([dayKey, monthKey]);
@@ -155,15 +187,15 @@ export class QuotaStore {
         if (perMonth !== null && thisMonth > perMonth) {
           throw exceeded("monthly", perMonth, m.value ?? 0, nextMonth(now), now, unit);
         }
-        const ok = await kv.atomic().check(d).check(m).set(dayKey, today, {
-          expireIn: 40 * 86_400_000,
-        })
-          .set(monthKey, thisMonth, { expireIn: 400 * 86_400_000 }).commit();
-        if (ok.ok) break;
+        const op = kv.atomic().check(d).check(m).set(dayKey, today, { expireIn: DAY_LIFE_MS })
+          .set(monthKey, thisMonth, { expireIn: MONTH_LIFE_MS });
+        if (this.#instance) op.set(key, held, { expireIn: RESERVATION_LIFE_MS });
+        if ((await op.commit()).ok) break;
       }
       return {
+        key: this.#instance ? key : undefined,
         release: (unmade: number) =>
-          unmade > 0 ? this.#giveBack(dayKey, monthKey, unmade) : Promise.resolve(),
+          this.#giveBack(dayKey, monthKey, Math.max(0, unmade), this.#instance ? key : undefined),
       };
     });
   }
@@ -174,16 +206,53 @@ export class QuotaStore {
     return this.#giveBack(dayKey, monthKey, count);
   }
 
-  #giveBack(dayKey: Deno.KvKey, monthKey: Deno.KvKey, images: number): Promise<void> {
+  /**
+   * Takes `count` off the counters (keeping their expiry) and, in the same write, deletes the
+   * reservation `settles`; when that reservation is gone already (recovered), nothing changes.
+   */
+  #giveBack(
+    dayKey: Deno.KvKey,
+    monthKey: Deno.KvKey,
+    count: number,
+    settles?: Deno.KvKey,
+  ): Promise<void> {
     return this.#kv.guard(async (kv) => {
       for (;;) {
-        const [d, m] = await kv.getMany<number[]>([dayKey, monthKey]);
-        const ok = await kv.atomic().check(d).check(m)
-          .set(dayKey, Math.max(0, (d.value ?? 0) - images))
-          .set(monthKey, Math.max(0, (m.value ?? 0) - images)).commit();
-        if (ok.ok) return;
+        const reservation = settles ? await kv.get(settles) : undefined;
+        if (reservation && reservation.versionstamp === null) return;
+        const op = kv.atomic();
+        if (reservation) op.check(reservation).delete(reservation.key);
+        if (count > 0) {
+          const [d, m] = await kv.getMany<number[]>([dayKey, monthKey]);
+          op.check(d).check(m)
+            .set(dayKey, Math.max(0, (d.value ?? 0) - count), { expireIn: DAY_LIFE_MS })
+            .set(monthKey, Math.max(0, (m.value ?? 0) - count), { expireIn: MONTH_LIFE_MS });
+        }
+        if ((await op.commit()).ok) return;
       }
     });
+  }
+
+  /**
+   * Gives back the reservations of processes that are no longer alive (they died with their
+   * requests in flight). Run by every instance's scans: a crash costs a key nothing it did not
+   * get, within one heartbeat's life and a scan.
+   */
+  async recover(): Promise<number> {
+    const instance = this.#instance;
+    if (!instance) return 0;
+    const lapsed: Deno.KvEntry<HeldReservation>[] = [];
+    await this.#kv.guard(async (kv) => {
+      const memo = new Map<string, Promise<boolean>>();
+      for await (const entry of kv.list<HeldReservation>({ prefix: ["reservation"] })) {
+        if (!(await instance.alive(entry.key[1] as string, memo))) lapsed.push(entry);
+      }
+    });
+    for (const { key, value } of lapsed) {
+      const [dayKey, monthKey] = counterKeys(value.id, value.unit, value.at);
+      await this.#giveBack(dayKey, monthKey, value.count, key);
+    }
+    return lapsed.length;
   }
 
   /** Adds to a key's usage for a model today. */

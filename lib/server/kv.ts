@@ -44,7 +44,9 @@ export class LazyKv {
     try {
       return await retryLocked(() => op(kv));
     } catch (err) {
-      throw err instanceof ApiError ? err : this.#unavailable(err);
+      // A call the store refuses for its arguments (too many keys, too large a value) is a
+      // TypeError: a bug of this server, answered and logged as one, not an outage.
+      throw err instanceof ApiError || err instanceof TypeError ? err : this.#unavailable(err);
     }
   }
 

@@ -57,6 +57,14 @@ class LazyS3Store implements ImageStore {
     return await (await this.#load()).put(bytes, type, signal);
   }
 
+  async putStream(
+    body: ReadableStream<Uint8Array>,
+    type: string,
+    signal?: AbortSignal,
+  ): Promise<string> {
+    return await (await this.#load()).putStream(body, type, signal);
+  }
+
   async get(name: string, range?: ByteRange): Promise<StoredImage | undefined> {
     return await (await this.#load()).get(name, range);
   }

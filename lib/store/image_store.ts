@@ -72,11 +72,11 @@ export interface ImageStore {
   /** Stores bytes under a new name and answers it; gives up when `signal` aborts. */
   put(bytes: Uint8Array<ArrayBuffer>, contentType: string, signal?: AbortSignal): Promise<string>;
   /**
-   * The same for bytes still arriving: each chunk is written as it comes, once, and never held
-   * whole. A store that cannot (S3 needs the length up front) leaves it out and is given bytes.
+   * The same for bytes still arriving: each chunk is written as it comes, never held whole (the
+   * local folder writes them to a file; S3 sends them as the parts of a multipart upload).
    * Gives up when `signal` (the download's) aborts or the stream errors, keeping nothing.
    */
-  putStream?(
+  putStream(
     body: ReadableStream<Uint8Array>,
     contentType: string,
     signal?: AbortSignal,

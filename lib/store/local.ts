@@ -1,7 +1,7 @@
 /**
  * The local-folder image store (`IMAGE_STORE=./data/images`, the default where the disk can be
- * written): files written once under a new unguessable name (as they stream in, for large ones),
- * served as streams, and kept within `IMAGE_TTL_DAYS` and `IMAGE_STORE_MAX_BYTES`, oldest first:
+ * written): files written under a new unguessable name (as they stream in, for large ones) that is
+ * served only once the file is whole and synced to disk, served as streams, and kept within `IMAGE_TTL_DAYS` and `IMAGE_STORE_MAX_BYTES`, oldest first:
  * at start-up, after a write that crosses the cap, and by a sweep every minute.
  * @module
  */
@@ -47,6 +47,7 @@ export class LocalImageStore implements ImageStore {
     this.#options = options;
     this.#now = options.now ?? Date.now;
     Deno.mkdirSync(options.root, { recursive: true });
+    this.removeStalePartials().catch(() => {});
     this.sweep();
     this.#timer = setInterval(() => this.sweep(), options.sweepEveryMs ?? 60_000);
     Deno.unrefTimer(this.#timer);
@@ -75,22 +76,90 @@ export class LocalImageStore implements ImageStore {
     contentType: string,
     signal?: AbortSignal,
   ): Promise<string> {
-    // Written under its final name, with no temporary file and rename: the name is unguessable
-    // and handed out only once the write is done, so no one can read it half-written; 1.3× faster
-    // (bench:micro "store"). A failed write is removed.
+    // Written under a name the store never serves ({name}.partial), locked while it is written,
+    // synced, then renamed: the name is handed out only once the whole file is on disk, and a
+    // crash mid-write leaves a partial file that the next start-up removes (its lock is gone).
     const name = newImageName(contentType);
-    const path = this.#path(name);
-    let size: number;
+    const partial = this.#path(`${name}${PARTIAL}`);
+    const file = await Deno.open(partial, { write: true, createNew: true });
+    let size = 0;
     try {
-      await Deno.writeFile(path, data, { signal, createNew: true });
-      size = data instanceof Uint8Array ? data.byteLength : (await Deno.stat(path)).size;
+      await file.lock(true);
+      if (data instanceof Uint8Array) {
+        signal?.throwIfAborted();
+        await writeAll(file, data);
+        size = data.byteLength;
+      } else {
+        await data.pipeTo(
+          new WritableStream({
+            async write(chunk) {
+              await writeAll(file, chunk);
+              size += chunk.byteLength;
+            },
+          }),
+          { signal },
+        );
+      }
+      await file.syncData();
+      await Deno.rename(partial, this.#path(name));
     } catch (err) {
-      await Deno.remove(path).catch(() => {});
+      await Deno.remove(partial).catch(() => {}); // only the file this call created
       throw err;
+    } finally {
+      file.close();
     }
+    await this.#syncFolder();
     this.#bytes += size;
     if (this.#bytes > this.#options.maxBytes) this.sweep();
     return name;
+  }
+
+  /** Makes a rename durable (the folder's entry), where the platform lets a folder be synced. */
+  async #syncFolder(): Promise<void> {
+    try {
+      const folder = await Deno.open(this.#options.root, { read: true });
+      try {
+        await folder.sync();
+      } finally {
+        folder.close();
+      }
+    } catch {
+      // Windows cannot open a folder as a file; the rename is then as durable as the OS makes it.
+    }
+  }
+
+  /** Removes partial files whose writer is gone (a crash mid-write): their lock is free. */
+  async removeStalePartials(): Promise<number> {
+    let removed = 0;
+    for await (const entry of Deno.readDir(this.#options.root)) {
+      if (!entry.isFile || !entry.name.endsWith(PARTIAL)) continue;
+      const path = this.#path(entry.name);
+      let file: Deno.FsFile;
+      try {
+        file = await Deno.open(path, { read: true, write: true });
+      } catch {
+        continue; // finished or removed meanwhile
+      }
+      try {
+        // A writer alive (this process or another sharing the folder) holds the lock.
+        if (await file.tryLock(true)) {
+          await Deno.remove(path);
+          removed++;
+        }
+      } catch {
+        // Removed meanwhile.
+      } finally {
+        file.close();
+      }
+    }
+    if (removed) {
+      this.#options.logger({
+        level: "info",
+        msg: "image store: removed files left half-written by a crash",
+        removed,
+      });
+    }
+    return removed;
   }
 
   async get(name: string, range?: ByteRange): Promise<StoredImage | undefined> {
@@ -185,6 +254,14 @@ export class LocalImageStore implements ImageStore {
   close(): void {
     clearInterval(this.#timer);
   }
+}
+
+/** What a file being written is called until it is whole. */
+const PARTIAL = ".partial";
+
+/** Writes all of `bytes` (a file's `write` may write fewer). */
+async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  for (let at = 0; at < bytes.byteLength;) at += await file.write(bytes.subarray(at));
 }
 
 /** Passes at most `count` bytes, then ends the stream. */

@@ -16,6 +16,34 @@ import {
   type StoredImage,
 } from "./image_store.ts";
 
+/** The size of a multipart upload's parts (S3 takes 5 MiB at least, but for the last). */
+export const PART_BYTES = 8 * 1024 * 1024;
+
+/** Reads up to one part (a little more when a chunk overshoots); `done` once the stream ended. */
+async function readPart(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+): Promise<{ bytes: Uint8Array<ArrayBuffer>; done: boolean }> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  while (size < PART_BYTES) {
+    const { value, done } = await reader.read();
+    if (done) return { bytes: concat(chunks, size), done: true };
+    chunks.push(value);
+    size += value.byteLength;
+  }
+  return { bytes: concat(chunks, size), done: false };
+}
+
+function concat(chunks: Uint8Array[], size: number): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return out;
+}
+
 /** Where and how to reach the bucket: `IMAGE_STORE=s3://…` and the `S3_*` settings. */
 export type S3StoreOptions = Omit<Extract<ImageStoreConfig, { kind: "s3" }>, "kind">;
 
@@ -67,6 +95,77 @@ export class S3ImageStore implements ImageStore {
     await response.body?.cancel();
     if (!response.ok) throw new Error(`S3 PUT answered HTTP ${response.status}`);
     return name;
+  }
+
+  /**
+   * Bytes still arriving: one PUT when they fit in one part, else S3's multipart upload, a part of
+   * {@link PART_BYTES} at a time, so that at most one part is held (a 512 MB video needs 8 MB).
+   * A failure or an abort aborts the upload, keeping nothing.
+   */
+  async putStream(
+    body: ReadableStream<Uint8Array>,
+    contentType: string,
+    signal?: AbortSignal,
+  ): Promise<string> {
+    const reader = body.getReader();
+    const abort = () => reader.cancel(signal?.reason).catch(() => {});
+    signal?.addEventListener("abort", abort, { once: true });
+    try {
+      let part = await readPart(reader);
+      if (part.done) return await this.put(part.bytes, contentType, signal);
+      const name = newImageName(contentType);
+      const url = this.#url(name);
+      const created = await this.#fetch(`${url}?uploads`, {
+        method: "POST",
+        headers: { "content-type": contentType },
+        signal,
+      });
+      const upload = /<UploadId>([^<]+)<\/UploadId>/.exec(await created.text())?.[1];
+      if (!created.ok || !upload) {
+        throw new Error(`S3 multipart start answered HTTP ${created.status}`);
+      }
+      const at = `uploadId=${encodeURIComponent(upload)}`;
+      try {
+        const etags: string[] = [];
+        while (part.bytes.byteLength > 0) {
+          const sent = await this.#fetch(`${url}?partNumber=${etags.length + 1}&${at}`, {
+            method: "PUT",
+            body: part.bytes,
+            signal,
+          });
+          await sent.body?.cancel();
+          const etag = sent.headers.get("etag");
+          if (!sent.ok || !etag) throw new Error(`S3 part upload answered HTTP ${sent.status}`);
+          etags.push(etag);
+          if (part.done) break;
+          part = await readPart(reader);
+        }
+        const list = etags.map((etag, i) =>
+          `<Part><PartNumber>${i + 1}</PartNumber><ETag>${etag}</ETag></Part>`
+        ).join("");
+        const done = await this.#fetch(`${url}?${at}`, {
+          method: "POST",
+          body: `<CompleteMultipartUpload>${list}</CompleteMultipartUpload>`,
+          headers: { "content-type": "application/xml" },
+          signal,
+        });
+        // S3 can answer 200 and still report an error in the body.
+        const answer = await done.text();
+        if (!done.ok || answer.includes("<Error>")) {
+          throw new Error(`S3 multipart completion answered HTTP ${done.status}`);
+        }
+        return name;
+      } catch (err) {
+        const gone = await this.#fetch(`${url}?${at}`, { method: "DELETE" }).catch(() => undefined);
+        await gone?.body?.cancel();
+        throw err;
+      }
+    } catch (err) {
+      await reader.cancel(err).catch(() => {});
+      throw err;
+    } finally {
+      signal?.removeEventListener("abort", abort);
+    }
   }
 
   async get(name: string, range?: ByteRange): Promise<StoredImage | undefined> {

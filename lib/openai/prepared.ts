@@ -1,0 +1,23 @@
+/**
+ * A conversation's work, ready to run as chat and the Responses API run it: images through the
+ * image slots, a video through the video waits. Its own module, so that the image and the video
+ * preparers both implement it without importing each other.
+ * @module
+ */
+import type { GenerationOutcome } from "../generation/plan.ts";
+
+/** A conversation's generation (images, or a video), planned and ready to run. */
+export interface PreparedGeneration {
+  /** Whether progress lines were asked for (`PROGRESS`, or `progress` in the body). */
+  progress: boolean;
+  /** The first progress line: what is being made. */
+  intro: string;
+  /** Headers of the answer (`X-Ignored-Params`, parameter checks). */
+  headers: Record<string, string>;
+  /** Takes the slot this kind of work runs in (a 429 when none is free); call the answer once. */
+  acquire(): () => void;
+  /** Runs it: the outcome, and the markdown answer with its notes. */
+  run(signal: AbortSignal): Promise<{ outcome: GenerationOutcome; markdown: string }>;
+  /** Where a long job stands (a video's place in the queue), for progress lines. */
+  status?: () => string;
+}
