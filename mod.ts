@@ -19,7 +19,9 @@
  * const handler = createHandler({ config: loadConfig((name) => ({ DEMO: "true" })[name]) });
  * const response = await handler(new Request("http://localhost/v1/models"));
  * const { data } = await response.json();
- * console.assert(data.some((m: { id: string }) => m.id === "Qwen/Qwen-Image"));
+ * if (!data.some((m: { id: string }) => m.id === "Qwen/Qwen-Image")) throw new Error("no model");
+ * // Once it serves no more requests: stops its timers and closes its KV.
+ * await handler.close();
  * ```
  * @module
  */

@@ -90,7 +90,8 @@ export interface Handler {
  *
  * const handler = createHandler({ config: loadConfig(() => undefined) });
  * const response = await handler(new Request("http://localhost/healthz"));
- * console.assert(response.status === 200);
+ * if (response.status !== 200) throw new Error(`status ${response.status}`);
+ * await handler.close();
  * ```
  */
 export function createHandler(options: HandlerOptions): Handler {

@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import S3rver from "s3rver";
-import { bigImage, post, startFakeUpstream, startServer } from "./_helpers.ts";
+import { bigImage, post, startFakeUpstream, startServer, TEST_KEY } from "./_helpers.ts";
 
 const LINK = /\]\((http:\/\/127\.0\.0\.1:\d+\/images\/[A-Za-z0-9_-]{22}\.png)\)/;
 // The local store's sweep timer lives as long as its server.
@@ -220,6 +220,103 @@ Deno.test({
       const res = await fetch(link!);
       assertEquals([res.status, res.headers.get("content-type")], [200, "image/png"]);
       assertEquals(new Uint8Array(await res.arrayBuffer())[1], 0x50);
+    } finally {
+      await s3.close();
+      await Deno.remove(directory, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "S3 store: a stream goes up as a multipart upload, a part at a time; a broken one keeps nothing; a video lands in the bucket",
+  ...opts,
+  async fn() {
+    const directory = await Deno.makeTempDir();
+    const s3 = new S3rver({
+      port: 0,
+      address: "127.0.0.1",
+      silent: true,
+      directory,
+      configureBuckets: [{ name: "images" }],
+    });
+    const { port } = await s3.run();
+    const { S3ImageStore, PART_BYTES } = await import("../lib/store/s3.ts");
+    const options = {
+      bucket: "images",
+      prefix: "up/",
+      endpoint: `http://127.0.0.1:${port}`,
+      region: "us-east-1",
+      accessKeyId: "S3RVER",
+      secretAccessKey: "S3RVER",
+      forcePathStyle: true,
+    };
+    const store = new S3ImageStore(options);
+    // Two and a half parts, in 64 KiB chunks, the way a download arrives.
+    const size = Math.floor(PART_BYTES * 2.5);
+    const bytes = bigImage(size);
+    const chunks = (data: Uint8Array, breakAt = Infinity) => {
+      let at = 0;
+      return new ReadableStream<Uint8Array>({
+        pull(controller) {
+          if (at >= breakAt) return controller.error(new Error("broke off"));
+          if (at >= data.length) return controller.close();
+          controller.enqueue(data.slice(at, at + 65536));
+          at += 65536;
+        },
+      });
+    };
+    await using fake = startFakeUpstream();
+    try {
+      const name = await store.putStream(chunks(bytes), "video/mp4");
+      const got = await store.get(name);
+      assertEquals(got?.size, size);
+      const back = await new Response(got!.body).bytes();
+      assertEquals(back.length, size);
+      assertEquals(back.slice(size - 100), bytes.slice(size - 100));
+      // A small stream is one PUT.
+      const small = await store.putStream(chunks(bytes.slice(0, 1000)), "image/png");
+      assertEquals((await store.get(small))?.size, 1000);
+      // A stream that breaks after the first part keeps nothing (the upload is aborted).
+      const before = [];
+      for await (const entry of store.list()) before.push(entry.name);
+      let failed = "";
+      await store.putStream(chunks(bytes, PART_BYTES + 65536), "video/mp4").catch((err) =>
+        failed = err.message
+      );
+      assertEquals(failed, "broke off");
+      const after = [];
+      for await (const entry of store.list()) after.push(entry.name);
+      assertEquals(after.sort(), before.sort());
+
+      // End to end: a finished video is streamed from the download into the bucket.
+      await using server = startServer({
+        SILICONFLOW_BASE_URL: fake.baseUrl,
+        KV_PATH: ":memory:",
+        VIDEO_POLL_MS: "100",
+        IMAGE_STORE: "s3://images/videos",
+        S3_ENDPOINT: options.endpoint,
+        S3_ACCESS_KEY_ID: "S3RVER",
+        S3_SECRET_ACCESS_KEY: "S3RVER",
+        S3_FORCE_PATH_STYLE: "true",
+      });
+      fake.slowVideos = { count: 1, ms: 200 }; // no declared length: it streams
+      const created = await (await post(`${server.url}/v1/videos`, { prompt: "to the bucket" }))
+        .json();
+      let video = created;
+      for (let i = 0; i < 100 && video.status !== "completed"; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        video = await (await fetch(`${server.url}/v1/videos/${created.id}`, {
+          headers: { authorization: `Bearer ${TEST_KEY}` },
+        })).json();
+      }
+      assertEquals(video.status, "completed");
+      fake.expired = true; // served from the bucket, not SiliconFlow's link
+      const content = await fetch(`${server.url}/v1/videos/${created.id}/content`, {
+        headers: { authorization: `Bearer ${TEST_KEY}` },
+      });
+      assertEquals([content.status, content.headers.get("content-type")], [200, "video/mp4"]);
+      assertEquals(new TextDecoder().decode((await content.bytes()).slice(4, 8)), "ftyp");
     } finally {
       await s3.close();
       await Deno.remove(directory, { recursive: true });

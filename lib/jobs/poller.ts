@@ -195,6 +195,7 @@ export class JobPoller<J extends JobRecord> {
       if (this.#held.has(mark.id)) continue;
       if (now > mark.deadline) {
         const job = await this.#kind.store.get(mark.id);
+        if (!job) await this.#kind.store.dropMarks(mark.id); // a mark left by a deleted job
         if (!job || !needsWork(await this.endIfLate(job))) continue;
       }
       // A client-paid job waits for its owner's key; its deadline still ends it (above).
@@ -233,6 +234,7 @@ export class JobPoller<J extends JobRecord> {
     const { job, holder } = await this.#kind.store.getHeld(id);
     // Gone, ended, or taken over by another instance (this one's heartbeat lapsed meanwhile).
     if (!job || !needsWork(job) || (holder !== undefined && holder !== this.holder)) {
+      if (!job) await this.#kind.store.dropMarks(id);
       return this.forget(id);
     }
     if (!needsWork(await this.endIfLate(job))) return this.forget(id);

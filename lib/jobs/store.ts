@@ -216,11 +216,23 @@ export class JobStore<J extends JobRecord> {
   delete(id: string): Promise<boolean> {
     const k = this.#keys;
     return this.#kv.guard(async (kv) => {
-      const entry = await kv.get<J>(k.job(id));
-      if (!entry.value) return false;
-      await kv.atomic().delete(k.job(id)).delete(k.owner(entry.value)).delete(k.mark(id))
-        .delete(k.lease(id)).commit();
-      return true;
+      for (;;) {
+        const entry = await kv.get<J>(k.job(id));
+        if (!entry.value) return false;
+        const op = kv.atomic().check(entry).delete(k.job(id)).delete(k.owner(entry.value))
+          .delete(k.mark(id)).delete(k.lease(id));
+        if ((await op.commit()).ok) return true;
+      }
+    });
+  }
+
+  /** Drops the mark and lease of a job whose record is gone (deleted, or expired). */
+  dropMarks(id: string): Promise<void> {
+    const k = this.#keys;
+    return this.#kv.guard(async (kv) => {
+      const job = await kv.get<J>(k.job(id));
+      if (job.value) return;
+      await kv.atomic().check(job).delete(k.mark(id)).delete(k.lease(id)).commit();
     });
   }
 

@@ -120,7 +120,7 @@ export class VideoKind implements JobKind<VideoJob> {
     if (!job.requestId) {
       // Written before the submit: still being submitted, or its instance stopped before
       // SiliconFlow took it (nothing was charged then).
-      if (now() - job.created < config.upstreamTimeoutMs + 60_000) return undefined;
+      if (now() - job.created < 2 * config.upstreamTimeoutMs) return undefined;
       const message = "The server stopped before SiliconFlow accepted this video; try again.";
       return { status: "failed", error: { code: "video_not_submitted", message } };
     }

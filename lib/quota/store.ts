@@ -92,10 +92,11 @@ export class QuotaStore {
       expires_at: fields.expires_at ?? null,
       disabled: false,
     };
-    await this.#kv.guard((kv) =>
+    const made = await this.#kv.guard((kv) =>
       kv.atomic().check({ key: ["keys", record.id], versionstamp: null })
         .set(["keys", record.id], record).set(["key_hash", record.hash], record.id).commit()
     );
+    if (!made.ok) throw new Error(`a key with id ${record.id} exists already`);
     return { record, key };
   }
 
@@ -262,12 +263,13 @@ export class QuotaStore {
     counts: { requested: number; made: number; failures: number },
   ): Promise<void> {
     const { day } = utcDay(this.#now());
-    await this.#kv.guard((kv) => {
+    await this.#kv.guard(async (kv) => {
       const op = kv.atomic();
       for (const [field, n] of Object.entries(counts)) {
         if (n > 0) op.sum(["usage", day, id, model, field], BigInt(n));
       }
-      return op.commit();
+      // Sums with no check cannot conflict: a commit that is not ok is a store's fault.
+      if (!(await op.commit()).ok) throw new Error("the usage write was not committed");
     });
   }
 

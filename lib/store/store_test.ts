@@ -66,7 +66,7 @@ Deno.test("image store contract: local folder", async (t) => {
     await contract(t, store);
     const leftovers = [];
     for await (const entry of Deno.readDir(root)) leftovers.push(entry.name);
-    assert(leftovers.every((n) => !n.startsWith(".tmp-")), "no temporary files left");
+    assert(leftovers.every((n) => !n.endsWith(".partial")), "no partial files left");
   } finally {
     store.close();
     await Deno.remove(root, { recursive: true });
@@ -191,5 +191,44 @@ Deno.test("a local store whose folder is gone reports it and keeps the process a
   } finally {
     store.close();
     await Deno.remove(root);
+  }
+});
+
+Deno.test("local store: a file is written as {name}.partial, renamed once whole; at start-up a crashed writer's partial goes, a live writer's stays", async () => {
+  const root = await Deno.makeTempDir();
+  // A writer that died (no lock), and one still writing (its file locked by an open handle).
+  await Deno.writeFile(`${root}/AAAAAAAAAAAAAAAAAAAAAA.png.partial`, new Uint8Array(10));
+  const live = await Deno.open(`${root}/BBBBBBBBBBBBBBBBBBBBBB.png.partial`, {
+    write: true,
+    create: true,
+  });
+  await live.lock(true);
+  const store = new LocalImageStore({ root, ttlMs: 86_400_000, maxBytes: 1 << 30, logger: quiet });
+  try {
+    // The constructor starts the same clean-up; either run removes the dead writer's file.
+    await store.removeStalePartials();
+    const names = () => [...Deno.readDirSync(root)].map((e) => e.name).sort();
+    assertEquals(names(), ["BBBBBBBBBBBBBBBBBBBBBB.png.partial"]);
+    // While a stream is being written, only its partial file exists.
+    let resume!: () => void;
+    const gate = new Promise<void>((r) => (resume = r));
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        controller.enqueue(PNG);
+        await gate;
+        controller.close();
+      },
+    });
+    const writing = store.putStream(body, "image/png");
+    while (names().length < 2) await new Promise((r) => setTimeout(r, 10));
+    assert(names().every((n) => n.endsWith(".partial")), "nothing under a served name yet");
+    resume();
+    const name = await writing;
+    assertEquals(names().filter((n) => !n.startsWith("BBBB")), [name]);
+    assertEquals(await bytesOf((await store.get(name))!.body), [...PNG]);
+  } finally {
+    live.close();
+    store.close();
+    await Deno.remove(root, { recursive: true });
   }
 });
