@@ -53,11 +53,19 @@ export async function createVideo(
 }
 
 /** A job as the Videos API shows it. */
+export interface VideoSeen {
+  id: string;
+  status: string;
+  prompt: string;
+  error: unknown;
+}
+
+/** A job as the Videos API shows it. */
 export async function retrieveVideo(
   url: string,
   id: string,
   headers: Record<string, string> = auth,
-): Promise<{ id: string; status: string; prompt: string; error: unknown }> {
+): Promise<VideoSeen> {
   const res = await fetch(`${url}/v1/videos/${id}`, { headers });
   const body = await res.json();
   assertEquals(res.status, 200, JSON.stringify(body));
@@ -80,7 +88,7 @@ export async function until<T>(
 }
 
 /** Waits until a job has ended; answers it. */
-export function untilDone(url: string, id: string, withinMs: number) {
+export function untilDone(url: string, id: string, withinMs: number): Promise<VideoSeen> {
   return until(`${id} ends`, async () => {
     const video = await retrieveVideo(url, id);
     return video.status === "completed" || video.status === "failed" ? video : undefined;
