@@ -329,7 +329,9 @@ const store = new LocalImageStore({
 });
 const smallImage = new Uint8Array(1200);
 let written = 0;
-Deno.bench("store a small image: temporary file, then rename", {
+// What durability costs: the store writes a locked partial file, syncs it, renames it and syncs the
+// folder (so a crash never leaves a short file under a served name); the baseline does not sync.
+Deno.bench("store a small image: temporary file, then rename (no sync)", {
   group: "store",
   baseline: true,
 }, async () => {
@@ -338,7 +340,7 @@ Deno.bench("store a small image: temporary file, then rename", {
   await Deno.rename(`${path}.tmp`, path);
 });
 Deno.bench(
-  "store a small image: put(bytes), under its final name",
+  "store a small image: put(bytes): partial file, locked, synced, renamed",
   { group: "store" },
   async () => {
     await store.put(smallImage, "image/png");

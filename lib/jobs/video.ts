@@ -141,7 +141,10 @@ export class VideoKind implements JobKind<VideoJob> {
     }
     if (state.status === "Succeed") {
       // Collected by the follow-up, under its own limit; the job ends once it is copied.
-      return { url: state.url, urlExpires: now() + LINK_LIFE_MS, followUp: now() };
+      const running = job.status === "in_progress"
+        ? {}
+        : { status: "in_progress" as const, position: undefined, started: now() };
+      return { ...running, url: state.url, urlExpires: now() + LINK_LIFE_MS, followUp: now() };
     }
     if (state.status === "Failed") {
       const message = `SiliconFlow could not make the video: ${state.reason ?? "no reason given"}`;

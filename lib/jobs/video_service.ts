@@ -7,7 +7,6 @@
  * @module
  */
 import type { Config } from "../config.ts";
-import { planGeneration } from "../generation/plan.ts";
 import type { ModelSpec } from "../generation/registry.ts";
 import { GenerationSlots } from "../generation/slots.ts";
 import { invalidParam } from "../server/errors.ts";
@@ -108,6 +107,8 @@ export class VideoService {
       );
     }
     const { n: _n, batch_size: _b, ...fields } = order.fields;
+    // Planning validates with zod, which start-up does not load (see lib/openai/routes.ts).
+    const { planGeneration } = await import("../generation/plan.ts");
     const plan = planGeneration({
       model,
       prompt: order.prompt,
