@@ -59,6 +59,8 @@ export interface FakeUpstream extends AsyncDisposable {
    * stream into the store); the others are served at once.
    */
   slowVideos: { count: number; ms: number };
+  /** The next this many video downloads answer 503 (a passing fault at SiliconFlow's storage). */
+  failVideos: number;
 }
 
 /** Starts the fake on a free loopback port. */
@@ -87,6 +89,7 @@ export function startFakeUpstream(): FakeUpstream {
     statusCalls: [],
     videoDownloads: [],
     slowVideos: { count: 0, ms: 0 },
+    failVideos: 0,
     inFlight: () => inFlight,
     aborted: () => aborted,
     async [Symbol.asyncDispose]() {
@@ -118,6 +121,10 @@ export function startFakeUpstream(): FakeUpstream {
     }
     if (pathname.startsWith("/demo/videos/") && req.method === "GET") {
       fake.videoDownloads.push(pathname);
+      if (fake.failVideos > 0) {
+        fake.failVideos--;
+        return new Response("try again", { status: 503 });
+      }
       if (fake.slowVideos.count > 0) {
         fake.slowVideos.count--;
         return trickle(await demo(req), fake.slowVideos.ms, req.signal);

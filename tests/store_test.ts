@@ -11,6 +11,26 @@ const LINK = /\]\((http:\/\/127\.0\.0\.1:\d+\/images\/[A-Za-z0-9_-]{22}\.png)\)/
 // The local store's sweep timer lives as long as its server.
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
+/** s3rver on a loopback port with an `images` bucket, in a folder of its own. */
+async function startS3(): Promise<{ port: number } & AsyncDisposable> {
+  const directory = await Deno.makeTempDir();
+  const s3 = new S3rver({
+    port: 0,
+    address: "127.0.0.1",
+    silent: true,
+    directory,
+    configureBuckets: [{ name: "images" }],
+  });
+  const { port } = await s3.run();
+  return {
+    port,
+    async [Symbol.asyncDispose]() {
+      await s3.close();
+      await Deno.remove(directory, { recursive: true });
+    },
+  };
+}
+
 async function chatImage(url: string, model = "Qwen/Qwen-Image"): Promise<string> {
   const res = await post(`${url}/v1/chat/completions`, {
     model,
@@ -195,15 +215,8 @@ Deno.test({
   name: "S3 store end to end: chat links served from the bucket (s3rver on loopback)",
   ...opts,
   async fn() {
-    const directory = await Deno.makeTempDir();
-    const s3 = new S3rver({
-      port: 0,
-      address: "127.0.0.1",
-      silent: true,
-      directory,
-      configureBuckets: [{ name: "images" }],
-    });
-    const { port } = await s3.run();
+    await using s3 = await startS3();
+    const { port } = s3;
     await using fake = startFakeUpstream();
     await using server = startServer({
       SILICONFLOW_BASE_URL: fake.baseUrl,
@@ -213,17 +226,12 @@ Deno.test({
       S3_SECRET_ACCESS_KEY: "S3RVER",
       S3_FORCE_PATH_STYLE: "true",
     });
-    try {
-      const link = LINK.exec(await chatImage(server.url))?.[1];
-      assert(link);
-      fake.expired = true;
-      const res = await fetch(link!);
-      assertEquals([res.status, res.headers.get("content-type")], [200, "image/png"]);
-      assertEquals(new Uint8Array(await res.arrayBuffer())[1], 0x50);
-    } finally {
-      await s3.close();
-      await Deno.remove(directory, { recursive: true });
-    }
+    const link = LINK.exec(await chatImage(server.url))?.[1];
+    assert(link);
+    fake.expired = true;
+    const res = await fetch(link!);
+    assertEquals([res.status, res.headers.get("content-type")], [200, "image/png"]);
+    assertEquals(new Uint8Array(await res.arrayBuffer())[1], 0x50);
   },
 });
 
@@ -232,15 +240,8 @@ Deno.test({
     "S3 store: a stream goes up as a multipart upload, a part at a time; a broken one keeps nothing; a video lands in the bucket",
   ...opts,
   async fn() {
-    const directory = await Deno.makeTempDir();
-    const s3 = new S3rver({
-      port: 0,
-      address: "127.0.0.1",
-      silent: true,
-      directory,
-      configureBuckets: [{ name: "images" }],
-    });
-    const { port } = await s3.run();
+    await using s3 = await startS3();
+    const { port } = s3;
     const { S3ImageStore, PART_BYTES } = await import("../lib/store/s3.ts");
     const options = {
       bucket: "images",
@@ -267,59 +268,54 @@ Deno.test({
       });
     };
     await using fake = startFakeUpstream();
-    try {
-      const name = await store.putStream(chunks(bytes), "video/mp4");
-      const got = await store.get(name);
-      assertEquals(got?.size, size);
-      const back = await new Response(got!.body).bytes();
-      assertEquals(back.length, size);
-      assertEquals(back.slice(size - 100), bytes.slice(size - 100));
-      // A small stream is one PUT.
-      const small = await store.putStream(chunks(bytes.slice(0, 1000)), "image/png");
-      assertEquals((await store.get(small))?.size, 1000);
-      // A stream that breaks after the first part keeps nothing (the upload is aborted).
-      const before = [];
-      for await (const entry of store.list()) before.push(entry.name);
-      let failed = "";
-      await store.putStream(chunks(bytes, PART_BYTES + 65536), "video/mp4").catch((err) =>
-        failed = err.message
-      );
-      assertEquals(failed, "broke off");
-      const after = [];
-      for await (const entry of store.list()) after.push(entry.name);
-      assertEquals(after.sort(), before.sort());
+    const name = await store.putStream(chunks(bytes), "video/mp4");
+    const got = await store.get(name);
+    assertEquals(got?.size, size);
+    const back = await new Response(got!.body).bytes();
+    assertEquals(back.length, size);
+    assertEquals(back.slice(size - 100), bytes.slice(size - 100));
+    // A small stream is one PUT.
+    const small = await store.putStream(chunks(bytes.slice(0, 1000)), "image/png");
+    assertEquals((await store.get(small))?.size, 1000);
+    // A stream that breaks after the first part keeps nothing (the upload is aborted).
+    const before = [];
+    for await (const entry of store.list()) before.push(entry.name);
+    let failed = "";
+    await store.putStream(chunks(bytes, PART_BYTES + 65536), "video/mp4").catch((err) =>
+      failed = err.message
+    );
+    assertEquals(failed, "broke off");
+    const after = [];
+    for await (const entry of store.list()) after.push(entry.name);
+    assertEquals(after.sort(), before.sort());
 
-      // End to end: a finished video is streamed from the download into the bucket.
-      await using server = startServer({
-        SILICONFLOW_BASE_URL: fake.baseUrl,
-        KV_PATH: ":memory:",
-        VIDEO_POLL_MS: "100",
-        IMAGE_STORE: "s3://images/videos",
-        S3_ENDPOINT: options.endpoint,
-        S3_ACCESS_KEY_ID: "S3RVER",
-        S3_SECRET_ACCESS_KEY: "S3RVER",
-        S3_FORCE_PATH_STYLE: "true",
-      });
-      fake.slowVideos = { count: 1, ms: 200 }; // no declared length: it streams
-      const created = await (await post(`${server.url}/v1/videos`, { prompt: "to the bucket" }))
-        .json();
-      let video = created;
-      for (let i = 0; i < 100 && video.status !== "completed"; i++) {
-        await new Promise((r) => setTimeout(r, 100));
-        video = await (await fetch(`${server.url}/v1/videos/${created.id}`, {
-          headers: { authorization: `Bearer ${TEST_KEY}` },
-        })).json();
-      }
-      assertEquals(video.status, "completed");
-      fake.expired = true; // served from the bucket, not SiliconFlow's link
-      const content = await fetch(`${server.url}/v1/videos/${created.id}/content`, {
+    // End to end: a finished video is streamed from the download into the bucket.
+    await using server = startServer({
+      SILICONFLOW_BASE_URL: fake.baseUrl,
+      KV_PATH: ":memory:",
+      VIDEO_POLL_MS: "100",
+      IMAGE_STORE: "s3://images/videos",
+      S3_ENDPOINT: options.endpoint,
+      S3_ACCESS_KEY_ID: "S3RVER",
+      S3_SECRET_ACCESS_KEY: "S3RVER",
+      S3_FORCE_PATH_STYLE: "true",
+    });
+    fake.slowVideos = { count: 1, ms: 200 }; // no declared length: it streams
+    const created = await (await post(`${server.url}/v1/videos`, { prompt: "to the bucket" }))
+      .json();
+    let video = created;
+    for (let i = 0; i < 100 && video.status !== "completed"; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      video = await (await fetch(`${server.url}/v1/videos/${created.id}`, {
         headers: { authorization: `Bearer ${TEST_KEY}` },
-      });
-      assertEquals([content.status, content.headers.get("content-type")], [200, "video/mp4"]);
-      assertEquals(new TextDecoder().decode((await content.bytes()).slice(4, 8)), "ftyp");
-    } finally {
-      await s3.close();
-      await Deno.remove(directory, { recursive: true });
+      })).json();
     }
+    assertEquals(video.status, "completed");
+    fake.expired = true; // served from the bucket, not SiliconFlow's link
+    const content = await fetch(`${server.url}/v1/videos/${created.id}/content`, {
+      headers: { authorization: `Bearer ${TEST_KEY}` },
+    });
+    assertEquals([content.status, content.headers.get("content-type")], [200, "video/mp4"]);
+    assertEquals(new TextDecoder().decode((await content.bytes()).slice(4, 8)), "ftyp");
   },
 });

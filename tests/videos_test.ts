@@ -395,3 +395,40 @@ Deno.test("demo mode makes a real, playable MP4 with no key", opts, async () => 
   const text = new TextDecoder("latin1").decode(bytes.slice(0, 4096));
   for (const box of ["ftyp", "moov", "avc1", "avcC"]) assertStringIncludes(text, box);
 });
+
+Deno.test(
+  "a video whose copy into the store fails is answered with SiliconFlow's link at once, and copied on a later try while the link works",
+  opts,
+  async () => {
+    await using fake = startFakeUpstream();
+    const store = await Deno.makeTempDir();
+    await using server = startServer(env(fake, { IMAGE_STORE: store }));
+    const client = new OpenAI({ apiKey: TEST_KEY, baseURL: `${server.url}/v1` });
+    fake.failVideos = 1;
+    const video = await client.videos.create({
+      model: "sora-2",
+      prompt: "stored on the second try",
+    });
+    const done = await waitUntilDone(client, video.id);
+    assertEquals(done.status, "completed");
+    const mp4s = () => [...Deno.readDirSync(store)].filter((e) => e.name.endsWith(".mp4"));
+    assertEquals(mp4s().length, 0, "the first copy failed");
+    assertEquals(fake.videoDownloads.length, 1);
+    // Meanwhile /content passes SiliconFlow's link on.
+    const meanwhile = await client.videos.downloadContent(video.id);
+    assertEquals(meanwhile.headers.get("content-type"), "video/mp4");
+    await meanwhile.body?.cancel();
+    // The next try (5 s later) copies it; from then on it outlives SiliconFlow's link.
+    for (let i = 0; i < 150 && mp4s().length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assertEquals(mp4s().length, 1);
+    fake.expired = true;
+    const kept = await client.videos.downloadContent(video.id);
+    assertEquals(
+      new TextDecoder().decode(new Uint8Array(await kept.arrayBuffer()).slice(4, 8)),
+      "ftyp",
+    );
+    await Deno.remove(store, { recursive: true });
+  },
+);

@@ -5,6 +5,7 @@
  * @module
  */
 import { AwsClient } from "aws4fetch";
+import { concatBytes } from "../server/body.ts";
 import type { ImageStoreConfig } from "./config.ts";
 import {
   type ByteRange,
@@ -27,21 +28,11 @@ async function readPart(
   let size = 0;
   while (size < PART_BYTES) {
     const { value, done } = await reader.read();
-    if (done) return { bytes: concat(chunks, size), done: true };
+    if (done) return { bytes: concatBytes(chunks, size), done: true };
     chunks.push(value);
     size += value.byteLength;
   }
-  return { bytes: concat(chunks, size), done: false };
-}
-
-function concat(chunks: Uint8Array[], size: number): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return out;
+  return { bytes: concatBytes(chunks, size), done: false };
 }
 
 /** Where and how to reach the bucket: `IMAGE_STORE=s3://…` and the `S3_*` settings. */
