@@ -7,6 +7,7 @@ import { helpText, parseCli } from "./lib/cli.ts";
 import { ConfigError, displayUrl, loadConfig } from "./lib/config.ts";
 import { createHandler } from "./lib/handler.ts";
 import { preloadRoutes } from "./lib/openai/routes.ts";
+import { missingPermission } from "./lib/permissions.ts";
 import { serveResilient } from "./lib/server/listen.ts";
 import { createLogger, stdoutLines } from "./lib/server/logger.ts";
 import { soon, warmTimers } from "./lib/server/deadline.ts";
@@ -49,6 +50,16 @@ const config = (() => {
     throw err;
   }
 })();
+
+// A path or service the user configured that this process may not use stops it here, saying what
+// to grant, rather than failing quietly later.
+if (import.meta.main) {
+  const denied = missingPermission(
+    config,
+    (name) => (cli.env[name] ?? Deno.env.get(name)) !== undefined,
+  );
+  if (denied) fail(denied, cli.env);
+}
 
 // Aborted when the shutdown grace runs out: in-flight generations then end with an error.
 const shutdown = new AbortController();

@@ -747,7 +747,7 @@ section("quota", async () => {
       KV_PATH: `${dir}/kv.sqlite3`,
     },
     FAKE,
-    ["--unstable-kv", `--allow-read=${dir}`, `--allow-write=${dir}`],
+    [`--allow-read=${dir}`, `--allow-write=${dir}`],
   );
   const made = await fetch(`${proxy.url}/admin/v1/keys`, {
     method: "POST",
@@ -785,7 +785,7 @@ section("videos", async () => {
   const proxy = await startProxy(
     { KV_PATH: `${dir}/kv.sqlite3`, SILICONFLOW_API_KEY: KEY, ALLOW_ANONYMOUS: "true" },
     FAKE,
-    ["--unstable-kv", `--allow-read=${dir}`, `--allow-write=${dir}`],
+    [`--allow-read=${dir}`, `--allow-write=${dir}`],
   );
   const submit = () =>
     fetch(`${proxy.url}/v1/videos`, {

@@ -4,6 +4,10 @@
  */
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const CONFIG = new URL("../deno.json", import.meta.url).pathname;
+
+/** The permissions `deno task start` runs with: deno.json's "server" set, quietly. */
+export const TASK_PERMISSIONS: readonly string[] = ["-q", "-P=server", "--config", CONFIG];
 
 /** The V8 flags `deno task start` runs with (see "V8 flags" in BENCHMARKS.md). */
 export const TASK_V8_FLAGS: readonly string[] = ["--max-semi-space-size=2"];
@@ -14,7 +18,7 @@ export interface SpawnOptions {
   v8Flags?: readonly string[];
   /** Run it under `ulimit -n` of this many open files (through bash). */
   maxOpenFiles?: number;
-  /** Extra permission flags, e.g. `--allow-write=/tmp/x` for an image store. */
+  /** Permission flags beyond the tasks', e.g. `--allow-write=/tmp/x` for an image store. */
   permissions?: string[];
 }
 
@@ -29,8 +33,8 @@ export function mainCommand(
     "run",
     ...(options.v8Flags ?? TASK_V8_FLAGS).map((flag) => `--v8-flags=${flag}`),
     "--unstable-no-legacy-abort",
-    "--allow-net",
-    "--allow-env",
+    // The tasks' permissions: the "server" set of deno.json, and only what a test adds to it.
+    ...TASK_PERMISSIONS,
     ...(options.permissions ?? []),
     MAIN,
     ...args,

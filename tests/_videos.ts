@@ -32,7 +32,7 @@ export function videoEnv(
 /** Starts main.ts with read and write on `dir` (where its KV and store are). */
 export function spawnIn(dir: string, env: Record<string, string>): Promise<SpawnedServer> {
   return spawnMain([], env, {
-    permissions: ["--unstable-kv", `--allow-read=${dir}`, `--allow-write=${dir}`],
+    permissions: [`--allow-read=${dir}`, `--allow-write=${dir}`],
   });
 }
 

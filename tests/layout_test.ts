@@ -31,6 +31,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   "config.ts": ["generation", "server", "store", "config_values.ts"],
   "config_values.ts": ["server"],
   "cli.ts": ["config.ts"],
+  "permissions.ts": ["config.ts"],
   "version.ts": [],
   "handler.ts": [
     "openai",

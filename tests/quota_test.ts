@@ -216,7 +216,7 @@ Deno.test("two processes on one SQLite KV never let a key overspend", async () =
     KV_PATH: `${dir}/kv.sqlite3`,
     IMAGE_STORE: "none",
   };
-  const permissions = ["--unstable-kv", `--allow-read=${dir}`, `--allow-write=${dir}`];
+  const permissions = [`--allow-read=${dir}`, `--allow-write=${dir}`];
   const a = await spawnMain([], env, { permissions });
   const b = await spawnMain([], env, { permissions });
   try {

@@ -20,6 +20,11 @@ export async function retryLocked<T>(op: () => Promise<T>, attempts = 12): Promi
   }
 }
 
+/** Whether Deno KV refused a call for its arguments (rather than failing to reach the store). */
+function refused(err: unknown): boolean {
+  return err instanceof TypeError && /too (many|large)/i.test(err.message);
+}
+
 /** A KV opened on first use; a failure to open (or of an operation) is the store's own 503. */
 export class LazyKv {
   #open: () => Promise<Deno.Kv>;
@@ -44,9 +49,9 @@ export class LazyKv {
     try {
       return await retryLocked(() => op(kv));
     } catch (err) {
-      // A call the store refuses for its arguments (too many keys, too large a value) is a
-      // TypeError: a bug of this server, answered and logged as one, not an outage.
-      throw err instanceof ApiError || err instanceof TypeError ? err : this.#unavailable(err);
+      // A call the store refuses for its arguments ("Too many ranges (max 10)", "Value too
+      // large") is a bug of this server, answered and logged as one, not an outage.
+      throw err instanceof ApiError || refused(err) ? err : this.#unavailable(err);
     }
   }
 
