@@ -1,7 +1,7 @@
 import { assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { loadConfig } from "../lib/config.ts";
 import { VERSION } from "../lib/version.ts";
-import { mainCommand, spawnMain } from "./_spawn.ts";
+import { mainCommand, spawnMain, TASK_PERMISSIONS } from "./_spawn.ts";
 
 /** Runs main.ts the way the compiled binary would: flags on the command line. */
 const runMain = mainCommand;
@@ -126,7 +126,7 @@ Deno.test("one permission set for every task that runs the server: the variables
   }
 });
 
-Deno.test("`deno serve main.ts` serves the default export and opens no second listener", async () => {
+Deno.test("`deno serve serve.ts` serves the default export and opens no second listener", async () => {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const freePort = (listener.addr as Deno.NetAddr).port;
   listener.close(); // PORT points at a port nobody uses: main.ts must not take it
@@ -134,13 +134,12 @@ Deno.test("`deno serve main.ts` serves the default export and opens no second li
     args: [
       "serve",
       "--unstable-no-legacy-abort",
-      "--allow-net",
-      "--allow-env",
+      ...TASK_PERMISSIONS,
       "--host",
       "127.0.0.1",
       "--port",
       "0",
-      new URL("../main.ts", import.meta.url).pathname,
+      new URL("../serve.ts", import.meta.url).pathname,
     ],
     env: { NO_COLOR: "1", DEMO: "true", PORT: String(freePort) },
     clearEnv: true,
@@ -167,11 +166,31 @@ Deno.test("`deno serve main.ts` serves the default export and opens no second li
       async (res) => (await res.body?.cancel(), true),
       () => false,
     );
-    assertEquals(second, false, "main.ts did not open its own listener on PORT");
+    assertEquals(second, false, "serve.ts did not open its own listener on PORT");
     assertEquals(seen.includes("(Deno.serve)"), false, "no listener of its own");
+    assertEquals(/warning/i.test(seen), false, seen);
   } finally {
     child.kill("SIGKILL");
     await child.status;
     await output;
   }
+});
+
+Deno.test("a quiet, true start: no warning, and the line names the playground and the key mode", async () => {
+  const demo = await spawnMain(["--demo"]);
+  await demo.stop("SIGTERM");
+  const output = await demo.output;
+  assertEquals(/warning/i.test(output), false, output);
+  assertMatch(output, /listening on http:\/\/127\.0\.0\.1:\d+\/v1 \(Deno\.serve\)/);
+  assertStringIncludes(output, "[keys: no key needed (demo)]");
+  assertMatch(output, /; playground: http:\/\/127\.0\.0\.1:\d+\/\n/);
+  const keyed = await spawnMain([], {
+    SILICONFLOW_API_KEY: "sk-owner-4444444444444444444444",
+    PROXY_API_KEYS: "pk-access-0123456789",
+    PLAYGROUND: "false",
+  });
+  await keyed.stop("SIGTERM");
+  const line = (await keyed.output).split("\n")[0];
+  assertStringIncludes(line, "[keys: server-key]");
+  assertEquals(line.includes("playground"), false, line);
 });
