@@ -59,6 +59,8 @@ export interface Config {
   readonly imageStore?: ImageStoreConfig;
   /** `PUBLIC_BASE_URL`: where this server's `/images/…` links point; else the request's origin. */
   readonly publicBaseUrl?: string;
+  /** `TRUST_PROXY`: take the origin from `X-Forwarded-Host`/`-Proto` (a front sets them). */
+  readonly trustProxy: boolean;
   /** `PROGRESS`: `reasoning` sends status lines in streamed answers; `off` by default. */
   readonly progress: "off" | "reasoning";
   /** `SILICONFLOW_API_KEY`: the server's own SiliconFlow keys (comma-separated). */
@@ -263,6 +265,7 @@ export function loadConfig(get: (name: string) => string | undefined): Config {
     shutdownGraceMs: int("SHUTDOWN_GRACE_MS", DEFAULTS.shutdownGraceMs, 0, 3_600_000),
     strictParams: boolean("STRICT_PARAMS", get("STRICT_PARAMS")),
     playground: boolean("PLAYGROUND", get("PLAYGROUND") ?? "true"),
+    trustProxy: boolean("TRUST_PROXY", get("TRUST_PROXY")),
     streamHoldMs: int("STREAM_HOLD_MS", DEFAULTS.streamHoldMs, 0, 600_000),
     ...videoOf(int, boolean("DEMO", get("DEMO"))),
     modelAliases: Object.freeze(

@@ -129,6 +129,7 @@ export const ENV_NAMES: readonly string[] = [
   "IMAGE_TTL_DAYS",
   "IMAGE_STORE_MAX_BYTES",
   "PUBLIC_BASE_URL",
+  "TRUST_PROXY",
   "S3_ENDPOINT",
   "S3_REGION",
   "S3_ACCESS_KEY_ID",

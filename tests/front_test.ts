@@ -107,6 +107,8 @@ Deno.test({
     IMAGE_STORE: root,
     KEEPALIVE_MS: "200",
     BODY_TIMEOUT_MS: "1500",
+    // As deploy/Caddyfile says: behind the front, its X-Forwarded-* headers are trusted.
+    TRUST_PROXY: "true",
   });
   const READ_BODY_MS = 3_000;
   await using front = await startFront(new URL(server.url).host, {

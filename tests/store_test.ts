@@ -151,11 +151,21 @@ Deno.test({
           assertEquals([...Deno.readDirSync(root)].length, before);
         },
       );
-      await t.step("PUBLIC_BASE_URL and forwarded headers set the links' origin", async () => {
-        const res = await post(`${server.url}/v1/images/generations`, {
-          model: "Qwen/Qwen-Image",
-          prompt: "a boat",
-        }, { headers: { "x-forwarded-host": "img.example.com", "x-forwarded-proto": "https" } });
+      await t.step("forwarded headers set the links' origin only with TRUST_PROXY", async () => {
+        const forwarded = { "x-forwarded-host": "img.example.com", "x-forwarded-proto": "https" };
+        const body = { model: "Qwen/Qwen-Image", prompt: "a boat" };
+        const ignored = await post(`${server.url}/v1/images/generations`, body, {
+          headers: forwarded,
+        });
+        assertMatch((await ignored.json()).data[0].url, new RegExp(`^${server.url}/images/`));
+        await using trusting = startServer({
+          SILICONFLOW_BASE_URL: fake.baseUrl,
+          IMAGE_STORE: root,
+          TRUST_PROXY: "true",
+        });
+        const res = await post(`${trusting.url}/v1/images/generations`, body, {
+          headers: forwarded,
+        });
         assertMatch((await res.json()).data[0].url, /^https:\/\/img\.example\.com\/images\//);
       });
     } finally {

@@ -9,6 +9,12 @@ import type { UpstreamResult } from "../siliconflow/client.ts";
 import { batchLimit, MAX_N, type ModelSpec, UPSTREAM_PARAM_NAMES } from "./registry.ts";
 
 export { MAX_N } from "./registry.ts";
+
+/**
+ * The longest prompt, in characters, on every route (chat, Images, Videos, Responses): far past
+ * what SiliconFlow's image and video models read, and what a job's record on Deno KV can hold.
+ */
+export const MAX_PROMPT_CHARS = 10_000;
 import { modelSchema } from "./schemas.ts";
 import { resolveImageSize } from "./sizes.ts";
 
@@ -136,6 +142,13 @@ export function planGeneration(input: GenerationInput): GenerationPlan {
   const prompt = input.prompt.trim();
   if (!prompt) {
     throw invalidParam(input.promptParam, "A prompt is required: describe the image to make.");
+  }
+  if (prompt.length > MAX_PROMPT_CHARS) {
+    throw invalidParam(
+      input.promptParam,
+      `The prompt is ${prompt.length} characters long; it may be at most ${MAX_PROMPT_CHARS}.`,
+      "prompt_too_long",
+    );
   }
   checkImageCount(model, input.images.length, input.imagesParam);
 

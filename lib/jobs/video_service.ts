@@ -9,7 +9,6 @@
 import type { Config } from "../config.ts";
 import type { ModelSpec } from "../generation/registry.ts";
 import { GenerationSlots } from "../generation/slots.ts";
-import { invalidParam } from "../server/errors.ts";
 import type { Logger } from "../server/logger.ts";
 import { randomToken } from "../server/values.ts";
 import type { UpstreamAuth } from "../siliconflow/keys.ts";
@@ -48,12 +47,6 @@ export interface VideoOrder {
   /** The request field the prompt came in, for errors. */
   promptParam: string;
 }
-
-/**
- * The longest video prompt, in characters (as `negative_prompt`'s): a job's record, prompt
- * included, must fit in one Deno KV value (64 KiB).
- */
-export const MAX_VIDEO_PROMPT_CHARS = 10_000;
 
 /** How often a waiter reads its job itself: only to hear another instance's writes (a hand-over). */
 function backstopMs(config: Config): number {
@@ -98,13 +91,6 @@ export class VideoService {
     if (images.length > model.inputImages.max) {
       images = [];
       ignored.push(order.imagesParam);
-    }
-    if (order.prompt.length > MAX_VIDEO_PROMPT_CHARS) {
-      throw invalidParam(
-        order.promptParam,
-        `The prompt is ${order.prompt.length} characters long; a video's may be at most ${MAX_VIDEO_PROMPT_CHARS}.`,
-        "prompt_too_long",
-      );
     }
     const { n: _n, batch_size: _b, ...fields } = order.fields;
     // Planning validates with zod, which start-up does not load (see lib/openai/routes.ts).

@@ -37,8 +37,11 @@ const Message = z.looseObject({
 export type ChatMessage = z.infer<typeof Message>;
 
 const Body = z.looseObject({
-  model: z.string().min(1, "model is required"),
-  messages: z.array(Message).min(1, "messages must not be empty"),
+  model: z.string({ error: "model is required: the id of an image model, e.g. Qwen/Qwen-Image" })
+    .min(1, "model is required: the id of an image model, e.g. Qwen/Qwen-Image"),
+  messages: z.array(Message, {
+    error: "messages is required: the conversation, as a list of {role, content}",
+  }).min(1, "messages must not be empty"),
   stream: z.boolean().nullish(),
   stream_options: z.looseObject({ include_usage: z.boolean().nullish() }).nullish(),
 });

@@ -15,6 +15,7 @@ import { jsonResponse } from "../server/response.ts";
 import { authorizeRequest, bodyLimits, type RequestContext, streamAnswer } from "./context.ts";
 import { prepareGeneration } from "./conversation.ts";
 import { parseResponsesRequest } from "./responses_request.ts";
+import { inlineOwnImages } from "./stored_images.ts";
 import type { ResponseObject, ResponseOutputItem } from "./types.ts";
 
 const id = (prefix: string) => `${prefix}_${crypto.randomUUID().replaceAll("-", "")}`;
@@ -64,7 +65,10 @@ async function outputItems(
   const items: ResponseOutputItem[] = [];
   if (wantResults) {
     for (const image of made.outcome.images) {
-      const { base64 } = await ctx.app.upstream.download(image.url, signal);
+      // This server's own link is read from the store, never fetched over HTTP: its host may be
+      // one a client named (with TRUST_PROXY), and in demo mode nothing listens there for it.
+      const [bytes] = await inlineOwnImages(ctx, [image.url], "tools");
+      const { base64 } = await ctx.app.upstream.download(bytes, signal);
       items.push({
         type: "image_generation_call",
         id: id("ig"),

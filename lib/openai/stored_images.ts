@@ -17,9 +17,14 @@ import {
 } from "../store/image_store.ts";
 import type { RequestContext } from "./context.ts";
 
-/** Where this server's `/images/…` links point: `PUBLIC_BASE_URL`, or the request's own origin. */
+/**
+ * Where this server's `/images/…` links point: `PUBLIC_BASE_URL`, or with `TRUST_PROXY` the origin
+ * a front names in `X-Forwarded-Host`/`-Proto`, or the request's own origin. Forwarded headers from
+ * anyone else are ignored: they would let a client write links to a host of its choosing.
+ */
 export function publicBase(ctx: RequestContext): string {
   if (ctx.app.config.publicBaseUrl) return ctx.app.config.publicBaseUrl;
+  if (!ctx.app.config.trustProxy) return ctx.url.origin;
   const headers = ctx.request.headers;
   const host = headers.get("x-forwarded-host")?.split(",")[0].trim();
   const proto = headers.get("x-forwarded-proto")?.split(",")[0].trim();
@@ -173,6 +178,15 @@ export function serveStoredImage(
   return serveStored(ctx, name, notFound);
 }
 
+/**
+ * Headers of every stored image and video: a browser never sniffs them into something else, and a
+ * file opened on its own runs nothing (a sandbox with no sources).
+ */
+export const MEDIA_HEADERS: Readonly<Record<string, string>> = {
+  "x-content-type-options": "nosniff",
+  "content-security-policy": "default-src 'none'; media-src 'self'; sandbox",
+};
+
 /** A file of the store, streamed (or answered from one read), with ETag, caching and ranges. */
 export async function serveStored(
   ctx: RequestContext,
@@ -187,6 +201,7 @@ export async function serveStored(
     etag,
     "cache-control": cacheControl,
     "accept-ranges": "bytes",
+    ...MEDIA_HEADERS,
   };
   if (ctx.request.headers.get("if-none-match") === etag) {
     return new Response(null, { status: 304, headers });

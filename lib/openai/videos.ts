@@ -21,7 +21,7 @@ import {
   type RequestContext,
   requestedModel,
 } from "./context.ts";
-import { inlineOwnImages, serveStored } from "./stored_images.ts";
+import { inlineOwnImages, MEDIA_HEADERS, serveStored } from "./stored_images.ts";
 import {
   parseVideoForm,
   parseVideoJson,
@@ -229,6 +229,7 @@ export async function videosContent(ctx: RequestContext, params: Params): Promis
   const headers: Record<string, string> = {
     "content-type": "video/mp4",
     "cache-control": "private, max-age=600",
+    ...MEDIA_HEADERS,
   };
   for (const name of ["content-length", "content-range", "accept-ranges", "etag"]) {
     const value = upstream.headers.get(name);

@@ -37,14 +37,15 @@ export interface DownloadOptions {
 export const MAX_REDIRECTS = 3;
 
 /** GETs a URL, following at most {@link MAX_REDIRECTS} redirects, and only to http(s) URLs. */
-async function fetchFollowing(
+export async function fetchFollowing(
   url: string,
   fetcher: typeof fetch,
   signal: AbortSignal,
+  headers: Record<string, string> = {},
 ): Promise<Response> {
   let current = url;
   for (let hop = 0;; hop++) {
-    const response = await fetcher(current, { signal, redirect: "manual" });
+    const response = await fetcher(current, { signal, redirect: "manual", headers });
     const location = response.headers.get("location");
     if (response.status < 300 || response.status > 399 || location === null) return response;
     await response.body?.cancel();

@@ -189,9 +189,15 @@ export async function withPoolKey<T>(pool: KeyPool, call: (key: string) => Promi
 /** Which key pays for a request's upstream calls. */
 export type UpstreamAuth = { kind: "client"; key: string } | { kind: "pool" };
 
-/** The key in `Authorization: Bearer <key>`, or undefined. */
+/**
+ * The key in `Authorization: Bearer <key>`, or undefined. A key sent without the scheme
+ * (`Authorization: sk-…`, as some scripts and clients do) is taken as it is.
+ */
 export function bearerKey(headers: Headers): string | undefined {
-  return /^Bearer\s+(\S+)\s*$/i.exec(headers.get("authorization") ?? "")?.[1];
+  const value = (headers.get("authorization") ?? "").trim();
+  const bearer = /^Bearer\s+(\S+)$/i.exec(value);
+  if (bearer) return bearer[1];
+  return /^[\w.~+/=-]{8,}$/.test(value) && !/^bearer$/i.test(value) ? value : undefined;
 }
 
 /** Checks the client's key according to the key mode; 401 when it is missing or wrong. */

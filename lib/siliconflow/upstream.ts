@@ -18,6 +18,7 @@ import {
   type DownloadedImage,
   downloadImage,
   downloadInto,
+  fetchFollowing,
   type ImageSink,
 } from "./download.ts";
 import { fingerprint, KeyPool, type UpstreamAuth, withPoolKey } from "./keys.ts";
@@ -181,7 +182,8 @@ export function createUpstream(config: Config, options: UpstreamOptions): Upstre
       return downloadInto(url, options, sink);
     },
     openVideo(url, signal, range) {
-      return fetcher(url, { signal, headers: range ? { range } : {} });
+      // The same redirect policy as image downloads: a few hops, and only to http(s).
+      return fetchFollowing(url, fetcher, signal, range ? { range } : {});
     },
     keyStatus: () => pool?.status(),
     demoImages: demo,
