@@ -75,7 +75,7 @@ export function boot(args: string[]): Booted {
   const get = (name: string) => cli.env[name] ?? Deno.env.get(name);
   let config: Config;
   try {
-    config = loadConfig(get);
+    config = loadConfig(get, { dataDir: true });
   } catch (err) {
     if (err instanceof ConfigError) fail(err.message, cli.env);
     throw err;

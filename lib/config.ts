@@ -223,18 +223,39 @@ function bodyLimitsOf(int: IntegerReader) {
 
 /**
  * Reads the configuration; `get` returns a variable's value (from the environment or a flag).
- * Throws a {@link ConfigError} naming the variable when a value cannot be used.
+ * Throws a {@link ConfigError} naming the variable when a value cannot be used. The server's
+ * entry points pass `{ dataDir: true }` (see {@link LoadOptions}).
  *
  * @example From the environment, or from a table
  * ```ts
  * import { loadConfig } from "../mod.ts";
  *
  * const config = loadConfig((name) => ({ DEMO: "true", MAX_CONCURRENCY: "8" })[name]);
- * console.assert(config.demo && config.maxConcurrency === 8 && config.port === 8000);
- * // In a server: loadConfig((name) => Deno.env.get(name))
+ * if (!(config.demo && config.maxConcurrency === 8 && config.imageStore === undefined)) {
+ *   throw new Error("not the configuration asked for");
+ * }
+ * // The server itself: loadConfig((name) => Deno.env.get(name), { dataDir: true })
  * ```
  */
-export function loadConfig(get: (name: string) => string | undefined): Config {
+export function loadConfig(
+  get: (name: string) => string | undefined,
+  options: LoadOptions = {},
+): Config {
+  // Unset, IMAGE_STORE and KV_PATH mean ./data for the server, and nothing on disk for a library.
+  const lookup = options.dataDir
+    ? get
+    : (name: string) =>
+      get(name) ?? (name === "IMAGE_STORE" ? "none" : name === "KV_PATH" ? ":memory:" : undefined);
+  return load(lookup);
+}
+
+/** Options of {@link loadConfig}. */
+export interface LoadOptions {
+  /** Unset `IMAGE_STORE`/`KV_PATH` mean `./data` (the server); else no store, an in-memory KV. */
+  dataDir?: boolean;
+}
+
+function load(get: (name: string) => string | undefined): Config {
   const int: IntegerReader = (name, fallback, min, max) =>
     integer(name, get(name), fallback, min, max);
   const siliconflowKeys = keyList(get("SILICONFLOW_API_KEY"));

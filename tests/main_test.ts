@@ -63,6 +63,10 @@ Deno.test("config defaults and overrides", () => {
     ],
     [8000, "0.0.0.0", "https://api.siliconflow.cn/v1", 180000, 10000],
   );
+  // A library writes nothing it did not ask for; the server keeps images and KV in ./data.
+  assertEquals([defaults.imageStore, defaults.kvPath], [undefined, ":memory:"]);
+  const server = loadConfig(() => undefined, { dataDir: true });
+  assertEquals([server.imageStore?.kind, server.kvPath], ["local", "./data/kv.sqlite3"]);
   const env: Record<string, string> = {
     SILICONFLOW_BASE_URL: "https://api.siliconflow.com/v1/",
     MODEL_ALIASES: "my-edit=Qwen/Qwen-Image|Qwen/Qwen-Image-Edit, dall-e-3=Kwai-Kolors/Kolors",
