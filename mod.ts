@@ -34,6 +34,7 @@ export {
   type ImageStoreConfig,
   type KeyMode,
   loadConfig,
+  type LoadOptions,
 } from "./lib/config.ts";
 export { createLogger, type Logger, type LogLevel, type LogRecord } from "./lib/server/logger.ts";
 export { VERSION } from "./lib/version.ts";
