@@ -1,10 +1,65 @@
-/** The README's examples and tables are tested as they stand, so they cannot drift from the code. */
-import { assertEquals } from "@std/assert";
+/**
+ * The README's and docs/' examples and tables are tested as they stand, so they cannot drift from
+ * the code; every link between them resolves.
+ */
+import { assert, assertEquals } from "@std/assert";
 import { findModel, MODELS } from "../lib/generation/registry.ts";
 import { resolveImageSize } from "../lib/generation/sizes.ts";
 import { post, readSse, startFakeUpstream, startServer } from "./_helpers.ts";
 
-const README = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+const read = (path: string) => Deno.readTextFile(new URL(`../${path}`, import.meta.url));
+const PAGES = [
+  "README.md",
+  ...[...Deno.readDirSync(new URL("../docs/", import.meta.url))]
+    .filter((e) => e.name.endsWith(".md")).map((e) => `docs/${e.name}`).sort(),
+];
+const TEXT: Record<string, string> = Object.fromEntries(
+  await Promise.all(PAGES.map(async (page) => [page, await read(page)])),
+);
+/** Every page, for the examples (they may stand in any of them). */
+const README = PAGES.map((page) => TEXT[page]).join("\n");
+const API = TEXT["docs/api.md"];
+const CONFIGURATION = TEXT["docs/configuration.md"];
+
+/** A heading's anchor, as GitHub makes it. */
+function anchorOf(heading: string): string {
+  return heading.replace(/^#+\s*/, "").trim().toLowerCase().replace(/[^\w\- ]/g, "")
+    .replaceAll(" ", "-");
+}
+
+Deno.test("every link of the README and docs/ to a page, a file or a heading resolves", async () => {
+  const broken: string[] = [];
+  for (const page of PAGES) {
+    const dir = new URL(`../${page}`, import.meta.url);
+    // Links in prose and tables: not in code blocks or code spans.
+    const prose = TEXT[page].replace(/```[\s\S]*?```/g, "").replace(/`[^`\n]*`/g, "");
+    for (const [, target] of prose.matchAll(/\]\(([^)\s]+)\)/g)) {
+      if (/^[a-z]+:/.test(target)) continue; // http(s), mailto
+      const [path, anchor] = target.split("#");
+      const file = path ? new URL(path, dir) : dir;
+      let text: string;
+      try {
+        text = await Deno.readTextFile(file);
+      } catch {
+        if (path && (await Deno.stat(file).catch(() => undefined))) continue; // an image
+        broken.push(`${page}: ${target}`);
+        continue;
+      }
+      if (!anchor) continue;
+      const anchors = text.split("\n").filter((l) => /^#{1,6} /.test(l)).map(anchorOf);
+      if (!anchors.includes(anchor)) broken.push(`${page}: ${target}`);
+    }
+  }
+  assertEquals(broken, []);
+});
+
+Deno.test("the README is a front door: short, with the two commands and what the demo is", () => {
+  const readme = TEXT["README.md"];
+  assert(readme.split("\n").length <= 260, `${readme.split("\n").length} lines`);
+  for (const words of ["deno task demo", "deno task test", "gradients", "downloads the tests"]) {
+    assert(readme.includes(words), words);
+  }
+});
 
 /** Every curl example aimed at a path, with its JSON body and whether it streams. */
 function curlExamples(path: string): { body: Record<string, unknown> }[] {
@@ -58,7 +113,7 @@ Deno.test("README Responses API example works as written", async () => {
 });
 
 Deno.test("README size table matches the size mapping", () => {
-  const section = README.slice(README.indexOf("### Sizes"), README.indexOf("### Aliases"));
+  const section = API.slice(API.indexOf("### Sizes"), API.indexOf("### Aliases"));
   const rows = section.split("\n").filter((l) => l.startsWith("| `") && !l.startsWith("| `size`"));
   const header = section.split("\n").find((l) => l.startsWith("| `size`"))!;
   const names = header.split("|").slice(2, -1).map((c) => c.trim());
@@ -73,7 +128,7 @@ Deno.test("README size table matches the size mapping", () => {
 });
 
 Deno.test("README model table lists every registry entry", () => {
-  for (const m of MODELS) assertEquals(README.includes(`| \`${m.id}\``), true, m.id);
+  for (const m of MODELS) assertEquals(API.includes(`| \`${m.id}\``), true, m.id);
   assertEquals(findModel("qwen/qwen-image")?.id, "Qwen/Qwen-Image");
 });
 
@@ -90,10 +145,7 @@ Deno.test("README images/generations example works as written", async () => {
 
 Deno.test("README alias table matches the built-in aliases", async () => {
   const { DEFAULT_ALIASES } = await import("../lib/config.ts");
-  const section = README.slice(
-    README.indexOf("### Aliases"),
-    README.indexOf("## Chat completions"),
-  );
+  const section = API.slice(API.indexOf("### Aliases"), API.indexOf("## Chat completions"));
   for (const [alias, target] of Object.entries(DEFAULT_ALIASES)) {
     const row = section.split("\n").find((l) => l.startsWith(`| \`${alias}\``));
     assertEquals(row?.includes(target.generate), true, alias);
@@ -105,10 +157,7 @@ Deno.test("README configuration table and flag table cover every variable and fl
   const { ENV_NAMES } = await import("../lib/config.ts");
   const { FLAG_ENV } = await import("../lib/cli.ts");
   const { PROMPT_FLAGS } = await import("../lib/openai/prompt_flags.ts");
-  const config = README.slice(
-    README.indexOf("## Configuration"),
-    README.indexOf("## Models and parameters"),
-  );
+  const config = CONFIGURATION;
   const rows = config.split("\n").filter((l) => l.startsWith("| `"))
     .map((l) => l.split("|").slice(1, 3).map((c) => c.trim().replaceAll("`", "")));
   const table = new Map(rows.map(([name, flag]) => [name, flag]));
@@ -116,7 +165,7 @@ Deno.test("README configuration table and flag table cover every variable and fl
   for (const [flag, name] of Object.entries(FLAG_ENV)) {
     assertEquals(table.get(name), `--${flag}`, flag);
   }
-  const flags = README.slice(README.indexOf("### Prompt flags"), README.indexOf("### Progress"));
+  const flags = API.slice(API.indexOf("### Prompt flags"), API.indexOf("### Progress"));
   for (const flag of Object.keys(PROMPT_FLAGS)) {
     assertEquals(flags.includes(`--${flag}`), true, flag);
   }
