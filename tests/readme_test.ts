@@ -5,7 +5,7 @@
 import { assert, assertEquals } from "@std/assert";
 import { findModel, MODELS } from "../lib/generation/registry.ts";
 import { resolveImageSize } from "../lib/generation/sizes.ts";
-import { post, readSse, startFakeUpstream, startServer } from "./_helpers.ts";
+import { post, readSse, startFakeUpstream, startServer, TEST_KEY } from "./_helpers.ts";
 
 const read = (path: string) => Deno.readTextFile(new URL(`../${path}`, import.meta.url));
 const PAGES = [
@@ -183,5 +183,31 @@ Deno.test(
     assertEquals(res.status, 200, await res.clone().text());
     assertEquals((await res.json()).status, "queued");
     assertEquals(fake.received.at(-1)!.body.image_size, "1280x720");
+  },
+);
+
+Deno.test(
+  "the README's client snippet runs as written, against the server",
+  { sanitizeOps: false, sanitizeResources: false },
+  async () => {
+    const snippet = /```ts\n([\s\S]*?)```/.exec(TEXT["README.md"])![1];
+    await using fake = startFakeUpstream();
+    const store = await Deno.makeTempDir();
+    await using server = startServer({ SILICONFLOW_BASE_URL: fake.baseUrl, IMAGE_STORE: store });
+    const file = await Deno.makeTempFile({ suffix: ".ts" });
+    await Deno.writeTextFile(
+      file,
+      snippet.replace("http://localhost:8000/v1", `${server.url}/v1`).replace("sk-...", TEST_KEY),
+    );
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--config", new URL("../deno.dev.json", import.meta.url).pathname, "-A", file],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const printed = new TextDecoder().decode(out.stdout);
+    assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+    assert(printed.startsWith(`${server.url}/images/`), printed);
+    await Deno.remove(file);
+    await Deno.remove(store, { recursive: true });
   },
 );
