@@ -24,19 +24,48 @@ function headers(json = true) {
   return h;
 }
 
+// Each Generate is an action; the status line speaks of the latest one only.
+function newAction() {
+  state.action = (state.action ?? 0) + 1;
+  return state.action;
+}
+
+function setStatus(text, action) {
+  if (action !== undefined && action === state.action) $("#status").textContent = text;
+}
+
+/** Shows an error where the eye is: beside the button, brought into view; the status gives way. */
 function showError(message) {
   const box = $("#error");
   box.textContent = message;
   box.hidden = !message;
+  if (!message) return;
+  $("#status").textContent = "";
+  box.scrollIntoView({ block: "nearest" });
 }
 
+/** What went wrong with a request that never got an answer, in plain words. */
+function failedFetch(err) {
+  return err instanceof TypeError
+    ? "The server at " + location.origin + " cannot be reached: is it running, and is this machine online?"
+    : String(err.message ?? err);
+}
+
+// The request fields an error may name, as this page labels them.
+const FIELD_LABELS = { prompt: "Prompt", seed: "Seed", n: "Images", image_size: "Size", size: "Size",
+  negative_prompt: "Negative prompt", image: "Input images", "image[]": "Input images",
+  input_reference: "First frame" };
+
+/** A server's error in this page's words: its own fields, not the API's headers. */
 async function apiError(res) {
-  try {
-    const body = await res.json();
-    return body.error?.message ?? "HTTP " + res.status;
-  } catch {
-    return "HTTP " + res.status;
-  }
+  let error;
+  try { error = (await res.json()).error; } catch { /* not JSON */ }
+  if (!error) return "The server answered HTTP " + res.status + ".";
+  const key = "the “" + $("#key-label").textContent + "” field";
+  if (error.code === "missing_api_key") return "Enter a key in " + key + " above, then try again.";
+  if (error.code === "invalid_api_key") return "The key in " + key + " was refused: " + error.message;
+  const field = FIELD_LABELS[error.param] ?? FIELD_LABELS[String(error.param).split("[")[0]];
+  return field ? field + ": " + error.message : error.message;
 }
 
 async function showQuota() {
@@ -100,11 +129,12 @@ function showThumbs() {
 async function generate(request) {
   if (state.running) return;
   showError("");
-  if (state.model?.video) return makeVideo(request).catch((err) => showError(String(err.message ?? err)));
+  const action = newAction();
+  if (state.model?.video) return makeVideo(request, action).catch((err) => showError(failedFetch(err)));
   const abort = new AbortController();
   const started = Date.now();
   const timer = setInterval(() => {
-    $("#status").textContent = "Generating… " + Math.round((Date.now() - started) / 1000) + " s";
+    setStatus("Generating… " + Math.round((Date.now() - started) / 1000) + " s", action);
   }, 250);
   state.running = abort;
   $("#generate").disabled = true;
@@ -127,11 +157,11 @@ async function generate(request) {
     saveSettings(request);
     const answer = await res.json();
     answer.data.forEach((image, i) => addResult(request, image, i, Date.now() - started));
-    $("#status").textContent = "Done in " + ((Date.now() - started) / 1000).toFixed(1) + " s";
+    setStatus("Done in " + ((Date.now() - started) / 1000).toFixed(1) + " s", action);
     if (state.mode === "server-key") showQuota();
   } catch (err) {
-    if (abort.signal.aborted) $("#status").textContent = "Cancelled";
-    else showError(String(err.message ?? err));
+    if (abort.signal.aborted) setStatus("Cancelled", action);
+    else showError(failedFetch(err));
   } finally {
     clearInterval(timer);
     state.running = null;
@@ -167,8 +197,12 @@ function addResult(request, image, index, ms) {
   });
   const figure = el("figure", {}, img, caption, el("div", { className: "actions" }, download, again, edit));
   $("#gallery").prepend(figure);
-  // On a phone the results sit below the form: bring the new one into view.
-  if (matchMedia("(max-width: 48rem)").matches) figure.scrollIntoView({ block: "nearest" });
+  // On a phone the results sit below the form: bring the new one into view once it has its size.
+  if (onPhone()) img.addEventListener("load", () => figure.scrollIntoView({ block: "start" }), { once: true });
+}
+
+function onPhone() {
+  return matchMedia("(max-width: 48rem)").matches;
 }
 
 /** An image of the gallery as a Blob: a data: URI is decoded here (the CSP allows no fetch of one). */
@@ -229,5 +263,5 @@ async function start() {
   resumeVideos();
 }
 ` + FORM_JS + VIDEO_JS + String.raw`
-start().catch((err) => showError(String(err.message ?? err)));
+start().catch((err) => showError(failedFetch(err)));
 `;

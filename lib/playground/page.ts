@@ -84,7 +84,8 @@ main { display: grid; grid-template-columns: minmax(16rem, 24rem) minmax(0, 1fr)
 header p { overflow-wrap: anywhere; }
 form { display: grid; grid-template-columns: minmax(0, 1fr); gap: .75rem; }
 .field { display: grid; grid-template-columns: minmax(0, 1fr); gap: .25rem; }
-.row { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 2fr); gap: .75rem; }
+/* Fields side by side only while each has room to show its value; a hidden one takes none. */
+.row { display: grid; grid-template-columns: repeat(auto-fit, minmax(9rem, 1fr)); gap: .75rem; }
 label, legend, summary { font-weight: 600; font-size: .9rem; }
 input, select, textarea, button { font: inherit; padding: .45rem .5rem; border-radius: .4rem;
   border: 1px solid color-mix(in srgb, currentColor 30%, transparent); background: transparent; color: inherit;

@@ -9,6 +9,8 @@
 export const VIDEO_JS: string = String.raw`
 const VIDEOS = "playground-videos";
 const VIDEO_POLL_MS = 1500;
+/** While the server cannot be reached, the wait between tries doubles up to this. */
+const VIDEO_POLL_MAX_MS = 30000;
 
 function savedVideos() {
   try { return JSON.parse(localStorage.getItem(VIDEOS) ?? "[]"); } catch { return []; }
@@ -18,7 +20,7 @@ function keepVideos(list) {
   try { localStorage.setItem(VIDEOS, JSON.stringify(list.slice(0, 20))); } catch { /* storage off */ }
 }
 
-async function makeVideo(request) {
+async function makeVideo(request, action) {
   const body = { model: request.model, prompt: request.prompt, seed: request.seed, ...request.params };
   if (request.size) body.size = request.size;
   if (request.negative) body.negative_prompt = request.negative;
@@ -35,15 +37,15 @@ async function makeVideo(request) {
   saveSettings(request);
   const job = await res.json();
   keepVideos([job.id, ...savedVideos()]);
-  $("#status").textContent = "Video submitted";
-  watchVideo(job);
+  setStatus("Video submitted: it appears in the results as it renders", action);
+  watchVideo(job, action);
 }
 
 function videoCard(job) {
   const figure = el("figure", { className: "video" });
   figure.dataset.videoId = job.id;
   $("#gallery").prepend(figure);
-  if (matchMedia("(max-width: 48rem)").matches) figure.scrollIntoView({ block: "nearest" });
+  if (onPhone()) figure.scrollIntoView({ block: "start" });
   return figure;
 }
 
@@ -51,26 +53,38 @@ function caption(job, text) {
   return el("figcaption", { textContent: job.model + " · " + job.size + " · " + job.seconds + " s · " + text });
 }
 
-/** Follows a job to its end, then plays it; a job that is gone is forgotten. */
-async function watchVideo(job) {
+/**
+ * Follows a job to its end, then plays it; a job that is gone is forgotten. While the server
+ * cannot be reached the card says so, and the tries back off. The action is the Generate that
+ * made it (none after a reload): only the latest action speaks on the status line.
+ */
+async function watchVideo(job, action) {
   const figure = videoCard(job);
+  let wait = VIDEO_POLL_MS;
+  let unreachable = false;
   while (job.status === "queued" || job.status === "in_progress") {
     const bar = el("progress", { max: 100, value: job.progress });
-    const where = job.status === "queued" ? "queued" : "rendering, " + job.progress + "%";
+    const where = unreachable
+      ? "the server cannot be reached; trying again in " + Math.round(wait / 1000) + " s"
+      : job.status === "queued" ? "queued" : "rendering, " + job.progress + "%";
     figure.replaceChildren(el("p", { className: "prompt", textContent: job.prompt }), bar, caption(job, where));
-    await new Promise((resolve) => setTimeout(resolve, VIDEO_POLL_MS));
+    await new Promise((resolve) => setTimeout(resolve, wait));
     const res = await fetch("/v1/videos/" + job.id, { headers: headers(false) }).catch(() => undefined);
     if (res?.status === 404) {
       keepVideos(savedVideos().filter((id) => id !== job.id));
       return figure.remove();
     }
+    unreachable = !res;
+    wait = unreachable ? Math.min(wait * 2, VIDEO_POLL_MAX_MS) : VIDEO_POLL_MS;
     if (res?.ok) job = await res.json();
   }
   if (job.status === "failed") {
     figure.replaceChildren(el("p", { className: "prompt", textContent: job.prompt }),
       caption(job, "failed: " + (job.error?.message ?? "no reason given")));
+    setStatus("The video failed", action);
     return;
   }
+  setStatus("Video ready", action);
   const res = await fetch("/v1/videos/" + job.id + "/content", { headers: headers(false) });
   if (!res.ok) {
     figure.replaceChildren(caption(job, await apiError(res)));
