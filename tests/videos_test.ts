@@ -27,6 +27,25 @@ function env(fake: { baseUrl: string }, extra: Record<string, string> = {}) {
   };
 }
 
+/** The fake, a server with a store of its own in a temporary folder, and an SDK client of it. */
+async function storedVideos() {
+  const fake = startFakeUpstream();
+  const store = await Deno.makeTempDir();
+  const server = startServer(env(fake, { IMAGE_STORE: store }));
+  const client = new OpenAI({ apiKey: TEST_KEY, baseURL: `${server.url}/v1` });
+  return {
+    fake,
+    store,
+    server,
+    client,
+    async [Symbol.asyncDispose]() {
+      await server[Symbol.asyncDispose]();
+      await fake[Symbol.asyncDispose]();
+      await Deno.remove(store, { recursive: true });
+    },
+  };
+}
+
 async function waitUntilDone(client: OpenAI, id: string, tries = 100) {
   for (let i = 0; i < tries; i++) {
     const video = await client.videos.retrieve(id);
@@ -40,10 +59,8 @@ Deno.test(
   "Videos API through the openai SDK: create, poll, download (with ranges), list, delete",
   opts,
   async () => {
-    await using fake = startFakeUpstream();
-    const store = await Deno.makeTempDir();
-    await using server = startServer(env(fake, { IMAGE_STORE: store }));
-    const client = new OpenAI({ apiKey: TEST_KEY, baseURL: `${server.url}/v1` });
+    await using stored = await storedVideos();
+    const { fake, store, server, client } = stored;
 
     const video = await client.videos.create({
       model: "sora-2",
@@ -107,7 +124,6 @@ Deno.test(
     assertEquals(gone.status, 404);
     assertEquals([...Deno.readDirSync(store)].filter((e) => e.name.endsWith(".mp4")).length, 0);
     await waitUntilDone(client, second.id);
-    await Deno.remove(store, { recursive: true });
   },
 );
 
@@ -400,10 +416,8 @@ Deno.test(
   "a video whose copy into the store fails is answered with SiliconFlow's link at once, and copied on a later try while the link works",
   opts,
   async () => {
-    await using fake = startFakeUpstream();
-    const store = await Deno.makeTempDir();
-    await using server = startServer(env(fake, { IMAGE_STORE: store }));
-    const client = new OpenAI({ apiKey: TEST_KEY, baseURL: `${server.url}/v1` });
+    await using stored = await storedVideos();
+    const { fake, store, client } = stored;
     fake.failVideos = 1;
     const video = await client.videos.create({
       model: "sora-2",
@@ -429,6 +443,5 @@ Deno.test(
       new TextDecoder().decode(new Uint8Array(await kept.arrayBuffer()).slice(4, 8)),
       "ftyp",
     );
-    await Deno.remove(store, { recursive: true });
   },
 );
