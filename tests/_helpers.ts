@@ -61,6 +61,8 @@ export interface FakeUpstream extends AsyncDisposable {
   slowVideos: { count: number; ms: number };
   /** The next this many video downloads answer 503 (a passing fault at SiliconFlow's storage). */
   failVideos: number;
+  /** When set, a finished video's link is this path on the fake, instead of the MP4's. */
+  videoPath?: string;
 }
 
 /** Starts the fake on a free loopback port. */
@@ -138,7 +140,15 @@ export function startFakeUpstream(): FakeUpstream {
         const failed = { status: "Failed", reason: fake.videoFail, position: 0, results: null };
         return Response.json(failed, { headers: { "x-siliconcloud-trace-id": "fake-trace-1" } });
       }
-      return await demo(new Request(req.url, { method: "POST", headers: req.headers, body: text }));
+      const answer = await demo(
+        new Request(req.url, { method: "POST", headers: req.headers, body: text }),
+      );
+      if (!fake.videoPath || !answer.ok) return answer;
+      const status = await answer.json();
+      for (const video of status.results?.videos ?? []) {
+        video.url = new URL(fake.videoPath, req.url).href;
+      }
+      return Response.json(status);
     }
     if (!pathname.endsWith("/images/generations") && !pathname.endsWith("/video/submit")) {
       return demo(req);

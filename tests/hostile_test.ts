@@ -464,6 +464,33 @@ Deno.test("image downloads follow at most three redirects, and only to http(s)",
   assertStringIncludes(offWeb.body.error.message, "not http(s)");
 });
 
+Deno.test(
+  "a video's content follows the same redirect policy: a link that leaves http(s) is never followed",
+  { sanitizeOps: false, sanitizeResources: false },
+  async () => {
+    await using fake = startFakeUpstream();
+    await using server = startServer({
+      SILICONFLOW_BASE_URL: fake.baseUrl,
+      KV_PATH: ":memory:",
+      VIDEO_POLL_MS: "100",
+    });
+    fake.videoMs = 100;
+    fake.videoPath = "/hops/to/file";
+    const job = await (await post(`${server.url}/v1/videos`, { prompt: "x" })).json();
+    const auth = { authorization: `Bearer ${TEST_KEY}` };
+    for (let i = 0; i < 100; i++) {
+      const video = await (await fetch(`${server.url}/v1/videos/${job.id}`, { headers: auth }))
+        .json();
+      if (video.status === "completed") break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const content = await fetch(`${server.url}/v1/videos/${job.id}/content`, { headers: auth });
+    const body = await content.json();
+    assertEquals(content.status, 502, JSON.stringify(body));
+    assertStringIncludes(body.error.message, "not http(s)");
+  },
+);
+
 Deno.test("one image rule on every route: a data URI must be base64 of a png, jpeg, webp or gif", async () => {
   await using fake = startFakeUpstream();
   await using server = startServer({ SILICONFLOW_BASE_URL: fake.baseUrl });
