@@ -111,7 +111,7 @@ export function boot(args: string[]): Booted {
     say(
       `siliconflow-image-proxy ${VERSION} listening on ${origin}/v1 (${how})` +
         (config.demo
-          ? " (demo mode: no key or network needed)"
+          ? " (demo mode: the built-in stand-in, no network)"
           : ` → ${displayUrl(config.baseUrl)}`) +
         ` [keys: ${keysLine(config)}]` +
         (config.playground ? `; playground: ${origin}/` : ""),
