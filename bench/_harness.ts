@@ -5,7 +5,7 @@
  * readings, load loops and the result table.
  */
 import { upstreamRules } from "../lib/generation/schemas.ts";
-import { createDemoUpstream } from "../lib/siliconflow/demo_upstream.ts";
+import { createDemoUpstream } from "../lib/demo/upstream.ts";
 import { mainCommand, spawnMain } from "../tests/_spawn.ts";
 
 export const SMOKE = Deno.args.includes("--smoke");

@@ -9,7 +9,7 @@
 import { markdownImages } from "../lib/openai/chat_history.ts";
 import { isImageDataUri } from "../lib/siliconflow/image_ref.ts";
 import { parsePromptFlags } from "../lib/openai/prompt_flags.ts";
-import { drawDemoImage } from "../lib/siliconflow/demo_upstream.ts";
+import { drawDemoImage } from "../lib/demo/upstream.ts";
 import { LocalImageStore } from "../lib/store/local.ts";
 import { S3ImageStore } from "../lib/store/s3.ts";
 import S3rver from "s3rver";

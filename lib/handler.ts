@@ -111,9 +111,14 @@ export function createHandler(options: HandlerOptions): Handler {
     now,
     // Each generation makes up to MAX_N upstream calls.
     maxInFlight: config.maxConcurrency * MAX_N,
-    // The rules are zod schemas, loaded after start-up.
-    rules: async (body) => (await import("./generation/schemas.ts")).upstreamRules(body),
-    videoRules: async (body) => (await import("./generation/schemas.ts")).videoRules(body),
+    // The stand-in of demo mode, with the registry's rules (zod schemas, loaded after start-up).
+    demo: () =>
+      import("./demo/upstream.ts").then((m) =>
+        m.createDemoUpstream({
+          rules: async (body) => (await import("./generation/schemas.ts")).upstreamRules(body),
+          videoRules: async (body) => (await import("./generation/schemas.ts")).videoRules(body),
+        })
+      ),
   });
   const jobs = new JobStore<VideoJob>("video", config.kvPath, {
     now,

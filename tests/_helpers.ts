@@ -6,7 +6,7 @@
 import { type Config, loadConfig } from "../lib/config.ts";
 import { upstreamRules, videoRules } from "../lib/generation/schemas.ts";
 import type { ListedModel } from "../lib/siliconflow/client.ts";
-import { createDemoUpstream } from "../lib/siliconflow/demo_upstream.ts";
+import { createDemoUpstream } from "../lib/demo/upstream.ts";
 import { createHandler } from "../lib/handler.ts";
 import type { LogRecord } from "../lib/server/logger.ts";
 

@@ -25,6 +25,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
     "version.ts",
   ],
   "jobs": ["generation", "siliconflow", "store", "quota", "server", "config.ts"],
+  "demo": ["siliconflow", "server"],
   "playground": [],
   "quota": ["server"],
   "store": ["server", "config.ts", "config_values.ts"],
@@ -45,6 +46,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   "handler.ts": [
     "openai",
     "jobs",
+    "demo",
     "generation",
     "siliconflow",
     "store",

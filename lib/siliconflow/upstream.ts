@@ -12,7 +12,6 @@ import {
   type UpstreamResult,
   type VideoStatus,
 } from "./client.ts";
-import type { DemoUpstreamOptions } from "./demo_upstream.ts";
 import {
   downloadBytes,
   type DownloadedImage,
@@ -95,21 +94,20 @@ export interface UpstreamOptions {
   now: () => number;
   /** The most calls in flight at once (spreads them over connections). */
   maxInFlight: number;
-  /** The registry's rules, for the stand-in in demo mode. */
-  rules: DemoUpstreamOptions["rules"];
-  /** The same for video submits. */
-  videoRules?: DemoUpstreamOptions["videoRules"];
+  /**
+   * In demo mode, the stand-in that answers instead of SiliconFlow (`lib/demo/`), loaded on first
+   * use: the composition root passes it, so this side of the bridge does not import the demo.
+   */
+  demo?: () => Promise<(request: Request) => Promise<Response>>;
 }
 
 /** Builds the upstream side for a configuration. */
 export function createUpstream(config: Config, options: UpstreamOptions): Upstream {
   // The stand-in (and its PNG encoder) loads on first use, off the start-up path.
   let stand: Promise<(request: Request) => Promise<Response>> | undefined;
-  const demo = config.demo
-    ? async (request: Request) =>
-      await (await (stand ??= import("./demo_upstream.ts").then((m) =>
-        m.createDemoUpstream({ rules: options.rules, videoRules: options.videoRules })
-      )))(request)
+  const load = options.demo;
+  const demo = config.demo && load
+    ? async (request: Request) => await (await (stand ??= load()))(request)
     : undefined;
   // In demo mode upstream calls never leave the process: the stand-in answers them directly.
   const fetcher: typeof fetch = demo

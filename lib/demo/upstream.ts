@@ -7,14 +7,14 @@
  * @module
  */
 import { jsonResponse } from "../server/response.ts";
-import { DEMO_IMAGE_PREFIX, type ListedModel, TRACE_HEADER } from "./client.ts";
+import { DEMO_IMAGE_PREFIX, type ListedModel, TRACE_HEADER } from "../siliconflow/client.ts";
 import {
   DEMO_VIDEO_PREFIX,
   demoRequestId,
   demoVideoStatus,
   drawDemoVideo,
   seedColours,
-} from "./demo_video.ts";
+} from "./video.ts";
 import { compressIndexedRows, indexedPng } from "./png.ts";
 
 /** The path prefix under which the stand-in serves its images. */
