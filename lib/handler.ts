@@ -23,6 +23,7 @@ import { JobStore } from "./jobs/store.ts";
 import { type VideoJob, VideoKind } from "./jobs/video.ts";
 import { VideoService } from "./jobs/video_service.ts";
 import { ApiError } from "./server/errors.ts";
+import { KvConnection } from "./server/kv.ts";
 
 /**
  * How this instance's heartbeat and scans run, from `VIDEO_POLL_MS`: the heartbeat lives three
@@ -102,8 +103,10 @@ export function createHandler(options: HandlerOptions): Handler {
   const shutdownSignal = options.shutdownSignal ?? new AbortController().signal;
   const store = createImageStore(config.imageStore, logger, now);
   const timing = jobTiming(config);
-  const instance = new Instance(config.kvPath, { ...timing, now, logger });
-  const quota = config.adminApiKey ? new QuotaStore(config.kvPath, now, instance) : undefined;
+  // One KV connection for the stores on it: they never wait on each other's SQLite lock.
+  const kv = new KvConnection(config.kvPath);
+  const instance = new Instance(kv, { ...timing, now, logger });
+  const quota = config.adminApiKey ? new QuotaStore(kv, now, instance) : undefined;
   if (quota) instance.onScan(async () => void await quota.recover());
   const upstream = createUpstream(config, {
     fetch: options.fetch,
@@ -120,7 +123,7 @@ export function createHandler(options: HandlerOptions): Handler {
         })
       ),
   });
-  const jobs = new JobStore<VideoJob>("video", config.kvPath, {
+  const jobs = new JobStore<VideoJob>("video", kv, {
     now,
     retentionMs: retentionDays(config) * 86_400_000,
     unavailable: jobStoreUnavailable,
@@ -181,7 +184,7 @@ export function createHandler(options: HandlerOptions): Handler {
       // Withdrawn last: reservations of requests answered until now stay this instance's.
       await instance.close();
       store?.close();
-      await Promise.all([jobs.close(), quota?.close()]);
+      await kv.close();
     },
   });
 }

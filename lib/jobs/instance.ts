@@ -7,7 +7,7 @@
  * @module
  */
 import { ApiError } from "../server/errors.ts";
-import { LazyKv } from "../server/kv.ts";
+import { type KvConnection, LazyKv } from "../server/kv.ts";
 import type { Logger } from "../server/logger.ts";
 import { randomToken } from "../server/values.ts";
 
@@ -29,10 +29,10 @@ export class Instance {
 
   /**
    * `ttlMs`: how long the heartbeat lives (another instance takes over within it plus
-   * `scanMs`); `path`: the KV, as the job and quota stores have it.
+   * `scanMs`); `path`: the KV the job and quota stores use (their shared connection, or a path).
    */
   constructor(
-    path: string | undefined,
+    path: KvConnection | string | undefined,
     options: { ttlMs: number; scanMs: number; now: () => number; logger: Logger },
   ) {
     this.#kv = new LazyKv(path, (err) =>

@@ -8,7 +8,7 @@
  * @module
  */
 import type { ApiError } from "../server/errors.ts";
-import { LazyKv } from "../server/kv.ts";
+import { type KvConnection, LazyKv } from "../server/kv.ts";
 
 /** A job's state, as OpenAI's objects say it. */
 export type JobState = "queued" | "in_progress" | "completed" | "failed";
@@ -85,12 +85,13 @@ export class JobStore<J extends JobRecord> {
   };
 
   /**
-   * `kind` names its keys (`video` keeps the keys video jobs always had); `path` is a file,
-   * `:memory:`, a KV Connect URL, or undefined for the platform's KV.
+   * `kind` names its keys (`video` keeps the keys video jobs always had); `path` is a connection
+   * shared with the other stores, or a file, `:memory:`, a KV Connect URL, or undefined for the
+   * platform's KV.
    */
   constructor(
     kind: string,
-    path: string | undefined,
+    path: KvConnection | string | undefined,
     options: { now: () => number; retentionMs: number; unavailable: (err: unknown) => ApiError },
   ) {
     this.#kv = new LazyKv(path, options.unavailable);

@@ -7,7 +7,7 @@
  * "database is locked" (two processes committing at once) is retried with a jittered backoff.
  * @module
  */
-import { LazyKv } from "../server/kv.ts";
+import { type KvConnection, LazyKv } from "../server/kv.ts";
 import { randomToken } from "../server/values.ts";
 import {
   exceeded,
@@ -33,21 +33,18 @@ function counterKeys(id: string, unit: Unit, at: number): [Deno.KvKey, Deno.KvKe
   const [d, m] = unit === "images" ? ["d", "m"] : ["vd", "vm"];
   return [["quota", id, d, day], ["quota", id, m, month]];
 }
-export { retryLocked, utcDay } from "./records.ts";
+export { utcDay } from "./records.ts";
 
 /** How long a day's and a month's counters are kept. */
-const DAY_LIFE_MS = 40 * 86_400_000;
-const MONTH_LIFE_MS = 400 * 86_400_000;
+const [DAY_LIFE_MS, MONTH_LIFE_MS] = [40 * 86_400_000, 400 * 86_400_000];
 /** A reservation outlives any request; one that is never settled nor recovered then lapses. */
 const RESERVATION_LIFE_MS = 7 * 86_400_000;
 
-/** A reservation while its request runs. */
+/** A reservation while its request runs: the key's id, and which counters (`at`: when made). */
 interface HeldReservation {
-  /** The key's id. */
   id: string;
   unit: Unit;
   count: number;
-  /** When it was made (which day's and month's counters). */
   at: number;
 }
 
@@ -69,7 +66,11 @@ export class QuotaStore {
    * `instance` names the reservations this process makes, so that those of a process that died
    * are given back by {@link recover}.
    */
-  constructor(path: string | undefined, now: () => number, instance?: InstanceRef) {
+  constructor(
+    path: KvConnection | string | undefined,
+    now: () => number,
+    instance?: InstanceRef,
+  ) {
     this.#kv = new LazyKv(path, unavailable);
     this.#now = now;
     this.#instance = instance;

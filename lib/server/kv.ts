@@ -25,15 +25,54 @@ function refused(err: unknown): boolean {
   return err instanceof TypeError && /too (many|large)/i.test(err.message);
 }
 
-/** A KV opened on first use; a failure to open (or of an operation) is the store's own 503. */
-export class LazyKv {
-  #open: () => Promise<Deno.Kv>;
+/**
+ * One Deno KV, opened on first use and shared by the stores on it (the job store, the quota
+ * store, the instance's heartbeat): one connection a process, so that they never wait on each
+ * other's SQLite lock, and one database even for `:memory:`. A failed open is tried again next time.
+ */
+export class KvConnection {
+  #path: string | undefined;
   #kv?: Promise<Deno.Kv>;
-  #unavailable: (err: unknown) => ApiError;
 
   /** `path`: a file, `:memory:`, a KV Connect URL, or undefined for the platform's KV. */
-  constructor(path: string | undefined, unavailable: (err: unknown) => ApiError) {
-    this.#open = () => Deno.openKv(path);
+  constructor(path: string | undefined) {
+    this.#path = path;
+  }
+
+  /** The KV, opened now if need be. */
+  async open(): Promise<Deno.Kv> {
+    try {
+      return await (this.#kv ??= Deno.openKv(this.#path));
+    } catch (err) {
+      this.#kv = undefined;
+      throw err;
+    }
+  }
+
+  /** Closes the KV, if it was opened. */
+  async close(): Promise<void> {
+    const kv = this.#kv;
+    this.#kv = undefined;
+    if (kv) (await kv.catch(() => undefined))?.close();
+  }
+}
+
+/** A store's view of a KV: a failure to open it (or of an operation) is the store's own 503. */
+export class LazyKv {
+  #connection: KvConnection;
+  #owned: boolean;
+  #unavailable: (err: unknown) => ApiError;
+
+  /**
+   * `source`: a connection shared with other stores, or a path (a file, `:memory:`, a KV Connect
+   * URL, or undefined for the platform's KV) for a connection of its own.
+   */
+  constructor(
+    source: KvConnection | string | undefined,
+    unavailable: (err: unknown) => ApiError,
+  ) {
+    this.#owned = !(source instanceof KvConnection);
+    this.#connection = source instanceof KvConnection ? source : new KvConnection(source);
     this.#unavailable = unavailable;
   }
 
@@ -41,9 +80,8 @@ export class LazyKv {
   async guard<T>(op: (kv: Deno.Kv) => Promise<T>): Promise<T> {
     let kv: Deno.Kv;
     try {
-      kv = await (this.#kv ??= this.#open());
+      kv = await this.#connection.open();
     } catch (err) {
-      this.#kv = undefined;
       throw this.#unavailable(err);
     }
     try {
@@ -55,8 +93,8 @@ export class LazyKv {
     }
   }
 
-  /** Closes the KV, if it was opened. */
+  /** Closes the KV, if it is this store's own (a shared one is closed by whoever made it). */
   async close(): Promise<void> {
-    if (this.#kv) (await this.#kv.catch(() => undefined))?.close();
+    if (this.#owned) await this.#connection.close();
   }
 }
