@@ -7,7 +7,8 @@
 import type { Config } from "./config.ts";
 import { MAX_N } from "./generation/registry.ts";
 import { GenerationSlots } from "./generation/slots.ts";
-import { type App, failure, type RequestContext } from "./openai/context.ts";
+import type { App } from "./app.ts";
+import { failure, type RequestContext } from "./openai/context.ts";
 import { ROUTES } from "./openai/routes.ts";
 import { BodyBudget, BodyShare } from "./server/body_budget.ts";
 import { createLogger, type Logger } from "./server/logger.ts";

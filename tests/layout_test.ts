@@ -14,6 +14,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   "siliconflow": ["server", "config.ts"],
   "generation": ["siliconflow", "server"],
   "openai": [
+    "app.ts",
     "jobs",
     "generation",
     "siliconflow",
@@ -33,6 +34,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   "config_values.ts": ["server"],
   "cli.ts": ["config.ts"],
   "permissions.ts": ["config.ts"],
+  "app.ts": ["generation", "jobs", "quota", "server", "siliconflow", "store", "config.ts"],
   "boot.ts": [
     "cli.ts",
     "config.ts",
@@ -44,6 +46,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   ],
   "version.ts": [],
   "handler.ts": [
+    "app.ts",
     "openai",
     "jobs",
     "demo",

@@ -3,49 +3,18 @@
  * the {@link App}, built once per server, for everything server-wide.
  * @module
  */
-import type { Config } from "../config.ts";
 import type { GenerationOutcome, GenerationPlan } from "../generation/plan.ts";
 import type { ModelSpec } from "../generation/registry.ts";
 import { genericModel, resolveModel } from "../generation/registry.ts";
-import type { GenerationSlots } from "../generation/slots.ts";
 import type { BodyLimits } from "../server/body.ts";
-import type { BodyBudget, BodyShare } from "../server/body_budget.ts";
 import { ApiError, CLIENT_CLOSED, finalError } from "../server/errors.ts";
 import { type EventEncoder, type EventSink, eventStreamResponse } from "../server/event_stream.ts";
-import type { Logger } from "../server/logger.ts";
 import type { Exchange } from "../server/pipeline.ts";
 import type { UpstreamResult } from "../siliconflow/client.ts";
 import { authorize, bearerKey, type UpstreamAuth } from "../siliconflow/keys.ts";
 import type { KeyRecord, QuotaStore } from "../quota/store.ts";
-import type { Upstream } from "../siliconflow/upstream.ts";
-import type { ImageStore } from "../store/image_store.ts";
-import type { VideoService } from "../jobs/video_service.ts";
-
-/** The server, built once: configuration, clock, logger, the upstream side and the counters. */
-export interface App {
-  /** The configuration. */
-  readonly config: Config;
-  /** The clock (ms since the epoch). */
-  readonly now: () => number;
-  /** The logger. */
-  readonly logger: Logger;
-  /** SiliconFlow (or the stand-in), its keys and image downloads. */
-  readonly upstream: Upstream;
-  /** `MAX_CONCURRENCY` generation slots. */
-  readonly slots: GenerationSlots;
-  /** Streamed answers still open. */
-  readonly streams: { count: number };
-  /** `MAX_BODY_BUFFER_BYTES`: request-body bytes held at once. */
-  readonly bodyBudget: BodyBudget;
-  /** Aborted when the server's shutdown grace runs out. */
-  readonly shutdownSignal: AbortSignal;
-  /** Where generated images are re-hosted (`IMAGE_STORE`), if anywhere. */
-  readonly store?: ImageStore;
-  /** Access keys with quotas on KV (`ADMIN_API_KEY`), if enabled. */
-  readonly quota?: QuotaStore;
-  /** Video jobs on KV (`KV_PATH`), this instance's poller of them, and the waits for them. */
-  readonly videos: VideoService;
-}
+import type { BodyShare } from "../server/body_budget.ts";
+import type { App } from "../app.ts";
 
 /** Who called: the key that pays upstream, and a KV-managed access key's record if one was used. */
 export type RequestAuth = UpstreamAuth & { account?: KeyRecord };
