@@ -8,7 +8,7 @@
  */
 import { ApiError } from "../server/errors.ts";
 import { type KvConnection, LazyKv } from "../server/kv.ts";
-import type { Logger } from "../server/logger.ts";
+import { errorText, type Logger } from "../server/logger.ts";
 import { randomToken } from "../server/values.ts";
 
 const BEAT = (holder: string) => ["instance", holder];
@@ -131,7 +131,7 @@ export class Instance {
     this.#logger({
       level: "warn",
       msg,
-      error: err instanceof Error ? err.message.slice(0, 200) : String(err),
+      error: errorText(err),
     });
   }
 }

@@ -7,7 +7,7 @@
  * hears each change as it is written.
  * @module
  */
-import type { Logger } from "../server/logger.ts";
+import { errorText, type Logger } from "../server/logger.ts";
 import type { Instance } from "./instance.ts";
 import { isDone, type JobRecord, type JobStore, needsWork } from "./store.ts";
 
@@ -277,7 +277,7 @@ export class JobPoller<J extends JobRecord> {
       level: "warn",
       msg: "job check failed; tried again later",
       job: id,
-      error: err instanceof Error ? err.message.slice(0, 200) : String(err),
+      error: errorText(err),
     });
   }
 }

@@ -8,7 +8,7 @@
  */
 import type { Config } from "../config.ts";
 import { ApiError } from "../server/errors.ts";
-import type { Logger } from "../server/logger.ts";
+import { errorText, type Logger } from "../server/logger.ts";
 import type { VideoStatus } from "../siliconflow/client.ts";
 import type { Upstream } from "../siliconflow/upstream.ts";
 import type { QuotaStore } from "../quota/store.ts";
@@ -186,7 +186,7 @@ export class VideoKind implements JobKind<VideoJob> {
           ? "video store failed; tried again while SiliconFlow's link works"
           : "video store failed; the job keeps SiliconFlow's 10-minute link",
         job: job.id,
-        error: err instanceof Error ? err.message.slice(0, 200) : String(err),
+        error: errorText(err),
       });
       return { ...done, copyFailures: failures, followUp: again ? retryAt : undefined };
     }
@@ -213,7 +213,7 @@ export class VideoKind implements JobKind<VideoJob> {
         msg: what,
         key_id: job.account,
         job: job.id,
-        error: err instanceof Error ? err.message.slice(0, 200) : String(err),
+        error: errorText(err),
       });
     if (!made) {
       await quota.giveBack(job.account, "videos", 1, job.created).catch(

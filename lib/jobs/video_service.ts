@@ -9,7 +9,7 @@
 import type { Config } from "../config.ts";
 import type { ModelSpec } from "../generation/registry.ts";
 import { GenerationSlots } from "../generation/slots.ts";
-import type { Logger } from "../server/logger.ts";
+import { errorText, type Logger } from "../server/logger.ts";
 import { randomToken } from "../server/values.ts";
 import type { UpstreamAuth } from "../siliconflow/keys.ts";
 import type { Upstream } from "../siliconflow/upstream.ts";
@@ -136,7 +136,7 @@ export class VideoService {
         msg,
         key_id: account?.id,
         job: job.id,
-        error: err instanceof Error ? err.message.slice(0, 200) : String(err),
+        error: errorText(err),
       });
     // Kept first: the reservation becomes the job's in the same write.
     try {
@@ -177,7 +177,7 @@ export class VideoService {
         job: job.id,
         request_id: submitted.requestId,
         key_id: account?.id,
-        error: err instanceof Error ? err.message.slice(0, 200) : String(err),
+        error: errorText(err),
       });
       throw err;
     }

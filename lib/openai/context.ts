@@ -3,6 +3,7 @@
  * the {@link App}, built once per server, for everything server-wide.
  * @module
  */
+import { errorText } from "../server/logger.ts";
 import type { GenerationOutcome, GenerationPlan } from "../generation/plan.ts";
 import type { ModelSpec } from "../generation/registry.ts";
 import { genericModel, resolveModel } from "../generation/registry.ts";
@@ -80,7 +81,7 @@ async function meteredRun(
       level: "warn",
       msg,
       key_id: account.id,
-      error: err instanceof Error ? err.message.slice(0, 200) : String(err),
+      error: errorText(err),
     });
   const settle = async (made: number) => {
     const requested = plan.n;

@@ -5,6 +5,7 @@
  * of this server read back from the store for a second-turn edit.
  * @module
  */
+import { errorText } from "../server/logger.ts";
 import type { GenerationOutcome } from "../generation/plan.ts";
 import { deadline } from "../server/deadline.ts";
 import { ApiError } from "../server/errors.ts";
@@ -54,7 +55,7 @@ export async function storeImages(
         level: "warn",
         msg: "image store failed; answered with SiliconFlow's link",
         req: ctx.requestId,
-        error: err instanceof Error ? err.message.slice(0, 200) : String(err),
+        error: errorText(err),
       });
       notes.push(
         `Image ${

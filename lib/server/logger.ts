@@ -112,3 +112,8 @@ export function createLogger(
     write(`${time} ${level.toUpperCase()} ${msg}${rest ? ` ${rest}` : ""}`);
   };
 }
+
+/** What went wrong, short enough for a log line's `error` field: an error's message, or the value. */
+export function errorText(err: unknown): string {
+  return err instanceof Error ? err.message.slice(0, 200) : String(err);
+}

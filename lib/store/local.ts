@@ -6,7 +6,7 @@
  * @module
  */
 import { WHOLE_READ_BYTES } from "../server/body.ts";
-import type { Logger } from "../server/logger.ts";
+import { errorText, type Logger } from "../server/logger.ts";
 import {
   type ByteRange,
   IMAGE_NAME,
@@ -214,7 +214,7 @@ export class LocalImageStore implements ImageStore {
       this.#options.logger({
         level: "warn",
         msg: "image store sweep failed",
-        error: err instanceof Error ? err.message.slice(0, 200) : String(err),
+        error: errorText(err),
       });
     }).finally(() => (this.#sweeping = undefined));
     return this.#sweeping;
