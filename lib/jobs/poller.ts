@@ -181,10 +181,14 @@ export class JobPoller<J extends JobRecord> {
     return { job, applied };
   }
 
-  /** Ends a job past its deadline (whoever holds it); answers the job as it now is. */
+  /**
+   * Ends a job past its deadline (whoever holds it), with no work left (a pending follow-up is
+   * dropped with it); answers the job as it now is.
+   */
   async endIfLate(job: J): Promise<J> {
     if (isDone(job) || this.#now() <= job.deadline) return job;
-    return (await this.write(job.id, this.#kind.expired(job))).job ?? job;
+    const ended = { ...this.#kind.expired(job), followUp: undefined } as Partial<J>;
+    return (await this.write(job.id, ended)).job ?? job;
   }
 
   async #scan(): Promise<void> {
@@ -232,13 +236,14 @@ export class JobPoller<J extends JobRecord> {
 
   /** One turn of a held job: a status check, or its follow-up, as the record says. */
   async #work(id: string, held: Held): Promise<void> {
-    const { job, holder } = await this.#kind.store.getHeld(id);
+    const { job: read, holder } = await this.#kind.store.getHeld(id);
     // Gone, ended, or taken over by another instance (this one's heartbeat lapsed meanwhile).
-    if (!job || !needsWork(job) || (holder !== undefined && holder !== this.holder)) {
-      if (!job) await this.#kind.store.dropMarks(id);
+    if (!read || !needsWork(read) || (holder !== undefined && holder !== this.holder)) {
+      if (!read) await this.#kind.store.dropMarks(id);
       return this.forget(id);
     }
-    if (!needsWork(await this.endIfLate(job))) return this.forget(id);
+    const job = await this.endIfLate(read);
+    if (!needsWork(job)) return this.forget(id);
     const now = this.#now();
     if (job.followUp !== undefined) {
       held.at = job.followUp;

@@ -113,8 +113,9 @@ export class JobStore<J extends JobRecord> {
     return Math.max(60_000, end + this.#retentionMs - this.#now());
   }
 
-  #markLife(job: J): number {
-    return Math.max(60_000, job.deadline + MARK_GRACE_MS - this.#now());
+  /** How long from now a mark or lease of a job with this deadline should live. */
+  #markLife(deadline: number): number {
+    return Math.max(60_000, deadline + MARK_GRACE_MS - this.#now());
   }
 
   /**
@@ -126,7 +127,7 @@ export class JobStore<J extends JobRecord> {
     const k = this.#keys;
     const ok = await this.#kv.guard(async (kv) => {
       const life = { expireIn: this.#life(job) };
-      const mark = { expireIn: this.#markLife(job) };
+      const mark = { expireIn: this.#markLife(job.deadline) };
       const op = kv.atomic().check({ key: k.job(job.id), versionstamp: null })
         .set(k.job(job.id), job, life).set(k.owner(job), job.id, life)
         .set(k.mark(job.id), { deadline: job.deadline, clientKey: job.clientKey }, mark)
@@ -265,7 +266,7 @@ export class JobStore<J extends JobRecord> {
       if (current === holder) return true;
       if (current && await alive(current)) return false;
       const deadline = (await kv.get<J>(this.#keys.job(id))).value?.deadline ?? this.#now();
-      const expireIn = Math.max(60_000, deadline + MARK_GRACE_MS - this.#now());
+      const expireIn = this.#markLife(deadline);
       return (await kv.atomic().check(entry).set(key, { holder }, { expireIn }).commit()).ok;
     });
   }
