@@ -87,10 +87,15 @@ export async function until<T>(
   }
 }
 
-/** Waits until a job has ended; answers it. */
-export function untilDone(url: string, id: string, withinMs: number): Promise<VideoSeen> {
+/** Waits until a job has ended (asking with `headers`); answers it. */
+export function untilDone(
+  url: string,
+  id: string,
+  withinMs: number,
+  headers: Record<string, string> = auth,
+): Promise<VideoSeen> {
   return until(`${id} ends`, async () => {
-    const video = await retrieveVideo(url, id);
+    const video = await retrieveVideo(url, id, headers);
     return video.status === "completed" || video.status === "failed" ? video : undefined;
   }, withinMs);
 }

@@ -5,7 +5,7 @@
  */
 import { assertEquals } from "@std/assert";
 import { startFakeUpstream } from "./_helpers.ts";
-import { retrieveVideo, spawnIn, until } from "./_videos.ts";
+import { spawnIn, until, untilDone } from "./_videos.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const ADMIN = "admin-secret-crash-0123456789";
@@ -43,40 +43,49 @@ async function remaining(url: string, key: string) {
   return body.remaining as { today: number; videos_today: number };
 }
 
-Deno.test(
-  "a crash with three images in flight: the next process gives their quota back",
-  opts,
-  async () => {
-    await using fake = startFakeUpstream();
-    const dir = await Deno.makeTempDir();
-    const first = await spawnIn(dir, env(fake, dir));
-    const key = await newKey(first.url, { name: "crash", images_per_day: 10 });
-    fake.delayMs = 60_000; // SiliconFlow never answers before the crash
-    const inFlight = [1, 2, 3].map((i) =>
-      fetch(`${first.url}/v1/images/generations`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
-        body: JSON.stringify({ model: "Qwen/Qwen-Image", prompt: `in flight ${i}` }),
-      }).then((res) => res.body?.cancel(), () => {})
-    );
-    await until("three calls at SiliconFlow", () => fake.inFlight() === 3, 10_000);
-    assertEquals((await remaining(first.url, key)).today, 7);
-    await first.stop("SIGKILL");
-    await Promise.all(inFlight);
-    fake.delayMs = 0;
-    const second = await spawnIn(dir, env(fake, dir));
-    try {
-      await until(
-        "the quota whole again",
-        async () => (await remaining(second.url, key)).today === 10,
-        15_000,
+for (const signal of ["SIGKILL", "SIGTERM"] as const) {
+  Deno.test(
+    `${signal} with three images in flight: the quota is whole again in the next process`,
+    opts,
+    async () => {
+      await using fake = startFakeUpstream();
+      const dir = await Deno.makeTempDir();
+      // SIGTERM: the generations are cut when the grace runs out, and settle before the exit.
+      const withGrace = { ...env(fake, dir), SHUTDOWN_GRACE_MS: "500" };
+      const first = await spawnIn(dir, withGrace);
+      const key = await newKey(first.url, { name: "crash", images_per_day: 10 });
+      fake.delayMs = 60_000; // SiliconFlow never answers before the stop
+      const inFlight = [1, 2, 3].map((i) =>
+        fetch(`${first.url}/v1/images/generations`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+          body: JSON.stringify({ model: "Qwen/Qwen-Image", prompt: `in flight ${i}` }),
+        }).then((res) => res.body?.cancel(), () => {})
       );
-    } finally {
-      await second.stop("SIGTERM");
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
-);
+      await until("three calls at SiliconFlow", () => fake.inFlight() === 3, 10_000);
+      assertEquals((await remaining(first.url, key)).today, 7);
+      await first.stop(signal);
+      await Promise.all(inFlight);
+      fake.delayMs = 0;
+      const second = await spawnIn(dir, withGrace);
+      try {
+        if (signal === "SIGTERM") {
+          // Settled by the process itself: whole at once, with no recovery to wait for.
+          assertEquals((await remaining(second.url, key)).today, 10);
+        }
+        // After a SIGKILL, recovered once the dead process's heartbeat lapsed.
+        await until(
+          "the quota whole again",
+          async () => (await remaining(second.url, key)).today === 10,
+          15_000,
+        );
+      } finally {
+        await second.stop("SIGTERM");
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  );
+}
 
 Deno.test(
   "a crash while SiliconFlow takes a video: the job (kept before the submit) ends failed, and the video is given back",
@@ -104,10 +113,8 @@ Deno.test(
     const second = await spawnIn(dir, env(fake, dir, 1_000));
     try {
       const headers = { authorization: `Bearer ${key}` };
-      const failed = await until("the job failed", async () => {
-        const video = await retrieveVideo(second.url, id, headers);
-        return video.status === "failed" ? video : undefined;
-      }, 15_000);
+      const failed = await untilDone(second.url, id, 15_000, headers);
+      assertEquals(failed.status, "failed");
       assertEquals((failed.error as { code: string }).code, "video_not_submitted");
       await until(
         "the video given back",

@@ -5,6 +5,7 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { KEY_COOLDOWN_MS } from "../lib/siliconflow/keys.ts";
 import { PNG_DATA_URI, post, startFakeUpstream, startServer, TEST_KEY } from "./_helpers.ts";
+import { untilDone } from "./_videos.ts";
 import { spawnMain } from "./_spawn.ts";
 
 const encoder = new TextEncoder();
@@ -478,12 +479,7 @@ Deno.test(
     fake.videoPath = "/hops/to/file";
     const job = await (await post(`${server.url}/v1/videos`, { prompt: "x" })).json();
     const auth = { authorization: `Bearer ${TEST_KEY}` };
-    for (let i = 0; i < 100; i++) {
-      const video = await (await fetch(`${server.url}/v1/videos/${job.id}`, { headers: auth }))
-        .json();
-      if (video.status === "completed") break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    assertEquals((await untilDone(server.url, job.id, 10_000, auth)).status, "completed");
     const content = await fetch(`${server.url}/v1/videos/${job.id}/content`, { headers: auth });
     const body = await content.json();
     assertEquals(content.status, 502, JSON.stringify(body));

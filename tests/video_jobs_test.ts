@@ -133,6 +133,36 @@ Deno.test(
 );
 
 Deno.test(
+  "video jobs: SIGTERM while a video streams into the store: the download stops, its partial file goes, the next process stores it once",
+  opts,
+  async () => {
+    await using fake = startFakeUpstream();
+    const dir = await Deno.makeTempDir();
+    fake.slowVideos = { count: 1, ms: 20_000 };
+    const first = await spawnIn(dir, videoEnv(fake, dir, KEY_A));
+    const job = await createVideo(first.url, "stopped mid-copy");
+    await until(
+      "a partial file",
+      () => filesIn(`${dir}/images`).some((n) => n.endsWith(".partial")),
+      15_000,
+    );
+    const stopping = Date.now();
+    assertEquals((await first.stop("SIGTERM")).code, 0);
+    // The 20 s download was cut short, not waited for, and left nothing behind.
+    assert(Date.now() - stopping < 10_000, `stopped after ${Date.now() - stopping} ms`);
+    assertEquals(filesIn(`${dir}/images`), []);
+    const second = await spawnIn(dir, videoEnv(fake, dir, KEY_B));
+    try {
+      assertEquals((await untilDone(second.url, job.id, 15_000)).status, "completed");
+      assertEquals(mp4s(dir).length, 1);
+    } finally {
+      await second.stop("SIGTERM");
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+Deno.test(
   "video jobs: a download slowed to 20 s holds up no other job; each is collected once",
   opts,
   async () => {
