@@ -8,15 +8,8 @@ import { ChatChunkEncoder, type ChatStreamEvent, toChatChunk } from "../lib/open
 import { planGeneration } from "../lib/generation/plan.ts";
 import { findModel } from "../lib/generation/registry.ts";
 import { parsePromptFlags } from "../lib/openai/prompt_flags.ts";
-import { BodyBudget, BodyShare } from "../lib/server/body_budget.ts";
-import { decodeUtf8, readLimited } from "../lib/server/body.ts";
-import { readResponse } from "../lib/server/fetched_body.ts";
-import { after } from "../lib/server/deadline.ts";
-import { batchedWriter } from "../lib/server/logger.ts";
-import { readMultipart } from "../lib/server/multipart.ts";
-import { RequestSignals } from "../lib/server/request_signals.ts";
+import { decodeUtf8 } from "../lib/server/body.ts";
 import { jsonResponse } from "../lib/server/response.ts";
-import { matchRoute, path, type Route } from "../lib/server/router.ts";
 import { LocalImageStore } from "../lib/store/local.ts";
 
 const PNG = "data:image/png;base64,iVBORw0KGgoA" + "A".repeat(1012);
@@ -83,46 +76,8 @@ Deno.bench("prompt flags: a prompt without flags", { group: "flags" }, () => {
   parsePromptFlags("a lighthouse by the sea, oil painting, warm evening light");
 });
 
-// ---- reading an upstream answer (about 200 bytes) ----
-const ANSWER = JSON.stringify({ images: [{ url: "https://example.com/a.png" }], seed: 1 });
-const answer = () => new Response(ANSWER, { headers: { "content-length": String(ANSWER.length) } });
-Deno.bench("upstream answer: read chunk by chunk, releaseLock()", {
-  group: "read",
-  baseline: true,
-}, async () => {
-  const reader = answer().body!.getReader();
-  while (!(await reader.read()).done) { /* read */ }
-  reader.releaseLock();
-});
-Deno.bench("upstream answer: readResponse (one call when small)", { group: "read" }, async () => {
-  await readResponse(answer(), 1 << 20);
-});
-Deno.bench("upstream answer: readLimited without releaseLock", { group: "read" }, async () => {
-  await readLimited(answer().body, { limit: 1 << 20 });
-});
-
-// ---- the per-request log line ----
-const devNull = Deno.openSync("/dev/null", { write: true });
-const record = () =>
-  JSON.stringify({
-    time: new Date().toISOString(),
-    level: "info",
-    msg: "POST /v1/chat/completions",
-    status: 200,
-    ms: 3,
-    model: "Qwen/Qwen-Image",
-    req: "7c1e6f1a-2b4f-4c56-9d0e-3f2a1b0c9d8e",
-  });
-const lineBytes = new TextEncoder();
-Deno.bench("log line: written at once", { group: "log", baseline: true }, () => {
-  devNull.writeSync(lineBytes.encode(record() + "\n"));
-});
-const batched = batchedWriter(devNull);
-Deno.bench("log line: batched, written off the request path", { group: "log" }, () => {
-  batched(record());
-});
-
 // ---- the answer's headers (CORS and the request id) ----
+const ANSWER = JSON.stringify({ images: [{ url: "https://example.com/a.png" }], seed: 1 });
 const CORS = {
   "access-control-allow-origin": "*",
   "access-control-expose-headers": "x-request-id, x-siliconcloud-trace-id, retry-after",
@@ -143,66 +98,6 @@ Deno.bench("answer headers: set on the one Response", { group: "headers" }, () =
   const response = jsonResponse({ ok: true }, 200, { "x-ignored-params": "quality" });
   for (const name in CORS) response.headers.set(name, CORS[name as keyof typeof CORS]);
   response.headers.set("x-request-id", "r1");
-});
-
-// ---- routing ----
-const SOURCES = [
-  "/healthz",
-  "/",
-  "/playground{/app.:ext(js|css)}?",
-  "/favicon.svg",
-  "/demo/images/*",
-  "/images/:name",
-  "{/v1}?/chat/completions",
-  "{/v1}?/responses",
-  "{/v1}?/images/generations",
-];
-const patterns = SOURCES.map((pathname) => new URLPattern({ pathname }));
-Deno.bench("routing: URLPattern over the table", { group: "route", baseline: true }, () => {
-  patterns.find((p) => p.exec({ pathname: "/v1/chat/completions" }));
-});
-const routes: Route<unknown>[] = SOURCES.map((source) => ({
-  method: "POST",
-  pattern: path(source),
-  handle: () => Promise.resolve(new Response()),
-}));
-Deno.bench("routing: matchRoute (plain paths as text, matches remembered)", {
-  group: "route",
-}, () => {
-  matchRoute(routes, "POST", "/v1/chat/completions");
-});
-Deno.bench("start-up: compile the route table's URLPatterns", {
-  group: "route-start",
-  baseline: true,
-}, () => {
-  for (const pathname of SOURCES) new URLPattern({ pathname });
-});
-Deno.bench("start-up: path patterns, compiled on first use", { group: "route-start" }, () => {
-  for (const source of SOURCES) path(source);
-});
-
-// ---- time limits and abort signals ----
-// Under load many limits are live at once: the queue's timer is then already armed.
-const held = Array.from({ length: 64 }, () => after(180_000, () => {}));
-addEventListener("unload", () => held.forEach((cancel) => cancel()));
-Deno.bench("time limit: setTimeout + clearTimeout", { group: "timer", baseline: true }, () => {
-  clearTimeout(setTimeout(() => {}, 180_000));
-});
-Deno.bench("time limit: the shared queue, after() + cancel", { group: "timer" }, () => {
-  after(180_000, () => {})();
-});
-const shutdown = new AbortController();
-const signals = new RequestSignals(shutdown.signal);
-Deno.bench("request signal: AbortSignal.any([request, shutdown])", {
-  group: "signal",
-  baseline: true,
-}, () => {
-  AbortSignal.any([new Request("http://x/").signal, shutdown.signal]);
-});
-Deno.bench("request signal: RequestSignals (set of live requests)", { group: "signal" }, () => {
-  const lazy = signals.lazy(new Request("http://x/"));
-  void lazy.signal;
-  lazy.done();
 });
 
 // ---- streamed answers ----
@@ -281,42 +176,6 @@ Deno.bench("base64 of a 1 MB image: std encodeBase64", { group: "base64", baseli
 Deno.bench("base64 of a 1 MB image: Uint8Array.prototype.toBase64", { group: "base64" }, () => {
   MB.toBase64();
 });
-const form = new FormData();
-form.append("model", "Qwen/Qwen-Image-Edit-2509");
-form.append("prompt", "merge");
-form.append("image[]", new Blob([MB]), "a.png");
-const formResponse = new Response(form);
-const formType = formResponse.headers.get("content-type")!;
-const formBytes = new Uint8Array(await formResponse.arrayBuffer());
-const formRequest = () =>
-  new Request("http://x/", {
-    method: "POST",
-    body: ReadableStream.from(
-      Array.from(
-        { length: Math.ceil(formBytes.length / 65536) },
-        (_, i) => formBytes.subarray(i * 65536, (i + 1) * 65536),
-      ),
-    ),
-    headers: { "content-type": formType },
-  });
-Deno.bench("multipart edit of 1 MB: formData(), arrayBuffer(), std base64", {
-  group: "multipart",
-  baseline: true,
-}, async () => {
-  const parsed = await formRequest().formData();
-  encodeBase64(new Uint8Array(await (parsed.get("image[]") as File).arrayBuffer()));
-});
-Deno.bench("multipart edit of 1 MB: readMultipart, toBase64()", {
-  group: "multipart",
-}, async () => {
-  const parts = await readMultipart(formRequest(), {
-    maxBytes: 1 << 24,
-    timeoutMs: 10_000,
-    share: new BodyShare(new BodyBudget(1 << 30)),
-  });
-  parts.find((p) => p.name === "image[]")!.bytes.toBase64();
-});
-
 // The local image store: a small image (the size of the demo's 64×64 PNG) written once under its
 // final name, against the temporary file and rename it used to take, and against a stream of it.
 const storeRoot = Deno.makeTempDirSync({ prefix: "micro-store-" });

@@ -10,7 +10,6 @@ import { type Config, ConfigError, displayUrl, loadConfig } from "./config.ts";
 import { createHandler, type Handler } from "./handler.ts";
 import { preloadRoutes } from "./openai/routes.ts";
 import { missingPermission } from "./permissions.ts";
-import { soon, warmTimers } from "./server/deadline.ts";
 import { createLogger, type Logger, stdoutLines } from "./server/logger.ts";
 import { VERSION } from "./version.ts";
 
@@ -101,11 +100,8 @@ export function boot(args: string[]): Booted {
   };
   const announce = ({ hostname, port }: Deno.NetAddr, how: string) => {
     // What start-up left out loads once the first requests are answered: the routes that
-    // validate with zod (see lib/openai/routes.ts) and the platform's timers (lib/server/deadline.ts).
-    soon(PRELOAD_AFTER_MS, () => {
-      warmTimers();
-      preloadRoutes().catch(() => {});
-    });
+    // validate with zod (see lib/openai/routes.ts).
+    setTimeout(() => preloadRoutes().catch(() => {}), PRELOAD_AFTER_MS);
     const shown = hostname === "0.0.0.0" ? "localhost" : hostname;
     const origin = `http://${shown}:${port}`;
     say(

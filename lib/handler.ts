@@ -13,7 +13,6 @@ import { ROUTES } from "./openai/routes.ts";
 import { BodyBudget, BodyShare } from "./server/body_budget.ts";
 import { createLogger, type Logger } from "./server/logger.ts";
 import { createPipeline, type LogFields } from "./server/pipeline.ts";
-import { type RequestSignal, RequestSignals } from "./server/request_signals.ts";
 import { TRACE_HEADER } from "./siliconflow/client.ts";
 import { createUpstream } from "./siliconflow/upstream.ts";
 import { createImageStore } from "./store/create.ts";
@@ -160,11 +159,9 @@ export function createHandler(options: HandlerOptions): Handler {
     quota,
     videos,
   };
-  const signals = new RequestSignals(shutdownSignal);
   const handle = createPipeline<RequestContext>({
     routes: ROUTES,
-    context: (request, pathname, requestId) =>
-      new Context(app, request, pathname, requestId, signals),
+    context: (request, pathname, requestId) => new Context(app, request, pathname, requestId),
     failure,
     logger,
     now,
@@ -190,11 +187,7 @@ export function createHandler(options: HandlerOptions): Handler {
   });
 }
 
-/**
- * One request's context. A class rather than an object literal: a held stream keeps its context
- * for tens of seconds, thousands at a time, and a literal with a getter is built as a dictionary
- * with closures of its own.
- */
+/** One request's context. */
 class Context implements RequestContext {
   readonly app: App;
   readonly request: Request;
@@ -203,26 +196,26 @@ class Context implements RequestContext {
   readonly log: LogFields = {};
   readonly bodyShare: BodyShare;
   streamDone?: Promise<number>;
-  #signal: RequestSignal;
+  // Aborted when the client cancels a streamed answer.
+  #cancelled = new AbortController();
+  #signal: AbortSignal | undefined;
   #url: URL | undefined;
 
-  constructor(
-    app: App,
-    request: Request,
-    pathname: string,
-    requestId: string,
-    signals: RequestSignals,
-  ) {
+  constructor(app: App, request: Request, pathname: string, requestId: string) {
     this.app = app;
     this.request = request;
     this.pathname = pathname;
     this.requestId = requestId;
     this.bodyShare = new BodyShare(app.bodyBudget);
-    this.#signal = signals.lazy(request);
   }
 
+  /** Aborts when the client goes away or the shutdown grace runs out. */
   get signal(): AbortSignal {
-    return this.#signal.signal;
+    return this.#signal ??= AbortSignal.any([
+      this.request.signal,
+      this.app.shutdownSignal,
+      this.#cancelled.signal,
+    ]);
   }
 
   get url(): URL {
@@ -230,11 +223,10 @@ class Context implements RequestContext {
   }
 
   abort(): void {
-    this.#signal.abort(new DOMException("The client went away", "AbortError"));
+    this.#cancelled.abort(new DOMException("The client went away", "AbortError"));
   }
 
   finish(): void {
     this.bodyShare.release();
-    this.#signal.done();
   }
 }

@@ -215,31 +215,12 @@ export type GenerateCall = (body: Record<string, unknown>) => Promise<UpstreamRe
  * first error is thrown; when only some fail, the rest is returned with the failures listed, so
  * that callers can say so instead of returning fewer images in silence.
  */
-export function runGeneration(
+export async function runGeneration(
   plan: GenerationPlan,
   call: GenerateCall,
 ): Promise<GenerationOutcome> {
-  try {
-    return plan.calls.length === 1 ? runOne(plan, call(plan.calls[0])) : runAll(plan, call);
-  } catch (err) {
-    return Promise.reject(err);
-  }
-}
-
-/**
- * One call (the common case), followed by one reaction without allSettled's bookkeeping; its
- * closures keep the plan alone, not the caller (a held generation keeps as little as it can).
- */
-function runOne(plan: GenerationPlan, result: Promise<UpstreamResult>): Promise<GenerationOutcome> {
-  return result.then(
-    (value) => mergeOutcome(plan, [{ status: "fulfilled", value }]),
-    (reason) => mergeOutcome(plan, [{ status: "rejected", reason }]),
-  );
-}
-
-function runAll(plan: GenerationPlan, call: GenerateCall): Promise<GenerationOutcome> {
-  return Promise.allSettled(plan.calls.map((body) => call(body)))
-    .then((results) => mergeOutcome(plan, results));
+  const settled = await Promise.allSettled(plan.calls.map((body) => call(body)));
+  return mergeOutcome(plan, settled);
 }
 
 /** The images of the settled calls, in order; the first failure when every call failed. */

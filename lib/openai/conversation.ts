@@ -161,35 +161,27 @@ export async function prepareGeneration(
     strict: config.strictParams,
   });
 
-  // The delivery runs once the images are there; while SiliconFlow works, the generation waits
-  // in one reaction rather than in a suspended function (thousands may be held at once).
-  const deliver = async (outcome: GenerationOutcome, signal: AbortSignal) => {
-    const store = delivery === "store" ? ctx.app.store : undefined;
-    const notes = delivery === "data"
-      ? await embedImages(ctx, outcome, signal)
-      : store
-      ? await storeImages(ctx, store, outcome, signal)
-      : [];
-    return { outcome, markdown: toMarkdown(outcome, [...notes, ...planNotes(plan)]) };
-  };
-  const run = (signal: AbortSignal) => {
-    let outcome: Promise<GenerationOutcome>;
+  const run = async (signal: AbortSignal) => {
     try {
-      outcome = metered(
+      const outcome = await metered(
         ctx,
         auth,
         { plan, requested },
         () => runGeneration(plan, upstreamCaller(ctx, auth, signal)),
       );
+      const store = delivery === "store" ? ctx.app.store : undefined;
+      const notes = delivery === "data"
+        ? await embedImages(ctx, outcome, signal)
+        : store
+        ? await storeImages(ctx, store, outcome, signal)
+        : [];
+      return { outcome, markdown: toMarkdown(outcome, [...notes, ...planNotes(plan)]) };
     } catch (err) {
-      outcome = Promise.reject(err); // a failure is always a rejection, as from an async function
-    }
-    return outcome.then((outcome) => deliver(outcome, signal), (err) => {
       if (fromHistory && err instanceof ApiError && err.status === 400) {
         throw new ApiError(400, err.message + HISTORY_HINT, { param, code: err.code });
       }
       throw err;
-    });
+    }
   };
   return {
     progress: progress === "reasoning",

@@ -8,7 +8,7 @@ import { z } from "zod";
 import { checkImageCount } from "../generation/plan.ts";
 import type { ModelSpec } from "../generation/registry.ts";
 import { invalidParam, zodError } from "../server/errors.ts";
-import type { MultipartPart } from "../server/multipart.ts";
+import type { MultipartPart } from "../server/body.ts";
 import { isJsonObject } from "../server/values.ts";
 import { checkImageRef, sniffImageType } from "../siliconflow/image_ref.ts";
 

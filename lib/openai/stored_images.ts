@@ -5,9 +5,9 @@
  * of this server read back from the store for a second-turn edit.
  * @module
  */
+import { timeLimit } from "../server/time_limit.ts";
 import { errorText } from "../server/logger.ts";
 import type { GenerationOutcome } from "../generation/plan.ts";
-import { deadline } from "../server/deadline.ts";
 import { ApiError } from "../server/errors.ts";
 import {
   bytesOf,
@@ -83,20 +83,21 @@ async function storeOne(
     signal,
     (image, type, until) =>
       image instanceof Uint8Array
-        ? withDeadline(STORE_TIMEOUT_MS, signal, (limit) => store.put(image, type, limit))
+        ? putWithin(store, image, type, signal)
         : store.putStream(image, type, until),
   );
 }
 
-/** Runs `work` with a signal that aborts after `ms` or with `signal`. */
-async function withDeadline<T>(
-  ms: number,
+/** Puts a small image within {@link STORE_TIMEOUT_MS}. */
+async function putWithin(
+  store: ImageStore,
+  image: Uint8Array<ArrayBuffer>,
+  type: string,
   signal: AbortSignal,
-  work: (limit: AbortSignal) => Promise<T>,
-): Promise<T> {
-  const limit = deadline(ms, signal);
+): Promise<string> {
+  const limit = timeLimit(STORE_TIMEOUT_MS, signal);
   try {
-    return await work(limit.signal);
+    return await store.put(image, type, limit.signal);
   } finally {
     limit.clear();
   }

@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { invalidParam, zodError } from "../server/errors.ts";
-import type { MultipartPart } from "../server/multipart.ts";
+import type { MultipartPart } from "../server/body.ts";
 import { isJsonObject } from "../server/values.ts";
 import { checkImageRef } from "../siliconflow/image_ref.ts";
 import { progressAt, type VideoJob } from "../jobs/video.ts";

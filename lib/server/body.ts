@@ -1,20 +1,17 @@
 /**
- * Reading request bodies: whole bodies up to a byte limit and within a time limit (413 and 408),
- * JSON, and multipart parsed from a counted stream. Each body's bytes are taken from the
- * instance's body budget (503 past it). Functions of the request and its limits; no context.
+ * Reading bodies whole under a byte limit: request bodies (413 past `MAX_BODY_BYTES`, 408 after
+ * `BODY_TIMEOUT_MS`, their bytes taken from the instance's body budget, 503 past it) as bytes,
+ * JSON or a multipart form, and fetched bodies (SiliconFlow's answers, image downloads).
  * @module
  */
 import { ApiError, notAnObject } from "./errors.ts";
 import type { BodyShare } from "./body_budget.ts";
-import { after, deadline } from "./deadline.ts";
+import { timeLimit } from "./time_limit.ts";
 import { isJsonObject } from "./values.ts";
 
 /**
- * Fetched bodies declared at most this long are read in one call (`bytes()`): each chunked read
- * of a fetch body allocates a 64 KiB buffer, which made reading a 200-byte answer cost about
- * 80 µs (measured). Longer ones are read in chunks, counted as they arrive; one call would hold
- * more at its peak. Request bodies declared this long are read in one call too, raced against
- * their time limit (`readBody`).
+ * Bodies declared at most this long are small: a download of one is read in one call and stored
+ * in one write, and a stored file of this size is served from one read.
  */
 export const WHOLE_READ_BYTES = 64 * 1024;
 
@@ -36,37 +33,6 @@ export interface BodyLimits {
   share: BodyShare;
 }
 
-/** Options of {@link readLimited}. */
-export interface ReadLimitedOptions {
-  /** Past this many bytes the read stops and answers undefined. */
-  limit: number;
-  /** A trusted `Content-Length`: the bytes are copied once into one buffer of that size. */
-  sizeHint?: number;
-  /** Stops the read; its reason is thrown. */
-  signal?: AbortSignal;
-  /** Hears the running total after every chunk; may throw to stop the read. */
-  onProgress?: (total: number) => void;
-  /**
-   * The chunks are the reader's to spend (a request body's): each is freed once copied into the
-   * `sizeHint` buffer (see {@link release}).
-   */
-  releaseChunks?: boolean;
-}
-
-/**
- * Frees the memory of bytes that nothing else holds now, rather than at a garbage collection: their
- * `ArrayBuffer` is detached (transferred to an empty one). Bytes that do not start their buffer are
- * left alone. A 32 MB body read in 64 KiB chunks otherwise left about 20 MB of copied chunks, and
- * then the body itself, waiting for a collection while its text and parsed value were made
- * (measured).
- */
-export function release(bytes: Uint8Array): void {
-  const { buffer } = bytes;
-  if (buffer instanceof ArrayBuffer && !buffer.detached && bytes.byteOffset === 0) {
-    buffer.transfer(0);
-  }
-}
-
 /** Joins byte chunks into one buffer (no copy for a single chunk); `total` is their length. */
 export function concatBytes(
   chunks: readonly Uint8Array[],
@@ -84,62 +50,43 @@ export function concatBytes(
 }
 
 /**
- * Reads a whole body, or returns undefined once it passes `limit` bytes. With `sizeHint` (a
- * trusted `Content-Length`) the bytes are copied once into one buffer of that size as they arrive,
- * instead of being kept as chunks and joined at the end; a wrong hint still gives every byte.
- * (Deno's BYOB reads of a request body were measured to hold twice the body, so chunks are read
- * the default way.) When `signal` aborts, reading stops and the signal's reason is thrown.
+ * Reads a whole stream, counting its bytes as they arrive: undefined once it passes `limit`.
+ * `onProgress` hears the running total (and may throw to stop the read).
  */
 export async function readLimited(
   body: ReadableStream<Uint8Array> | null,
-  options: ReadLimitedOptions,
+  limit: number,
+  onProgress?: (total: number) => void,
 ): Promise<Uint8Array<ArrayBuffer> | undefined> {
-  const { limit, sizeHint, signal, onProgress, releaseChunks } = options;
   if (!body) return new Uint8Array();
-  const reader = body.getReader();
-  if (signal?.aborted) {
-    await reader.cancel(signal.reason).catch(() => {});
-    throw signal.reason;
-  }
-  // An abort cancels the reader, which ends the pending read. (Racing each read against one
-  // never-settled abort promise would keep every chunk reachable from it: twice the body.)
-  const onAbort = () => reader.cancel(signal?.reason).catch(() => {});
-  signal?.addEventListener("abort", onAbort, { once: true });
-
-  let buffer = sizeHint !== undefined && sizeHint <= limit ? new Uint8Array(sizeHint) : undefined;
   const chunks: Uint8Array[] = [];
   let total = 0;
-  try {
-    while (true) {
-      const { done, value } = await reader.read();
-      if (signal?.aborted) throw signal.reason;
-      if (done) break;
-      if (total + value.byteLength > limit) {
-        await reader.cancel().catch(() => {});
-        return undefined;
-      }
-      const length = value.byteLength;
-      if (buffer && total + length <= buffer.byteLength) {
-        buffer.set(value, total);
-        if (releaseChunks) release(value);
-      } else {
-        if (buffer) chunks.push(buffer.subarray(0, total)); // the hint was wrong: go on in chunks
-        buffer = undefined;
-        chunks.push(value);
-      }
-      total += length;
-      onProgress?.(total);
-    }
-  } catch (err) {
-    await reader.cancel().catch(() => {});
-    throw err;
-  } finally {
-    // The lock is never released: the body is spent either way, and releasing a reader costs a
-    // TypeError built for its closed promise.
-    signal?.removeEventListener("abort", onAbort);
+  for await (const chunk of body) {
+    total += chunk.byteLength;
+    // Leaving the loop early cancels the stream.
+    if (total > limit) return undefined;
+    onProgress?.(total);
+    chunks.push(chunk);
   }
-  if (buffer) return total === buffer.byteLength ? buffer : buffer.slice(0, total);
   return concatBytes(chunks, total);
+}
+
+/**
+ * Reads a fetched response's whole body, or returns undefined when it passes `limit` bytes. The
+ * HTTP layer holds a body to its `Content-Length`, so a declared one is read in one call; one
+ * without is counted as it arrives. Aborting the fetch's signal ends either read.
+ */
+export async function readResponse(
+  response: Response,
+  limit: number,
+): Promise<Uint8Array<ArrayBuffer> | undefined> {
+  const declared = contentLength(response.headers);
+  if (declared === undefined) return await readLimited(response.body, limit);
+  if (declared > limit) {
+    await response.body?.cancel().catch(() => {});
+    return undefined;
+  }
+  return await response.bytes();
 }
 
 /** The 413 for a body past `MAX_BODY_BYTES`. */
@@ -150,7 +97,7 @@ export function tooLarge(limit: number): ApiError {
 }
 
 /** The 408 for a body slower than `BODY_TIMEOUT_MS`. */
-export function bodyTimedOut(limits: BodyLimits): ApiError {
+function bodyTimedOut(limits: BodyLimits): ApiError {
   return new ApiError(408, `The request body did not arrive within ${limits.timeoutMs} ms`, {
     type: "invalid_request_error",
     code: "request_timeout",
@@ -162,92 +109,63 @@ function unreadable(cause: unknown): ApiError {
   return new ApiError(400, "The request body could not be read", { code: "invalid_body", cause });
 }
 
-/** The declared length, after refusing one over the limit before reading anything. */
-export async function declaredLength(
+/**
+ * Reads a request body within `BODY_TIMEOUT_MS`: `read` gets the body as a stream counted against
+ * `MAX_BODY_BYTES` and the body budget as it arrives (a declared length over the limit is refused
+ * before anything is read; a declared length is taken from the budget at once). When the time
+ * runs out the body is cancelled and the answer is a 408 (the pipeline then closes the
+ * connection). `watch` sees each chunk as it passes.
+ */
+async function readWithin<T>(
   request: Request,
   limits: BodyLimits,
-): Promise<number | undefined> {
+  read: (body: ReadableStream<Uint8Array>) => Promise<T>,
+  watch?: (chunk: Uint8Array) => void,
+): Promise<T> {
+  const { maxBytes, share } = limits;
   const declared = contentLength(request.headers);
-  if (declared === undefined) return undefined;
-  if (declared > limits.maxBytes) {
-    await request.body?.cancel().catch(() => {});
-    throw tooLarge(limits.maxBytes);
-  }
-  return declared;
-}
-
-/** Takes a body's declared length from the instance's budget, and its bytes as they arrive. */
-export function shareGrower(
-  limits: BodyLimits,
-  declared: number | undefined,
-): (total: number) => void {
-  if (declared !== undefined) limits.share.grow(declared);
-  return (total) => limits.share.grow(total);
-}
-
-/**
- * Reads the whole body within `BODY_TIMEOUT_MS`, failing with a 413 past `MAX_BODY_BYTES`. A
- * small body of a declared length is read in one call; any other is read in counted chunks.
- */
-export async function readBody(
-  request: Request,
-  limits: BodyLimits,
-): Promise<Uint8Array<ArrayBuffer>> {
-  const limit = limits.maxBytes;
-  const declared = await declaredLength(request, limits);
-  const grow = shareGrower(limits, declared);
-  if (declared !== undefined && declared <= WHOLE_READ_BYTES) {
-    return await readSmall(request, limits);
-  }
-  // A slow client is dropped: the body must arrive within BODY_TIMEOUT_MS.
-  const timeout = deadline(limits.timeoutMs);
-  try {
-    // Content-Length only sizes the buffer; the limit is enforced on the bytes that arrive.
-    const bytes = await readLimited(request.body, {
-      limit,
-      sizeHint: declared,
-      signal: timeout.signal,
-      onProgress: grow,
-      releaseChunks: true,
-    });
-    if (bytes === undefined) throw tooLarge(limit);
-    return bytes;
-  } catch (err) {
-    if (err instanceof ApiError) throw err;
-    if (timeout.timedOut()) throw bodyTimedOut(limits);
-    throw unreadable(err);
-  } finally {
-    timeout.clear();
-  }
-}
-
-/**
- * A small body of a declared length, read in one call raced against `BODY_TIMEOUT_MS` (no stream
- * is made for it, which a held stream would keep). The read itself cannot be stopped: after the
- * 408 it holds what arrived, at most its declared length of 64 KiB or less, until the client
- * closes the connection, as the stalled connection's own buffers are held anyway.
- */
-function readSmall(request: Request, limits: BodyLimits): Promise<Uint8Array<ArrayBuffer>> {
-  return new Promise((resolve, reject) => {
-    const cancel = after(limits.timeoutMs, () => reject(bodyTimedOut(limits)));
-    request.bytes().then((bytes) => {
-      cancel();
-      resolve(bytes);
-    }, (err) => {
-      cancel();
-      reject(unreadable(err));
-    });
+  if (declared !== undefined && declared > maxBytes) throw tooLarge(maxBytes);
+  if (declared !== undefined) share.grow(declared);
+  const limit = timeLimit(limits.timeoutMs);
+  let total = 0;
+  let failure: unknown;
+  const counter = new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, controller) {
+      total += chunk.byteLength;
+      try {
+        if (total > maxBytes) throw tooLarge(maxBytes);
+        share.grow(total);
+        watch?.(chunk);
+      } catch (err) {
+        throw failure = err;
+      }
+      controller.enqueue(chunk);
+    },
   });
+  const body = request.body ?? ReadableStream.from<Uint8Array>([]);
+  try {
+    return await read(body.pipeThrough(counter, { signal: limit.signal }));
+  } catch (err) {
+    if (failure !== undefined) throw failure;
+    if (limit.timedOut()) throw bodyTimedOut(limits);
+    throw err instanceof ApiError ? err : unreadable(err);
+  } finally {
+    limit.clear();
+  }
+}
+
+/** Reads the whole request body (see {@link readWithin} for its limits). */
+export function readBody(request: Request, limits: BodyLimits): Promise<Uint8Array<ArrayBuffer>> {
+  return readWithin(request, limits, (body) => new Response(body).bytes());
 }
 
 const utf8 = new TextDecoder();
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
 /**
- * The body as text; a 400 when it is not valid UTF-8. The lenient decoder is tried first: the
- * strict one held three times a 32 MB body at its peak and took three times as long (measured),
- * while the lenient one holds the text alone. Any invalid byte becomes U+FFFD, so only a text
- * that has one needs the strict check.
+ * The body as text; a 400 when it is not valid UTF-8. The lenient decoder is tried first (it holds
+ * the text alone, where the strict one held three times a 32 MB body at its peak, measured): any
+ * invalid byte becomes U+FFFD, so only a text that has one needs the strict check.
  */
 export function decodeUtf8(bytes: Uint8Array): string {
   const text = utf8.decode(bytes);
@@ -263,11 +181,7 @@ export function decodeUtf8(bytes: Uint8Array): string {
 
 /** Reads the body up to the configured limit and parses it as JSON. */
 export async function readJson(request: Request, limits: BodyLimits): Promise<unknown> {
-  const bytes = await readBody(request, limits);
-  const text = decodeUtf8(bytes);
-  // Decoded, a large body is freed at once (for a small one, freeing costs more than it saves).
-  if (bytes.byteLength > WHOLE_READ_BYTES) release(bytes);
-  // Looks for one character that is not white space, rather than trimming a copy of the body.
+  const text = decodeUtf8(await readBody(request, limits));
   if (!/\S/.test(text)) {
     throw new ApiError(400, "The request body is empty; send JSON", { code: "invalid_json" });
   }
@@ -288,4 +202,92 @@ export async function readJsonObject(
   const body = await readJson(request, limits);
   if (!isJsonObject(body)) throw notAnObject();
   return body;
+}
+
+/** One part of a multipart body. */
+export interface MultipartPart {
+  /** Its field name. */
+  name: string;
+  /** The file name, for a file. */
+  filename?: string;
+  /** Its `Content-Type`, for a file that said one. */
+  type?: string;
+  /** Its bytes (a text field's in UTF-8). */
+  bytes: Uint8Array<ArrayBuffer>;
+}
+
+/**
+ * The most parts a multipart body may have. A body of many thousands of tiny parts is refused
+ * while it streams, at the part past the limit.
+ */
+export const MAX_MULTIPART_PARTS = 100;
+
+function invalidMultipart(why: string): ApiError {
+  return new ApiError(400, `The multipart body could not be parsed: ${why}`, {
+    param: "body",
+    code: "invalid_multipart",
+  });
+}
+
+/**
+ * Counts the part delimiters of a multipart body as it streams by (a delimiter may be cut between
+ * two chunks), and throws past {@link MAX_MULTIPART_PARTS} parts.
+ */
+function partCounter(boundary: string): (chunk: Uint8Array) => void {
+  const delimiter = `--${boundary}`;
+  const latin1 = new TextDecoder("latin1");
+  let tail = "";
+  let seen = 0;
+  return (chunk) => {
+    const text = tail + latin1.decode(chunk);
+    for (let at = text.indexOf(delimiter); at !== -1; at = text.indexOf(delimiter, at + 1)) {
+      // The closing delimiter is one more than the parts.
+      if (++seen > MAX_MULTIPART_PARTS + 1) {
+        throw new ApiError(400, `The multipart body has more than ${MAX_MULTIPART_PARTS} parts`, {
+          param: "body",
+          code: "too_many_parts",
+        });
+      }
+    }
+    // Shorter than a delimiter, the tail never holds one that was counted.
+    tail = text.slice(Math.max(0, text.length - delimiter.length + 1));
+  };
+}
+
+/**
+ * Reads a multipart body (see {@link readWithin} for its limits) with the platform's `formData()`,
+ * at most {@link MAX_MULTIPART_PARTS} parts.
+ */
+export async function readMultipart(
+  request: Request,
+  limits: BodyLimits,
+): Promise<MultipartPart[]> {
+  const type = request.headers.get("content-type") ?? "";
+  const boundary = /boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(type);
+  if (!boundary) {
+    await request.body?.cancel().catch(() => {});
+    throw invalidMultipart("no boundary in Content-Type");
+  }
+  // A failure of the body itself (too large, too slow) is told by readWithin; the rest is the form's.
+  const form = await readWithin(
+    request,
+    limits,
+    (body) =>
+      new Response(body, { headers: { "content-type": type } }).formData().catch((err) => {
+        throw invalidMultipart((err as Error).message);
+      }),
+    partCounter(boundary[1] ?? boundary[2]),
+  );
+  const parts: MultipartPart[] = [];
+  for (const [name, value] of form) {
+    parts.push(
+      typeof value === "string" ? { name, bytes: new TextEncoder().encode(value) } : {
+        name,
+        filename: value.name,
+        ...(value.type ? { type: value.type } : {}),
+        bytes: await value.bytes(),
+      },
+    );
+  }
+  return parts;
 }

@@ -1,6 +1,5 @@
 import { assertEquals, assertRejects, assertThrows } from "@std/assert";
-import { decodeUtf8, readJson, readLimited, release } from "./body.ts";
-import { readResponse } from "./fetched_body.ts";
+import { decodeUtf8, readBody, readJson, readLimited, readResponse } from "./body.ts";
 import { BodyBudget, BodyShare } from "./body_budget.ts";
 import { ApiError } from "./errors.ts";
 
@@ -16,34 +15,37 @@ function chunked(total: number, chunk: number): ReadableStream<Uint8Array> {
   });
 }
 
-Deno.test("readLimited: with a size hint, many chunks land in one buffer of exactly that size", async () => {
-  const bytes = await readLimited(chunked(1_000_000, 4096), {
-    limit: 2_000_000,
-    sizeHint: 1_000_000,
+Deno.test("readLimited: every byte, or undefined past the limit", async () => {
+  assertEquals((await readLimited(chunked(10_000, 1000), 20_000))!.byteLength, 10_000);
+  assertEquals(await readLimited(chunked(10_000, 1000), 5000), undefined);
+});
+
+Deno.test("readBody: 413 past the limit, 408 when the body stalls, the budget grows as it comes", async () => {
+  const budget = new BodyBudget(1 << 30);
+  const limits = (maxBytes: number, timeoutMs = 5_000) => ({
+    maxBytes,
+    timeoutMs,
+    share: new BodyShare(budget),
   });
-  assertEquals(bytes!.byteLength, 1_000_000);
-  assertEquals(bytes!.buffer.byteLength, 1_000_000, "no second, joined copy");
-  assertEquals(bytes!.byteOffset, 0);
-});
-
-Deno.test("readLimited: a wrong hint still gives every byte", async () => {
-  assertEquals(
-    (await readLimited(chunked(10_000, 1000), { limit: 20_000, sizeHint: 5000 }))!.byteLength,
-    10_000,
+  const post = (body: ReadableStream<Uint8Array>) =>
+    new Request("http://x/", { method: "POST", body });
+  const share = limits(20_000);
+  assertEquals((await readBody(post(chunked(10_000, 1000)), share)).byteLength, 10_000);
+  assertEquals(budget.held, 10_000);
+  share.share.release();
+  const big = await assertRejects(
+    () => readBody(post(chunked(10_000, 1000)), limits(5000)),
+    ApiError,
   );
-  assertEquals(
-    (await readLimited(chunked(3000, 1000), { limit: 20_000, sizeHint: 5000 }))!.byteLength,
-    3000,
-  );
-});
-
-Deno.test("readLimited: past the limit it stops and says so; an abort is thrown", async () => {
-  assertEquals(await readLimited(chunked(10_000, 1000), { limit: 5000 }), undefined);
-  const controller = new AbortController();
-  const never = new ReadableStream<Uint8Array>({ pull: () => new Promise(() => {}) });
-  const reading = readLimited(never, { limit: 5000, signal: controller.signal });
-  controller.abort(new Error("too slow"));
-  await assertRejects(() => reading, Error, "too slow");
+  assertEquals([big.status, big.code], [413, "request_too_large"]);
+  let cancelled = false;
+  const stalled = new ReadableStream<Uint8Array>({
+    start: (c) => c.enqueue(new Uint8Array(10)),
+    cancel: () => void (cancelled = true),
+  });
+  const slow = await assertRejects(() => readBody(post(stalled), limits(5000, 50)), ApiError);
+  assertEquals([slow.status, slow.code], [408, "request_timeout"]);
+  assertEquals(cancelled, true, "the stalled body is let go");
 });
 
 Deno.test("decodeUtf8: valid text as it is (a real U+FFFD included); invalid bytes are a 400", () => {
@@ -55,7 +57,7 @@ Deno.test("decodeUtf8: valid text as it is (a real U+FFFD included); invalid byt
   }
 });
 
-Deno.test("readResponse: a fetched body of a known length, read into one buffer, whole or short", async () => {
+Deno.test("readResponse: a fetched body whole, or undefined past the limit", async () => {
   const payload = new Uint8Array(300_000).map((_, i) => i % 251);
   await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
     const short = new URL(req.url).pathname === "/short";
@@ -64,14 +66,11 @@ Deno.test("readResponse: a fetched body of a known length, read into one buffer,
   const url = `http://127.0.0.1:${server.addr.port}`;
   assertEquals(await readResponse(await fetch(`${url}/`), 1 << 20), payload);
   assertEquals(await readResponse(await fetch(`${url}/`), 1000), undefined, "past the limit");
-  // A stream that is not a byte stream is read chunk by chunk.
-  const plain = new Response(
-    ReadableStream.from([payload.subarray(0, 70_000), payload.subarray(70_000)]),
-    {
-      headers: { "content-length": String(payload.length) },
-    },
-  );
-  assertEquals(await readResponse(plain, 1 << 20), payload);
+  // A body of no declared length is counted as it comes.
+  const plain = () =>
+    new Response(ReadableStream.from([payload.subarray(0, 70_000), payload.subarray(70_000)]));
+  assertEquals(await readResponse(plain(), 1 << 20), payload);
+  assertEquals(await readResponse(plain(), 100_000), undefined);
 });
 
 Deno.test("readJson: a body of white space alone is empty; white space around JSON is fine", async () => {
@@ -87,29 +86,4 @@ Deno.test("readJson: a body of white space alone is empty; white space around JS
     assertEquals(blank.trim(), "", "the same white space String.prototype.trim removes");
   }
   assertEquals(await readJson(request('\ufeff {"a": 1}\n'), limits()), { a: 1 });
-});
-
-Deno.test("release frees bytes that start their buffer; readLimited frees its chunks only when told", async () => {
-  const whole = new Uint8Array(16);
-  release(whole);
-  assertEquals(whole.buffer.detached, true);
-  const big = new Uint8Array(16);
-  const inner = big.subarray(4);
-  release(inner);
-  assertEquals(big.buffer.detached, false, "a view into the middle of a buffer is left alone");
-  release(whole); // twice is harmless
-
-  const chunks = () => [new Uint8Array([1, 2, 3]), new Uint8Array([4, 5])];
-  const kept = chunks();
-  const bytes = await readLimited(ReadableStream.from(kept), { limit: 10, sizeHint: 5 });
-  assertEquals(bytes, new Uint8Array([1, 2, 3, 4, 5]));
-  assertEquals(kept.map((c) => c.buffer.detached), [false, false]);
-  const spent = chunks();
-  const again = await readLimited(ReadableStream.from(spent), {
-    limit: 10,
-    sizeHint: 5,
-    releaseChunks: true,
-  });
-  assertEquals(again, new Uint8Array([1, 2, 3, 4, 5]));
-  assertEquals(spent.map((c) => c.buffer.detached), [true, true]);
 });

@@ -4,13 +4,10 @@
  * notice only at its next `yield`), failures turned into a last event, the count of open streams,
  * and the final status for the log line.
  *
- * Thousands of streams may be held at once (generations take tens of seconds), so each costs as
- * little as it can: events wait unencoded until the connection pulls them, then go into the one
- * byte stream in a single chunk (no `TransformStream` behind it), and the keep-alives of all
- * streams share one timer queue (`deadline.ts`).
+ * Events wait unencoded until the connection pulls them, then go into the byte stream in one
+ * chunk.
  * @module
  */
-import { after } from "./deadline.ts";
 import { CLIENT_CLOSED } from "./errors.ts";
 
 /** Turns a stream's events into server-sent event frames. */
@@ -114,7 +111,7 @@ class EventStream<E> implements EventSink<E>, UnderlyingDefaultSource<Uint8Array
   #ended = false;
   #gone = false;
   #wake: (() => void) | undefined;
-  #stopKeepAlive: (() => void) | undefined;
+  #keepAlive: ReturnType<typeof setInterval> | undefined;
   // While the headers are held: ends the hold, with the producer's failure if it failed.
   #unhold: ((failure?: { err: unknown }) => void) | undefined;
 
@@ -150,10 +147,10 @@ class EventStream<E> implements EventSink<E>, UnderlyingDefaultSource<Uint8Array
   hold(ms: number): Promise<void> {
     if (this.#ended) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const cancel = after(ms, () => this.#unhold?.());
+      const timer = setTimeout(() => this.#unhold?.(), ms);
       this.#unhold = (failure) => {
         this.#unhold = undefined;
-        cancel();
+        clearTimeout(timer);
         if (failure) reject(failure.err);
         else resolve();
       };
@@ -165,14 +162,10 @@ class EventStream<E> implements EventSink<E>, UnderlyingDefaultSource<Uint8Array
     this.#opened = true;
     if (this.#ended) return;
     this.#options.open.count++;
-    this.#keepAliveLater();
-  }
-
-  #keepAliveLater(): void {
-    this.#stopKeepAlive = after(this.#options.keepAliveMs, () => {
-      this.send(this.#options.keepAlive(this.elapsedS()));
-      this.#keepAliveLater();
-    });
+    this.#keepAlive = setInterval(
+      () => this.send(this.#options.keepAlive(this.elapsedS())),
+      this.#options.keepAliveMs,
+    );
   }
 
   #end(status: number): number {
@@ -180,7 +173,7 @@ class EventStream<E> implements EventSink<E>, UnderlyingDefaultSource<Uint8Array
     this.#ended = true;
     this.#unhold?.();
     if (this.#opened) {
-      this.#stopKeepAlive?.();
+      clearInterval(this.#keepAlive);
       options.open.count--;
     }
     this.#wake?.();
@@ -219,7 +212,7 @@ class EventStream<E> implements EventSink<E>, UnderlyingDefaultSource<Uint8Array
     this.#gone = true;
     this.#wake = undefined;
     this.#queue.length = 0;
-    this.#stopKeepAlive?.();
+    clearInterval(this.#keepAlive);
     this.#options.owner.abort();
   }
 }

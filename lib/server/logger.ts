@@ -1,11 +1,8 @@
 /**
  * One log line per request, as text or JSON. Callers pass only what is safe to print: keys and
- * image data never reach a log record. Lines are written off the request path: collected, then
- * written in one go a few milliseconds later (and at exit), so that a request never waits on a
- * write to a pipe or a terminal.
+ * image data never reach a log record.
  * @module
  */
-import { soon } from "./deadline.ts";
 
 /** Severity of a record, and the least severity `LOG_LEVEL` lets through. */
 export type LogLevel = "info" | "warn" | "error";
@@ -30,55 +27,20 @@ function passes(level: LogLevel, least: LogLevel): boolean {
   return RANK[level] >= RANK[least];
 }
 
-/** How long lines wait to be written together, at most. */
-const FLUSH_MS = 20;
-/** Past this many characters waiting, they are written at once. */
-const FLUSH_CHARS = 64 * 1024;
+const encoder = new TextEncoder();
 
-/**
- * Writes lines to `out` (stdout by default) in batches: a line waits at most {@link FLUSH_MS}
- * milliseconds, and whatever waits is written when the process exits (`Deno.exit` included).
- */
-export function batchedWriter(
-  out: { writeSync(bytes: Uint8Array): number } = Deno.stdout,
-): (line: string) => void {
-  const encoder = new TextEncoder();
-  let waiting: string[] = [];
-  let chars = 0;
-  let scheduled = false;
-  const flush = () => {
-    scheduled = false;
-    if (!waiting.length) return;
-    const bytes = encoder.encode(waiting.join("\n") + "\n");
-    waiting = [];
-    chars = 0;
-    try {
-      for (let at = 0; at < bytes.length;) at += out.writeSync(bytes.subarray(at));
-    } catch {
-      // stdout is gone (a closed pipe): the lines are lost, the server goes on.
-    }
-  };
-  globalThis.addEventListener("unload", flush);
-  return (line) => {
-    waiting.push(line);
-    chars += line.length;
-    if (chars >= FLUSH_CHARS) flush();
-    else if (!scheduled) {
-      scheduled = true;
-      soon(FLUSH_MS, flush);
-    }
-  };
-}
-
-let stdoutWriter: ((line: string) => void) | undefined;
-
-/** Writes a line to stdout through the process's one batched writer (made on first use). */
+/** Writes a line to stdout; a closed stdout loses the line, and the server goes on. */
 export function stdoutLines(line: string): void {
-  (stdoutWriter ??= batchedWriter())(line);
+  const bytes = encoder.encode(line + "\n");
+  try {
+    for (let at = 0; at < bytes.length;) at += Deno.stdout.writeSync(bytes.subarray(at));
+  } catch {
+    // stdout is gone (a closed pipe).
+  }
 }
 
 /**
- * A logger that writes one line per record to `write` (stdout, in batches, by default), leaving
+ * A logger that writes one line per record to `write` (stdout by default), leaving
  * out records below `least` (`LOG_LEVEL`).
  *
  * @example Collect JSON lines

@@ -68,35 +68,8 @@ export interface RouteMatch<C> {
   params: Readonly<Record<string, string | undefined>>;
 }
 
-/** The most matches remembered per route table; past it the memory starts over. */
-const REMEMBERED = 512;
-const remembered = new WeakMap<object, Map<string, RouteMatch<never>>>();
-
-/**
- * The route for a method and path, with its decoded params; throws a 404 or 405. A method and path
- * seen before is answered from memory: a `URLPattern` match costs microseconds, a `Map` lookup
- * nanoseconds, and nearly every request goes to one of a handful of paths.
- */
+/** The route for a method and path, with its decoded params; throws a 404 or 405. */
 export function matchRoute<C>(
-  routes: readonly Route<C>[],
-  method: string,
-  pathname: string,
-): RouteMatch<C> {
-  let memory = remembered.get(routes) as Map<string, RouteMatch<C>> | undefined;
-  if (!memory) {
-    memory = new Map();
-    remembered.set(routes, memory as Map<string, RouteMatch<never>>);
-  }
-  const key = `${method} ${pathname}`;
-  const known = memory.get(key);
-  if (known) return known;
-  const match = findRoute(routes, method, pathname);
-  if (memory.size >= REMEMBERED) memory.clear();
-  memory.set(key, match);
-  return match;
-}
-
-function findRoute<C>(
   routes: readonly Route<C>[],
   method: string,
   pathname: string,

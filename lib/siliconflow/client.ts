@@ -4,10 +4,10 @@
  * disconnect, a cap on the response size, and the mapping of upstream failures to OpenAI errors.
  * @module
  */
-import { readResponse } from "../server/fetched_body.ts";
-import { deadline } from "../server/deadline.ts";
+import { readResponse } from "../server/body.ts";
 import { ApiError, CLIENT_CLOSED } from "../server/errors.ts";
 import { jsonBody } from "../server/json_body.ts";
+import { timeLimit } from "../server/time_limit.ts";
 import {
   describeNetworkError,
   mapUpstreamError,
@@ -126,7 +126,7 @@ export class SiliconFlowClient {
     options: CallOptions,
     parse: (text: string, traceId?: string) => T,
   ): Promise<T> {
-    const limit = deadline(this.#timeoutMs, options.signal);
+    const limit = timeLimit(this.#timeoutMs, options.signal);
     let traceId: string | undefined;
     const lane = this.#lane();
     lane.inFlight++;
@@ -182,22 +182,18 @@ export class SiliconFlowClient {
   ): Promise<ListedModel[]> {
     const listed: ListedModel[] = [];
     for (const subType of ["text-to-image", "image-to-image"] as const) {
-      const limit = deadline(Math.min(this.#timeoutMs, 10_000), options.signal);
-      try {
-        const response = await this.#fetch(
-          `${options.baseUrl.replace(/\/+$/, "")}/models?sub_type=${subType}`,
-          { headers: { authorization: `Bearer ${options.apiKey}` }, signal: limit.signal },
-        );
-        const bytes = await readResponse(response, 1024 * 1024);
-        if (!response.ok || !bytes) throw new Error(`HTTP ${response.status}`);
-        const data = JSON.parse(new TextDecoder().decode(bytes))?.data;
-        if (!Array.isArray(data)) throw new Error("no data list");
-        for (const entry of data) {
-          const id = entry && typeof entry === "object" ? entry.id : undefined;
-          if (typeof id === "string" && /^[\w./:-]{1,200}$/.test(id)) listed.push({ id, subType });
-        }
-      } finally {
-        limit.clear();
+      const limit = timeLimit(Math.min(this.#timeoutMs, 10_000), options.signal);
+      const response = await this.#fetch(
+        `${options.baseUrl.replace(/\/+$/, "")}/models?sub_type=${subType}`,
+        { headers: { authorization: `Bearer ${options.apiKey}` }, signal: limit.signal },
+      );
+      const bytes = await readResponse(response, 1024 * 1024).finally(limit.clear);
+      if (!response.ok || !bytes) throw new Error(`HTTP ${response.status}`);
+      const data = JSON.parse(new TextDecoder().decode(bytes))?.data;
+      if (!Array.isArray(data)) throw new Error("no data list");
+      for (const entry of data) {
+        const id = entry && typeof entry === "object" ? entry.id : undefined;
+        if (typeof id === "string" && /^[\w./:-]{1,200}$/.test(id)) listed.push({ id, subType });
       }
     }
     return listed;

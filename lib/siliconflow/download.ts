@@ -4,10 +4,9 @@
  * passed here, never one taken from a client's request.
  * @module
  */
-import { contentLength, WHOLE_READ_BYTES } from "../server/body.ts";
-import { readResponse } from "../server/fetched_body.ts";
-import { deadline } from "../server/deadline.ts";
+import { contentLength, readResponse, WHOLE_READ_BYTES } from "../server/body.ts";
 import { ApiError } from "../server/errors.ts";
+import { timeLimit } from "../server/time_limit.ts";
 import { splitDataUri } from "./image_ref.ts";
 
 /** The largest generated image downloaded for `b64_json` or data delivery. */
@@ -172,7 +171,7 @@ async function fetchImage<T>(
   read: (response: Response, maxBytes: number, signal: AbortSignal) => Promise<T>,
   passThrough: () => boolean = () => false,
 ): Promise<T> {
-  const limit = deadline(options.timeoutMs, options.signal);
+  const limit = timeLimit(options.timeoutMs, options.signal);
   try {
     const response = await fetchFollowing(url, options.fetch, limit.signal);
     if (!response.ok) {
