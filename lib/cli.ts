@@ -4,7 +4,7 @@
  * user of the machine (`ps`), so they come from the environment only.
  * @module
  */
-import { parseArgs } from "@std/cli/parse-args";
+import { parseArgs } from "node:util";
 import { ConfigError } from "./config.ts";
 
 /** Flag name → environment variable it mirrors. */
@@ -37,28 +37,30 @@ export interface CliOptions {
   env: Record<string, string>;
 }
 
-/** Parses the command line; unknown flags are an error that names them. */
+/** Parses the command line; an unknown flag, a missing value or a stray word is an error naming it. */
 export function parseCli(args: string[]): CliOptions {
-  const unknown: string[] = [];
-  const parsed = parseArgs(args, {
-    string: Object.keys(FLAG_ENV),
-    boolean: ["help", "version", "demo"],
-    alias: { h: "help", v: "version", p: "port" },
-    unknown: (arg: string) => {
-      unknown.push(arg);
-      return false;
-    },
-  });
-  if (unknown.length) {
-    throw new ConfigError("command line", `unknown argument ${unknown[0]}; see --help`);
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        ...Object.fromEntries(Object.keys(FLAG_ENV).map((flag) => [flag, { type: "string" }])),
+        port: { type: "string", short: "p" },
+        help: { type: "boolean", short: "h" },
+        version: { type: "boolean", short: "v" },
+        demo: { type: "boolean" },
+      },
+    }));
+  } catch (err) {
+    throw new ConfigError("command line", `${(err as Error).message}; see --help`);
   }
   const env: Record<string, string> = {};
   for (const [flag, name] of Object.entries(FLAG_ENV)) {
-    const value = parsed[flag];
+    const value = values[flag];
     if (typeof value === "string") env[name] = value;
   }
-  if (parsed.demo) env.DEMO = "true";
-  return { help: parsed.help === true, version: parsed.version === true, env };
+  if (values.demo) env.DEMO = "true";
+  return { help: values.help === true, version: values.version === true, env };
 }
 
 /** The `--help` text. */

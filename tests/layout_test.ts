@@ -156,7 +156,6 @@ Deno.test("dependencies by role: the server's imports are its own; tests and ben
   const dev: Record<string, string> = (await read("deno.dev.json")).imports;
   // The server's map holds only what lib/ and main.ts import; the dev map repeats it exactly.
   assertEquals(Object.keys(server).sort(), [
-    "@std/cli/parse-args",
     "aws4fetch",
     "zod",
   ]);
