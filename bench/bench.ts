@@ -10,8 +10,8 @@ import { markdownImages } from "../lib/openai/chat_history.ts";
 import { isImageDataUri } from "../lib/siliconflow/image_ref.ts";
 import { parsePromptFlags } from "../lib/openai/prompt_flags.ts";
 import { drawDemoImage } from "../lib/demo/upstream.ts";
-import { LocalImageStore } from "../lib/store/local.ts";
-import { S3ImageStore } from "../lib/store/s3.ts";
+import { LocalMediaStore } from "../lib/store/local.ts";
+import { S3MediaStore } from "../lib/store/s3.ts";
 import S3rver from "s3rver";
 import { encodeBase64 } from "@std/encoding/base64";
 import {
@@ -558,7 +558,7 @@ section("store", async () => {
   const size = SMOKE ? 64 * 1024 : IMAGE_2MB.length;
   const bytes = IMAGE_2MB.subarray(0, size);
   const root = await Deno.makeTempDir();
-  const local = new LocalImageStore({
+  const local = new LocalMediaStore({
     root,
     ttlMs: 86_400_000,
     maxBytes: 2 ** 40,
@@ -573,7 +573,7 @@ section("store", async () => {
     configureBuckets: [{ name: "bench" }],
   });
   const { port: s3port } = await s3rver.run();
-  const s3 = new S3ImageStore({
+  const s3 = new S3MediaStore({
     bucket: "bench",
     prefix: "",
     endpoint: `http://127.0.0.1:${s3port}`,

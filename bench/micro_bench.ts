@@ -10,7 +10,7 @@ import { findModel } from "../lib/generation/registry.ts";
 import { parsePromptFlags } from "../lib/openai/prompt_flags.ts";
 import { decodeUtf8 } from "../lib/server/body.ts";
 import { jsonResponse } from "../lib/server/response.ts";
-import { LocalImageStore } from "../lib/store/local.ts";
+import { LocalMediaStore } from "../lib/store/local.ts";
 
 const PNG = "data:image/png;base64,iVBORw0KGgoA" + "A".repeat(1012);
 const body = {
@@ -179,7 +179,7 @@ Deno.bench("base64 of a 1 MB image: Uint8Array.prototype.toBase64", { group: "ba
 // The local image store: a small image (the size of the demo's 64×64 PNG) written once under its
 // final name, against the temporary file and rename it used to take, and against a stream of it.
 const storeRoot = Deno.makeTempDirSync({ prefix: "micro-store-" });
-const store = new LocalImageStore({
+const store = new LocalMediaStore({
   root: storeRoot,
   ttlMs: 86_400_000,
   maxBytes: 2 ** 40,

@@ -11,7 +11,7 @@ import type { QuotaStore } from "./quota/store.ts";
 import type { BodyBudget } from "./server/body_budget.ts";
 import type { Logger } from "./server/logger.ts";
 import type { Upstream } from "./siliconflow/upstream.ts";
-import type { ImageStore } from "./store/image_store.ts";
+import type { MediaStore } from "./store/media_store.ts";
 
 /** The server, built once: configuration, clock, logger, the upstream side and the counters. */
 export interface App {
@@ -32,7 +32,7 @@ export interface App {
   /** Aborted when the server's shutdown grace runs out. */
   readonly shutdownSignal: AbortSignal;
   /** Where generated images are re-hosted (`IMAGE_STORE`), if anywhere. */
-  readonly store?: ImageStore;
+  readonly store?: MediaStore;
   /** Access keys with quotas on KV (`ADMIN_API_KEY`), if enabled. */
   readonly quota?: QuotaStore;
   /** Video jobs on KV (`KV_PATH`), this instance's poller of them, and the waits for them. */

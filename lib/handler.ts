@@ -15,7 +15,7 @@ import { createLogger, type Logger } from "./server/logger.ts";
 import { createPipeline, type LogFields } from "./server/pipeline.ts";
 import { TRACE_HEADER } from "./siliconflow/client.ts";
 import { createUpstream } from "./siliconflow/upstream.ts";
-import { createImageStore } from "./store/create.ts";
+import { createMediaStore } from "./store/create.ts";
 import { QuotaStore } from "./quota/store.ts";
 import { Instance } from "./jobs/instance.ts";
 import { JobPoller } from "./jobs/poller.ts";
@@ -23,7 +23,7 @@ import { JobStore } from "./jobs/store.ts";
 import { type VideoJob, VideoKind } from "./jobs/video.ts";
 import { VideoService } from "./jobs/video_service.ts";
 import { ApiError } from "./server/errors.ts";
-import { KvConnection } from "./server/kv.ts";
+import { KvConnection } from "./kv.ts";
 
 /**
  * How this instance's heartbeat and scans run, from `VIDEO_POLL_MS`: the heartbeat lives three
@@ -101,7 +101,7 @@ export function createHandler(options: HandlerOptions): Handler {
   const logger = options.logger ??
     createLogger(config.logFormat, undefined, undefined, config.logLevel);
   const shutdownSignal = options.shutdownSignal ?? new AbortController().signal;
-  const store = createImageStore(config.imageStore, logger, now);
+  const store = createMediaStore(config.imageStore, logger, now);
   const timing = jobTiming(config);
   // One KV connection for the stores on it: they never wait on each other's SQLite lock.
   const kv = new KvConnection(config.kvPath);

@@ -252,7 +252,7 @@ Deno.test({
   async fn() {
     await using s3 = await startS3();
     const { port } = s3;
-    const { S3ImageStore, PART_BYTES } = await import("../lib/store/s3.ts");
+    const { S3MediaStore, PART_BYTES } = await import("../lib/store/s3.ts");
     const options = {
       bucket: "images",
       prefix: "up/",
@@ -262,7 +262,7 @@ Deno.test({
       secretAccessKey: "S3RVER",
       forcePathStyle: true,
     };
-    const store = new S3ImageStore(options);
+    const store = new S3MediaStore(options);
     // Two and a half parts, in 64 KiB chunks, the way a download arrives.
     const size = Math.floor(PART_BYTES * 2.5);
     const bytes = bigImage(size);

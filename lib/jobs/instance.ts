@@ -7,7 +7,7 @@
  * @module
  */
 import { ApiError } from "../server/errors.ts";
-import { type KvConnection, LazyKv } from "../server/kv.ts";
+import { type KvConnection, LazyKv } from "../kv.ts";
 import { errorText, type Logger } from "../server/logger.ts";
 import { randomToken } from "../server/values.ts";
 

@@ -8,7 +8,7 @@
  * @module
  */
 import type { ApiError } from "../server/errors.ts";
-import { type KvConnection, LazyKv } from "../server/kv.ts";
+import { type KvConnection, LazyKv } from "../kv.ts";
 
 /** A job's state, as OpenAI's objects say it. */
 export type JobState = "queued" | "in_progress" | "completed" | "failed";

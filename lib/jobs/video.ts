@@ -12,7 +12,7 @@ import { errorText, type Logger } from "../server/logger.ts";
 import type { VideoStatus } from "../siliconflow/client.ts";
 import type { Upstream } from "../siliconflow/upstream.ts";
 import type { QuotaStore } from "../quota/store.ts";
-import type { ImageStore } from "../store/image_store.ts";
+import type { MediaStore } from "../store/media_store.ts";
 import type { JobKind } from "./poller.ts";
 import type { JobRecord, JobStore } from "./store.ts";
 
@@ -92,7 +92,7 @@ export interface VideoKindDeps {
   config: Config;
   jobs: JobStore<VideoJob>;
   upstream: Upstream;
-  store?: ImageStore;
+  store?: MediaStore;
   quota?: QuotaStore;
   logger: Logger;
   now: () => number;

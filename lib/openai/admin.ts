@@ -13,7 +13,8 @@ import { jsonResponse } from "../server/response.ts";
 import { noRoute } from "../server/router.ts";
 import { bearerKey, isAccepted } from "../siliconflow/keys.ts";
 import { type KeyFields, type KeyRecord, type QuotaStore, utcDay } from "../quota/store.ts";
-import { authorizeRequest, bodyLimits, type RequestContext } from "./context.ts";
+import { authorizeRequest } from "./auth.ts";
+import { bodyLimits, type RequestContext } from "./context.ts";
 
 type Params = Readonly<Record<string, string | undefined>>;
 

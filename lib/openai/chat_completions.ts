@@ -13,7 +13,9 @@ import {
   toChatCompletion,
   ZERO_USAGE,
 } from "./chat_stream.ts";
-import { authorizeRequest, bodyLimits, type RequestContext, streamAnswer } from "./context.ts";
+import { authorizeRequest } from "./auth.ts";
+import { bodyLimits, type RequestContext } from "./context.ts";
+import { streamAnswer } from "./stream_answer.ts";
 import { prepareGeneration } from "./conversation.ts";
 import type { PreparedGeneration } from "./prepared.ts";
 

@@ -9,7 +9,8 @@
 import type { ModelSpec } from "../generation/registry.ts";
 import { progressAt, type VideoJob } from "../jobs/video.ts";
 import { ApiError } from "../server/errors.ts";
-import type { RequestAuth, RequestContext } from "./context.ts";
+import type { RequestAuth } from "./auth.ts";
+import type { RequestContext } from "./context.ts";
 import type { PreparedGeneration } from "./prepared.ts";
 import { publicBase } from "./stored_images.ts";
 import { createVideoJob } from "./videos.ts";

@@ -17,15 +17,10 @@ import { ApiError, invalidParam } from "../server/errors.ts";
 import { choiceOr } from "../server/values.ts";
 import { imagesFromHistory } from "./chat_history.ts";
 import type { ChatRequest } from "./chat_request.ts";
-import {
-  metered,
-  planHeaders,
-  planNotes,
-  type RequestAuth,
-  type RequestContext,
-  requestedModel,
-  upstreamCaller,
-} from "./context.ts";
+import type { RequestAuth } from "./auth.ts";
+import type { RequestContext } from "./context.ts";
+import { metered } from "./metering.ts";
+import { planHeaders, planNotes, requestedModel, upstreamCaller } from "./planning.ts";
 import { prepareVideo } from "./chat_video.ts";
 import type { PreparedGeneration } from "./prepared.ts";
 import { parsePromptFlags } from "./prompt_flags.ts";

@@ -15,17 +15,11 @@ import { readJsonObject } from "../server/body.ts";
 import { readMultipart } from "../server/body.ts";
 import { ApiError, invalidParam } from "../server/errors.ts";
 import { jsonResponse } from "../server/response.ts";
-import {
-  authorizeRequest,
-  bodyLimits,
-  metered,
-  planHeaders,
-  type RequestAuth,
-  type RequestContext,
-  requestedModel,
-  streamAnswer,
-  upstreamCaller,
-} from "./context.ts";
+import { authorizeRequest, type RequestAuth } from "./auth.ts";
+import { bodyLimits, type RequestContext } from "./context.ts";
+import { metered } from "./metering.ts";
+import { planHeaders, requestedModel, upstreamCaller } from "./planning.ts";
+import { streamAnswer } from "./stream_answer.ts";
 import {
   editsFormImages,
   editsJsonImages,

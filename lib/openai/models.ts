@@ -6,7 +6,8 @@
 import { findModel, genericModel, modelNotFound, MODELS } from "../generation/registry.ts";
 import { jsonResponse } from "../server/response.ts";
 import type { UpstreamAuth } from "../siliconflow/keys.ts";
-import { authorizeRequest, type RequestContext } from "./context.ts";
+import { authorizeRequest } from "./auth.ts";
+import type { RequestContext } from "./context.ts";
 import type { ModelObject } from "./types.ts";
 
 export type { ModelObject } from "./types.ts";

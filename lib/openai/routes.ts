@@ -10,7 +10,7 @@ import { DEMO_IMAGE_PREFIX } from "../siliconflow/client.ts";
 import { VERSION } from "../version.ts";
 import type { RequestContext } from "./context.ts";
 import { modelsList, modelsRetrieve } from "./models.ts";
-import { serveStoredImage } from "./stored_images.ts";
+import { serveStoredMedia } from "./stored_images.ts";
 
 type Handle = Route<RequestContext>["handle"];
 
@@ -90,12 +90,12 @@ export const ROUTES: readonly Route<RequestContext>[] = [
   { method: "GET", pattern: path("/playground{/app.:ext(js|css)}?"), handle: playground },
   { method: "GET", pattern: path("/favicon.svg"), handle: playground },
   { method: "GET", pattern: path(`${DEMO_IMAGE_PREFIX}*`), handle: demoImages },
-  { method: "GET", pattern: path("/images/:name"), handle: serveStoredImage },
+  { method: "GET", pattern: path("/images/:name"), handle: serveStoredMedia },
   // Only a stored video's name: `/videos/{id}` without `/v1` is the Videos API's.
   {
     method: "GET",
     pattern: path("/videos/:name([A-Za-z0-9_-]{22}\\.mp4)"),
-    handle: serveStoredImage,
+    handle: serveStoredMedia,
   },
   {
     method: "POST",

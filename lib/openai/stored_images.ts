@@ -12,10 +12,10 @@ import { ApiError } from "../server/errors.ts";
 import {
   bytesOf,
   discard,
-  IMAGE_NAME,
-  type ImageStore,
+  MEDIA_NAME,
+  type MediaStore,
   STORE_TIMEOUT_MS,
-} from "../store/image_store.ts";
+} from "../store/media_store.ts";
 import type { RequestContext } from "./context.ts";
 
 /**
@@ -41,7 +41,7 @@ export function publicBase(ctx: RequestContext): string {
  */
 export async function storeImages(
   ctx: RequestContext,
-  store: ImageStore,
+  store: MediaStore,
   outcome: GenerationOutcome,
   signal: AbortSignal,
 ): Promise<string[]> {
@@ -74,7 +74,7 @@ export async function storeImages(
  */
 async function storeOne(
   ctx: RequestContext,
-  store: ImageStore,
+  store: MediaStore,
   url: string,
   signal: AbortSignal,
 ): Promise<string> {
@@ -90,7 +90,7 @@ async function storeOne(
 
 /** Puts a small image within {@link STORE_TIMEOUT_MS}. */
 async function putWithin(
-  store: ImageStore,
+  store: MediaStore,
   image: Uint8Array<ArrayBuffer>,
   type: string,
   signal: AbortSignal,
@@ -112,7 +112,7 @@ function ownImageName(ctx: RequestContext, url: string): string | undefined {
     return undefined;
   }
   const name = /^\/images\/([^/]+)$/.exec(parsed.pathname)?.[1];
-  if (!name || !IMAGE_NAME.test(name) || name.endsWith(".mp4")) return undefined;
+  if (!name || !MEDIA_NAME.test(name) || name.endsWith(".mp4")) return undefined;
   const ours = [ctx.url.origin, publicBase(ctx)];
   return ours.includes(parsed.origin) ? name : undefined;
 }
@@ -169,14 +169,14 @@ function parseRange(
 const IMMUTABLE = "public, max-age=31536000, immutable";
 
 /** `GET /images/{id}.{ext}` (and `/videos/{id}.mp4`): the stored file, with ETag, caching and ranges. */
-export function serveStoredImage(
+export function serveStoredMedia(
   ctx: RequestContext,
   params: Readonly<Record<string, string | undefined>>,
 ): Promise<Response> {
   const name = params.name ?? "";
   const notFound = () =>
     new ApiError(404, "No such image", { param: "name", code: "image_not_found" });
-  if (!IMAGE_NAME.test(name)) throw notFound();
+  if (!MEDIA_NAME.test(name)) throw notFound();
   return serveStored(ctx, name, notFound);
 }
 

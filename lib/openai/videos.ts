@@ -13,14 +13,10 @@ import { bearerKey } from "../siliconflow/keys.ts";
 import { sha256 } from "../quota/records.ts";
 import { isDone } from "../jobs/store.ts";
 import { progressAt, type VideoJob } from "../jobs/video.ts";
-import {
-  authorizeRequest,
-  bodyLimits,
-  checkModelAllowed,
-  type RequestAuth,
-  type RequestContext,
-  requestedModel,
-} from "./context.ts";
+import { authorizeRequest, type RequestAuth } from "./auth.ts";
+import { bodyLimits, type RequestContext } from "./context.ts";
+import { checkModelAllowed } from "./metering.ts";
+import { requestedModel } from "./planning.ts";
 import { inlineOwnImages, MEDIA_HEADERS, serveStored } from "./stored_images.ts";
 import {
   parseVideoForm,

@@ -5,7 +5,7 @@
  */
 import { ApiError } from "../server/errors.ts";
 
-export { retryLocked } from "../server/kv.ts";
+export { retryLocked } from "../kv.ts";
 
 /** A key as the admin API shows it (never the secret). */
 export interface KeyRecord {

@@ -7,7 +7,7 @@
  * "database is locked" (two processes committing at once) is retried with a jittered backoff.
  * @module
  */
-import { type KvConnection, LazyKv } from "../server/kv.ts";
+import { type KvConnection, LazyKv } from "../kv.ts";
 import { randomToken } from "../server/values.ts";
 import {
   exceeded,

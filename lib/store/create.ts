@@ -5,20 +5,20 @@
  */
 import type { ImageStoreConfig } from "../config.ts";
 import type { Logger } from "../server/logger.ts";
-import type { ByteRange, ImageStore, StoredEntry, StoredImage } from "./image_store.ts";
-import { LocalImageStore } from "./local.ts";
+import type { ByteRange, MediaStore, StoredEntry, StoredImage } from "./media_store.ts";
+import { LocalMediaStore } from "./local.ts";
 import type { S3StoreOptions } from "./s3.ts";
 
 /** Builds the store for `config`; undefined when there is none or it cannot be used. */
-export function createImageStore(
+export function createMediaStore(
   config: ImageStoreConfig | undefined,
   logger: Logger,
   now: () => number = Date.now,
-): ImageStore | undefined {
+): MediaStore | undefined {
   if (!config) return undefined;
   if (config.kind === "s3") return new LazyS3Store(config);
   try {
-    return new LocalImageStore({
+    return new LocalMediaStore({
       root: config.root,
       ttlMs: config.ttlDays * 86_400_000,
       maxBytes: config.maxBytes,
@@ -40,17 +40,17 @@ export function createImageStore(
  * The S3 store, its module (and `aws4fetch`) loaded on first use: nothing on the way to the
  * server's first answer needs them.
  */
-class LazyS3Store implements ImageStore {
+class LazyS3Store implements MediaStore {
   readonly kind = "s3";
-  #store: Promise<ImageStore> | undefined;
+  #store: Promise<MediaStore> | undefined;
   #options: S3StoreOptions;
 
   constructor(options: S3StoreOptions) {
     this.#options = options;
   }
 
-  #load(): Promise<ImageStore> {
-    return this.#store ??= import("./s3.ts").then((m) => new m.S3ImageStore(this.#options));
+  #load(): Promise<MediaStore> {
+    return this.#store ??= import("./s3.ts").then((m) => new m.S3MediaStore(this.#options));
   }
 
   async put(bytes: Uint8Array<ArrayBuffer>, type: string, signal?: AbortSignal): Promise<string> {

@@ -9,15 +9,15 @@ import { WHOLE_READ_BYTES } from "../server/body.ts";
 import { errorText, type Logger } from "../server/logger.ts";
 import {
   type ByteRange,
-  IMAGE_NAME,
-  type ImageStore,
+  MEDIA_NAME,
   MEDIA_TYPES,
+  type MediaStore,
   newImageName,
   type StoredEntry,
   type StoredImage,
-} from "./image_store.ts";
+} from "./media_store.ts";
 
-/** Options of {@link LocalImageStore}. */
+/** Options of {@link LocalMediaStore}. */
 export interface LocalStoreOptions {
   /** The folder. */
   root: string;
@@ -34,7 +34,7 @@ export interface LocalStoreOptions {
 }
 
 /** Images in a local folder. */
-export class LocalImageStore implements ImageStore {
+export class LocalMediaStore implements MediaStore {
   readonly kind = "local";
   #options: LocalStoreOptions;
   #now: () => number;
@@ -163,7 +163,7 @@ export class LocalImageStore implements ImageStore {
   }
 
   async get(name: string, range?: ByteRange): Promise<StoredImage | undefined> {
-    const match = IMAGE_NAME.exec(name);
+    const match = MEDIA_NAME.exec(name);
     if (!match) return undefined;
     const contentType = MEDIA_TYPES[match[2]];
     // A small image whole is read in one call, with no stream: over twice as fast as opening
@@ -189,13 +189,13 @@ export class LocalImageStore implements ImageStore {
   }
 
   async delete(name: string): Promise<void> {
-    if (!IMAGE_NAME.test(name)) return;
+    if (!MEDIA_NAME.test(name)) return;
     await Deno.remove(this.#path(name)).catch(() => {});
   }
 
   async *list(): AsyncIterable<StoredEntry> {
     for await (const entry of Deno.readDir(this.#options.root)) {
-      if (!entry.isFile || !IMAGE_NAME.test(entry.name)) continue;
+      if (!entry.isFile || !MEDIA_NAME.test(entry.name)) continue;
       try {
         const stat = await Deno.stat(this.#path(entry.name));
         yield { name: entry.name, size: stat.size, modified: stat.mtime?.getTime() ?? 0 };

@@ -9,13 +9,13 @@ import { concatBytes } from "../server/body.ts";
 import type { ImageStoreConfig } from "./config.ts";
 import {
   type ByteRange,
-  IMAGE_NAME,
-  type ImageStore,
+  MEDIA_NAME,
   MEDIA_TYPES,
+  type MediaStore,
   newImageName,
   type StoredEntry,
   type StoredImage,
-} from "./image_store.ts";
+} from "./media_store.ts";
 
 /** The size of a multipart upload's parts (S3 takes 5 MiB at least, but for the last). */
 export const PART_BYTES = 8 * 1024 * 1024;
@@ -39,7 +39,7 @@ async function readPart(
 export type S3StoreOptions = Omit<Extract<ImageStoreConfig, { kind: "s3" }>, "kind">;
 
 /** Images in an S3-compatible bucket. */
-export class S3ImageStore implements ImageStore {
+export class S3MediaStore implements MediaStore {
   readonly kind = "s3";
   #aws: AwsClient;
   #options: S3StoreOptions;
@@ -160,7 +160,7 @@ export class S3ImageStore implements ImageStore {
   }
 
   async get(name: string, range?: ByteRange): Promise<StoredImage | undefined> {
-    const match = IMAGE_NAME.exec(name);
+    const match = MEDIA_NAME.exec(name);
     if (!match) return undefined;
     const response = await this.#fetch(this.#url(name), {
       headers: range ? { range: `bytes=${range.start}-${range.end}` } : {},
@@ -179,7 +179,7 @@ export class S3ImageStore implements ImageStore {
   }
 
   async delete(name: string): Promise<void> {
-    if (!IMAGE_NAME.test(name)) return;
+    if (!MEDIA_NAME.test(name)) return;
     const response = await this.#fetch(this.#url(name), { method: "DELETE" });
     await response.body?.cancel();
   }
@@ -195,7 +195,7 @@ export class S3ImageStore implements ImageStore {
       for (const [, item] of xml.matchAll(/<Contents>([\s\S]*?)<\/Contents>/g)) {
         const key = /<Key>([^<]*)<\/Key>/.exec(item)?.[1] ?? "";
         const name = key.slice(this.#options.prefix.length);
-        if (!IMAGE_NAME.test(name)) continue;
+        if (!MEDIA_NAME.test(name)) continue;
         yield {
           name,
           size: Number(/<Size>(\d+)<\/Size>/.exec(item)?.[1] ?? 0),

@@ -1,9 +1,9 @@
 /** One contract for both image stores: a local folder, and S3 on a loopback s3rver. */
 import { assert, assertEquals, assertMatch, assertNotEquals } from "@std/assert";
 import S3rver from "s3rver";
-import { IMAGE_NAME, type ImageStore, type StoredImage } from "./image_store.ts";
-import { LocalImageStore } from "./local.ts";
-import { S3ImageStore } from "./s3.ts";
+import { MEDIA_NAME, type MediaStore, type StoredImage } from "./media_store.ts";
+import { LocalMediaStore } from "./local.ts";
+import { S3MediaStore } from "./s3.ts";
 
 const PNG = new Uint8Array([
   0x89,
@@ -29,10 +29,10 @@ async function bytesOf(body: StoredImage["body"]): Promise<number[]> {
   return [...new Uint8Array(await new Response(body).arrayBuffer())];
 }
 
-async function contract(t: Deno.TestContext, store: ImageStore) {
+async function contract(t: Deno.TestContext, store: MediaStore) {
   await t.step(`${store.kind}: put, get, a range, list, delete`, async () => {
     const name = await store.put(PNG, "image/png");
-    assertMatch(name, IMAGE_NAME);
+    assertMatch(name, MEDIA_NAME);
     assertMatch(name, /\.png$/);
     assertNotEquals(await store.put(PNG, "image/png"), name, "every image gets a new id");
     const whole = await store.get(name);
@@ -61,7 +61,7 @@ async function contract(t: Deno.TestContext, store: ImageStore) {
 
 Deno.test("image store contract: local folder", async (t) => {
   const root = await Deno.makeTempDir();
-  const store = new LocalImageStore({ root, ttlMs: 86_400_000, maxBytes: 1 << 30, logger: quiet });
+  const store = new LocalMediaStore({ root, ttlMs: 86_400_000, maxBytes: 1 << 30, logger: quiet });
   try {
     await contract(t, store);
     const leftovers = [];
@@ -75,7 +75,7 @@ Deno.test("image store contract: local folder", async (t) => {
 
 Deno.test("local store putStream: written as it streams in; a broken stream keeps nothing", async () => {
   const root = await Deno.makeTempDir();
-  const store = new LocalImageStore({ root, ttlMs: 86_400_000, maxBytes: 1 << 30, logger: quiet });
+  const store = new LocalMediaStore({ root, ttlMs: 86_400_000, maxBytes: 1 << 30, logger: quiet });
   const chunks = [PNG.subarray(0, 5), PNG.subarray(5, 9), PNG.subarray(9)];
   try {
     const name = await store.putStream(ReadableStream.from(chunks), "image/png");
@@ -116,7 +116,7 @@ Deno.test("image store contract: S3-compatible (s3rver on loopback)", async (t) 
     configureBuckets: [{ name: "images" }],
   });
   const { port } = await server.run();
-  const store = new S3ImageStore({
+  const store = new S3MediaStore({
     bucket: "images",
     prefix: "generated/",
     endpoint: `http://127.0.0.1:${port}`,
@@ -136,7 +136,7 @@ Deno.test("image store contract: S3-compatible (s3rver on loopback)", async (t) 
 Deno.test("local store retention: past IMAGE_TTL_DAYS, then oldest first past the size cap", async () => {
   const root = await Deno.makeTempDir();
   let now = Date.now();
-  const store = new LocalImageStore({
+  const store = new LocalMediaStore({
     root,
     ttlMs: 86_400_000,
     maxBytes: 3 * PNG.length,
@@ -172,7 +172,7 @@ Deno.test("local store retention: past IMAGE_TTL_DAYS, then oldest first past th
 Deno.test("a local store whose folder is gone reports it and keeps the process alive", async () => {
   const root = await Deno.makeTempDir();
   const lines: string[] = [];
-  const store = new LocalImageStore({
+  const store = new LocalMediaStore({
     root,
     ttlMs: 86_400_000,
     maxBytes: 1,
@@ -203,7 +203,7 @@ Deno.test("local store: a file is written as {name}.partial, renamed once whole;
     create: true,
   });
   await live.lock(true);
-  const store = new LocalImageStore({ root, ttlMs: 86_400_000, maxBytes: 1 << 30, logger: quiet });
+  const store = new LocalMediaStore({ root, ttlMs: 86_400_000, maxBytes: 1 << 30, logger: quiet });
   try {
     // The constructor starts the same clean-up; either run removes the dead writer's file.
     await store.removeStalePartials();

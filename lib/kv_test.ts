@@ -1,5 +1,5 @@
 import { assertEquals, assertInstanceOf, assertRejects } from "@std/assert";
-import { ApiError } from "./errors.ts";
+import { ApiError } from "./server/errors.ts";
 import { LazyKv } from "./kv.ts";
 
 const outage = (err: unknown) =>

@@ -4,7 +4,7 @@
  * once), retried.
  * @module
  */
-import { ApiError } from "./errors.ts";
+import { ApiError } from "./server/errors.ts";
 
 /** Runs `op`, retrying SQLite's "database is locked" with a jittered backoff. */
 export async function retryLocked<T>(op: () => Promise<T>, attempts = 12): Promise<T> {

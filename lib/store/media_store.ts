@@ -1,13 +1,14 @@
 /**
- * The image store: generated images re-hosted where their links do not expire. One small
- * interface ({@link ImageStore}) with two implementations: a local folder (the embedded default)
- * and S3-compatible object storage (Deno Deploy, several instances, R2, MinIO, AWS S3). Images are
- * named by an unguessable id (128 random bits) and keep their media type in their extension.
+ * The media store: generated images and videos re-hosted where their links do not expire. One
+ * small interface ({@link MediaStore}) with two implementations: a local folder (the embedded
+ * default) and S3-compatible object storage (Deno Deploy, several instances, R2, MinIO, AWS S3).
+ * Files are named by an unguessable id (128 random bits) and keep their media type in their
+ * extension.
  * @module
  */
 import { randomToken } from "../server/values.ts";
 
-/** The image types the store keeps, by extension. */
+/** The media types the store keeps, by extension. */
 export const MEDIA_TYPES: Readonly<Record<string, string>> = {
   png: "image/png",
   jpg: "image/jpeg",
@@ -25,8 +26,8 @@ export function extensionOf(contentType: string): string {
   return found ? found[0] : "png";
 }
 
-/** A stored image's name: `{id}.{ext}`, the id 22 base64url characters (128 random bits). */
-export const IMAGE_NAME = /^([A-Za-z0-9_-]{22})\.(png|jpg|webp|gif|mp4)$/;
+/** A stored file's name: `{id}.{ext}`, the id 22 base64url characters (128 random bits). */
+export const MEDIA_NAME = /^([A-Za-z0-9_-]{22})\.(png|jpg|webp|gif|mp4)$/;
 
 /** A new unguessable image name for a media type. */
 export function newImageName(contentType: string): string {
@@ -66,7 +67,7 @@ export interface StoredEntry {
 }
 
 /** Where images are kept. */
-export interface ImageStore {
+export interface MediaStore {
   /** `local` or `s3`, for health reports and logs. */
   readonly kind: "local" | "s3";
   /** Stores bytes under a new name and answers it; gives up when `signal` aborts. */
