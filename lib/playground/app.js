@@ -1,22 +1,31 @@
+// @ts-check
+/// <reference lib="dom" />
 /**
  * The playground's script, served as `/playground/app.js` (no inline script: the page's
- * Content-Security-Policy allows scripts from this server only). Plain browser JavaScript.
- * @module
+ * Content-Security-Policy allows scripts from this server only): the models, the key, the input
+ * images, Generate, and the results. Plain browser JavaScript, checked by `deno task check`.
  */
-import { FORM_JS } from "./form_js.ts";
-import { VIDEO_JS } from "./video_js.ts";
+import { buildForm, params, restoreSettings, savedSettings, saveSettings } from "./form.js";
+import { makeVideo, resumeVideos } from "./video.js";
 
-/** The whole script: this module's part, the form's (built from a model's schema) and video's. */
-export const APP_JS: string = String.raw`
-const $ = (sel) => document.querySelector(sel);
-const el = (tag, props = {}, ...kids) => {
+/**
+ * The page's element for a selector: the page is this script's own, so each one is there, and of
+ * the kind its selector says.
+ * @type {(sel: string) => any}
+ */
+export const $ = (sel) => document.querySelector(sel);
+/** The page's elements for a selector (see {@link $}). @type {(sel: string) => any[]} */
+export const $$ = (sel) => [...document.querySelectorAll(sel)];
+export const el = (tag, props = {}, ...kids) => {
   const node = Object.assign(document.createElement(tag), props);
   for (const kid of kids) node.append(kid);
   return node;
 };
-const state = { mode: "pass-through", models: [], model: null, images: [], running: null };
+export const state = { mode: "pass-through", models: [], model: null, images: [], running: null };
 
-function headers(json = true) {
+/** @returns {Record<string, string>} */
+export function headers(json = true) {
+  /** @type {Record<string, string>} */
   const h = {};
   if (json) h["content-type"] = "application/json";
   const key = $("#key").value.trim();
@@ -25,17 +34,17 @@ function headers(json = true) {
 }
 
 // Each Generate is an action; the status line speaks of the latest one only.
-function newAction() {
+export function newAction() {
   state.action = (state.action ?? 0) + 1;
   return state.action;
 }
 
-function setStatus(text, action) {
+export function setStatus(text, action) {
   if (action !== undefined && action === state.action) $("#status").textContent = text;
 }
 
 /** Shows an error where the eye is: beside the button, brought into view; the status gives way. */
-function showError(message) {
+export function showError(message) {
   const box = $("#error");
   box.textContent = message;
   box.hidden = !message;
@@ -45,34 +54,50 @@ function showError(message) {
 }
 
 /** What went wrong with a request that never got an answer, in plain words. */
-function failedFetch(err) {
+export function failedFetch(err) {
   return err instanceof TypeError
-    ? "The server at " + location.origin + " cannot be reached: is it running, and is this machine online?"
+    ? "The server at " + location.origin +
+      " cannot be reached: is it running, and is this machine online?"
     : String(err.message ?? err);
 }
 
 // The request fields an error may name, as this page labels them.
-const FIELD_LABELS = { prompt: "Prompt", seed: "Seed", n: "Images", image_size: "Size", size: "Size",
-  negative_prompt: "Negative prompt", image: "Input images", "image[]": "Input images",
-  input_reference: "First frame" };
+export const FIELD_LABELS = {
+  prompt: "Prompt",
+  seed: "Seed",
+  n: "Images",
+  image_size: "Size",
+  size: "Size",
+  negative_prompt: "Negative prompt",
+  image: "Input images",
+  "image[]": "Input images",
+  input_reference: "First frame",
+};
 
 /** A server's error in this page's words: its own fields, not the API's headers. */
-async function apiError(res) {
+export async function apiError(res) {
   let error;
-  try { error = (await res.json()).error; } catch { /* not JSON */ }
+  try {
+    error = (await res.json()).error;
+  } catch { /* not JSON */ }
   if (!error) return "The server answered HTTP " + res.status + ".";
   const key = "the “" + $("#key-label").textContent + "” field";
   if (error.code === "missing_api_key") return "Enter a key in " + key + " above, then try again.";
-  if (error.code === "invalid_api_key") return "The key in " + key + " was refused: " + error.message;
+  if (error.code === "invalid_api_key") {
+    return "The key in " + key + " was refused: " + error.message;
+  }
   const field = FIELD_LABELS[error.param] ?? FIELD_LABELS[String(error.param).split("[")[0]];
   return field ? field + ": " + error.message : error.message;
 }
 
-async function showQuota() {
+export async function showQuota() {
   // For an access key with quotas, what is left of them.
   const res = await fetch("/v1/usage", { headers: headers(false) }).catch(() => undefined);
   const box = $("#quota");
-  if (!res?.ok) { box.hidden = true; return; }
+  if (!res?.ok) {
+    box.hidden = true;
+    return;
+  }
   const { remaining } = await res.json();
   const part = (label, n) => n === null ? label + ": no limit" : label + ": " + n;
   box.textContent = "Images left · " + part("today", remaining.today) + " · " +
@@ -80,7 +105,7 @@ async function showQuota() {
   box.hidden = false;
 }
 
-async function loadModels(preferred) {
+export async function loadModels(preferred) {
   const res = await fetch("/v1/models", { headers: headers(false) });
   const list = (await res.json()).data.filter((m) => m.owned_by !== "alias");
   state.models = list;
@@ -91,24 +116,27 @@ async function loadModels(preferred) {
   await chooseModel(select.value);
 }
 
-async function chooseModel(id) {
+export async function chooseModel(id) {
   const res = await fetch("/v1/models/" + id, { headers: headers(false) });
   if (!res.ok) return showError(await apiError(res));
   state.model = await res.json();
   buildForm();
 }
 
-async function resized(file) {
+export async function resized(file) {
   // Large photos are scaled down in the browser (longest side 2048) before upload.
   const bitmap = await createImageBitmap(file);
   const scale = Math.min(1, 2048 / Math.max(bitmap.width, bitmap.height));
   if (scale === 1 && file.size < 8 * 1024 * 1024) return file;
-  const canvas = el("canvas", { width: Math.round(bitmap.width * scale), height: Math.round(bitmap.height * scale) });
+  const canvas = el("canvas", {
+    width: Math.round(bitmap.width * scale),
+    height: Math.round(bitmap.height * scale),
+  });
   canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
   return await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.92));
 }
 
-async function addImages(files) {
+export async function addImages(files) {
   const max = state.model?.input_images?.max ?? 0;
   for (const file of files) {
     if (!file.type.startsWith("image/") || state.images.length >= max) continue;
@@ -117,20 +145,29 @@ async function addImages(files) {
   showThumbs();
 }
 
-function showThumbs() {
+export function showThumbs() {
   $("#thumbs").replaceChildren(...state.images.map((blob, i) => {
     const img = el("img", { src: URL.createObjectURL(blob), alt: "input image " + (i + 1) });
-    const remove = el("button", { type: "button", textContent: "×", title: "Remove image " + (i + 1) });
-    remove.addEventListener("click", () => { state.images.splice(i, 1); showThumbs(); });
+    const remove = el("button", {
+      type: "button",
+      textContent: "×",
+      title: "Remove image " + (i + 1),
+    });
+    remove.addEventListener("click", () => {
+      state.images.splice(i, 1);
+      showThumbs();
+    });
     return el("span", { className: "thumb" }, img, remove);
   }));
 }
 
-async function generate(request) {
+export async function generate(request) {
   if (state.running) return;
   showError("");
   const action = newAction();
-  if (state.model?.video) return makeVideo(request, action).catch((err) => showError(failedFetch(err)));
+  if (state.model?.video) {
+    return makeVideo(request, action).catch((err) => showError(failedFetch(err)));
+  }
   const abort = new AbortController();
   const started = Date.now();
   const timer = setInterval(() => {
@@ -140,18 +177,36 @@ async function generate(request) {
   $("#generate").disabled = true;
   $("#cancel").hidden = false;
   try {
-    const body = { model: request.model, prompt: request.prompt, n: request.n, seed: request.seed,
-      response_format: "b64_json", ...request.params };
+    const body = {
+      model: request.model,
+      prompt: request.prompt,
+      n: request.n,
+      seed: request.seed,
+      response_format: "b64_json",
+      ...request.params,
+    };
     if (request.size) body.image_size = request.size;
     if (request.negative) body.negative_prompt = request.negative;
     let res;
     if (request.images.length) {
       const form = new FormData();
       for (const [k, v] of Object.entries(body)) form.append(k, String(v));
-      request.images.forEach((blob, i) => form.append("image[]", blob, "input-" + (i + 1) + ".png"));
-      res = await fetch("/v1/images/edits", { method: "POST", body: form, headers: headers(false), signal: abort.signal });
+      request.images.forEach((blob, i) =>
+        form.append("image[]", blob, "input-" + (i + 1) + ".png")
+      );
+      res = await fetch("/v1/images/edits", {
+        method: "POST",
+        body: form,
+        headers: headers(false),
+        signal: abort.signal,
+      });
     } else {
-      res = await fetch("/v1/images/generations", { method: "POST", body: JSON.stringify(body), headers: headers(), signal: abort.signal });
+      res = await fetch("/v1/images/generations", {
+        method: "POST",
+        body: JSON.stringify(body),
+        headers: headers(),
+        signal: abort.signal,
+      });
     }
     if (!res.ok) return showError(await apiError(res));
     saveSettings(request);
@@ -170,7 +225,7 @@ async function generate(request) {
   }
 }
 
-function addResult(request, image, index, ms) {
+export function addResult(request, image, index, ms) {
   const src = image.b64_json ? "data:image/png;base64," + image.b64_json : image.url;
   if (!src.startsWith("data:") && !src.startsWith(location.origin + "/images/")) return;
   const seed = request.seed + (state.model?.id === request.model && request.n > 1 ? index : 0);
@@ -195,25 +250,33 @@ function addResult(request, image, index, ms) {
     textContent: request.model + " · seed " + seed + (request.size ? " · " + request.size : "") +
       (extra.length ? " · " + extra.join(", ") : "") + " · " + (ms / 1000).toFixed(1) + " s",
   });
-  const figure = el("figure", {}, img, caption, el("div", { className: "actions" }, download, again, edit));
+  const figure = el(
+    "figure",
+    {},
+    img,
+    caption,
+    el("div", { className: "actions" }, download, again, edit),
+  );
   $("#gallery").prepend(figure);
   // On a phone the results sit below the form: bring the new one into view once it has its size.
-  if (onPhone()) img.addEventListener("load", () => figure.scrollIntoView({ block: "start" }), { once: true });
+  if (onPhone()) {
+    img.addEventListener("load", () => figure.scrollIntoView({ block: "start" }), { once: true });
+  }
 }
 
-function onPhone() {
+export function onPhone() {
   return matchMedia("(max-width: 48rem)").matches;
 }
 
 /** An image of the gallery as a Blob: a data: URI is decoded here (the CSP allows no fetch of one). */
-async function blobOf(src) {
+export async function blobOf(src) {
   if (!src.startsWith("data:")) return await (await fetch(src)).blob();
   const [head, b64] = src.split(",");
   const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
   return new Blob([bytes], { type: head.slice(5).split(";")[0] });
 }
 
-function currentRequest() {
+export function currentRequest() {
   // Always a seed, so that every result can say it and be made again: the user's, or a new one.
   const seedField = $("#seed");
   const seed = seedField.value === "" ? Math.floor(Math.random() * 1e9) : Number(seedField.value);
@@ -222,22 +285,26 @@ function currentRequest() {
     prompt: $("#prompt").value,
     n: Number($("#n").value) || 1,
     seed,
-    size: document.querySelector("input[name=size]:checked")?.value,
+    size: $("input[name=size]:checked")?.value,
     negative: $("#negative").value.trim(),
     params: params(),
     images: [...state.images],
   };
 }
 
-async function start() {
+export async function start() {
   const health = await (await fetch("/healthz")).json();
   state.mode = health.mode;
   const needsKey = health.mode !== "demo" && health.mode !== "anonymous";
   $("#key-field").hidden = !needsKey;
   $("#key-label").textContent = health.mode === "server-key"
-    ? "Access key (from this server's owner)" : "SiliconFlow API key";
+    ? "Access key (from this server's owner)"
+    : "SiliconFlow API key";
   const saved = localStorage.getItem("playground-key");
-  if (saved) { $("#key").value = saved; $("#remember").checked = true; }
+  if (saved) {
+    $("#key").value = saved;
+    $("#remember").checked = true;
+  }
   $("#key").addEventListener("change", () => {
     if ($("#remember").checked) localStorage.setItem("playground-key", $("#key").value);
     loadModels();
@@ -248,13 +315,21 @@ async function start() {
     else localStorage.removeItem("playground-key");
   });
   $("#model").addEventListener("change", (e) => chooseModel(e.target.value));
-  $("#dice").addEventListener("click", () => { $("#seed").value = String(Math.floor(Math.random() * 1e9)); });
-  $("#form").addEventListener("submit", (e) => { e.preventDefault(); generate(currentRequest()); });
+  $("#dice").addEventListener("click", () => {
+    $("#seed").value = String(Math.floor(Math.random() * 1e9));
+  });
+  $("#form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    generate(currentRequest());
+  });
   $("#cancel").addEventListener("click", () => state.running?.abort());
   $("#files").addEventListener("change", (e) => addImages(e.target.files));
   const drop = $("#drop");
   drop.addEventListener("dragover", (e) => e.preventDefault());
-  drop.addEventListener("drop", (e) => { e.preventDefault(); addImages(e.dataTransfer.files); });
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    addImages(e.dataTransfer.files);
+  });
   document.addEventListener("paste", (e) => addImages([...e.clipboardData.files]));
   const settings = savedSettings();
   await loadModels(settings?.model);
@@ -262,6 +337,5 @@ async function start() {
   if (state.mode === "server-key" && $("#key").value) showQuota();
   resumeVideos();
 }
-` + FORM_JS + VIDEO_JS + String.raw`
+
 start().catch((err) => showError(failedFetch(err)));
-`;
