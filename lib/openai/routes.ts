@@ -87,7 +87,11 @@ export const ROUTES: readonly Route<RequestContext>[] = [
   { method: "OPTIONS", pattern: path("*"), handle: (ctx) => preflight(ctx.request) },
   { method: "GET", pattern: path("/healthz"), handle: health },
   { method: "GET", pattern: path("/"), handle: playground },
-  { method: "GET", pattern: path("/playground{/:file(app.js|form.js|video.js|app.css)}?"), handle: playground },
+  {
+    method: "GET",
+    pattern: path("/playground{/:file(app.js|form.js|video.js|app.css)}?"),
+    handle: playground,
+  },
   { method: "GET", pattern: path("/favicon.svg"), handle: playground },
   { method: "GET", pattern: path(`${DEMO_IMAGE_PREFIX}*`), handle: demoImages },
   { method: "GET", pattern: path("/images/:name"), handle: serveStoredMedia },
