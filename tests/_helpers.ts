@@ -402,3 +402,18 @@ export async function readSse(response: Response): Promise<string[]> {
 /** A tiny valid PNG as a data URI. */
 export const PNG_DATA_URI =
   "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC";
+
+/** Waits until `check` answers something truthy, trying every 50 ms up to `withinMs`. */
+export async function until<T>(
+  what: string,
+  check: () => T | Promise<T>,
+  withinMs: number,
+): Promise<NonNullable<T>> {
+  const end = Date.now() + withinMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value as NonNullable<T>;
+    if (Date.now() > end) throw new Error(`${what}: not within ${withinMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

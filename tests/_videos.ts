@@ -4,6 +4,9 @@
  */
 import { assertEquals } from "@std/assert";
 import { type SpawnedServer, spawnMain } from "./_spawn.ts";
+import { until } from "./_helpers.ts";
+
+export { until };
 
 /** The access key the tests present. */
 export const ACCESS = "access-key-video-0123456789";
@@ -70,21 +73,6 @@ export async function retrieveVideo(
   const body = await res.json();
   assertEquals(res.status, 200, JSON.stringify(body));
   return body;
-}
-
-/** Waits until `check` answers something truthy, trying every 50 ms up to `withinMs`. */
-export async function until<T>(
-  what: string,
-  check: () => T | Promise<T>,
-  withinMs: number,
-): Promise<NonNullable<T>> {
-  const end = Date.now() + withinMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value as NonNullable<T>;
-    if (Date.now() > end) throw new Error(`${what}: not within ${withinMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** Waits until a job has ended (asking with `headers`); answers it. */

@@ -2,7 +2,7 @@ import { assert, assertEquals, assertMatch, assertStringIncludes, assertThrows }
 import { ConfigError, loadConfig } from "../lib/config.ts";
 import { createLogger } from "../lib/server/logger.ts";
 import { fingerprint, isAccepted } from "../lib/siliconflow/keys.ts";
-import { post, readSse, startFakeUpstream, startServer, TEST_KEY } from "./_helpers.ts";
+import { post, readSse, startFakeUpstream, startServer, TEST_KEY, until } from "./_helpers.ts";
 import { spawnMain } from "./_spawn.ts";
 
 const SF_A = "sk-server-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
@@ -241,12 +241,10 @@ Deno.test("MAX_CONCURRENCY: past it, an immediate 429 with Retry-After", async (
   assertEquals(refused.headers.get("retry-after"), "2");
   assertEquals((await refused.json()).error.code, "server_busy");
   for (const res of await Promise.all(running)) await res.body?.cancel();
-  while (fake.inFlight() > 0) await new Promise((r) => setTimeout(r, 5));
-  await new Promise((r) => setTimeout(r, 20));
-  assertEquals((await (await fetch(`${server.url}/healthz`)).json()).in_flight, {
-    generations: 0,
-    streams: 0,
-  });
+  await until("nothing in flight", async () => {
+    const { in_flight } = await (await fetch(`${server.url}/healthz`)).json();
+    return fake.inFlight() === 0 && in_flight.generations === 0 && in_flight.streams === 0;
+  }, 5_000);
   const after = await post(`${server.url}/v1/chat/completions`, chatBody());
   assertEquals(after.status, 200);
   await after.body?.cancel();
@@ -304,8 +302,8 @@ Deno.test("LOG_LEVEL: warn drops the request lines, never the start-up line", as
   for (const [level, logged] of [["info", true], ["warn", false]] as const) {
     await t.step(`main.ts with LOG_LEVEL=${level}`, async () => {
       const server = await spawnMain(["--demo"], { LOG_LEVEL: level, LOG_FORMAT: "json" });
+      // The line is written before the answer goes out.
       await fetch(`${server.url}/healthz`).then((r) => r.arrayBuffer());
-      await new Promise((r) => setTimeout(r, 100));
       await server.stop("SIGTERM");
       const output = await server.output;
       assertStringIncludes(output, "listening on");

@@ -7,6 +7,7 @@ import {
   startRawUpstream,
   startServer,
   TEST_KEY,
+  until,
 } from "./_helpers.ts";
 
 const body = (stream = false) => ({
@@ -187,7 +188,7 @@ Deno.test("logs: one line per request with model, status and trace id, and never
   const text = await res.text();
   assertEquals(text.includes(TEST_KEY), false, "the key is not echoed back");
   await (await post(`${server.url}/v1/chat/completions`, body(true))).text();
-  await new Promise((r) => setTimeout(r, 20));
+  await until("three log lines", () => server.logs.length >= 3, 5_000);
   assertEquals(server.logs.length, 3);
   assertEquals(server.logs[0].model, "Qwen/Qwen-Image");
   assertEquals(server.logs[0].status, 200);

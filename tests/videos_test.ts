@@ -13,6 +13,7 @@ import {
   startFakeUpstream,
   startServer,
   TEST_KEY,
+  until,
 } from "./_helpers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -249,12 +250,11 @@ Deno.test(
 
     fake.videoMs = 1_500;
     const slow = await client.videos.create({ prompt: "slow" });
-    await new Promise((r) => setTimeout(r, 200));
-    assertEquals((await client.videos.retrieve(slow.id)).status, "queued");
+    const status = async () => (await client.videos.retrieve(slow.id)).status;
+    assertEquals(await status(), "queued");
     const early = await client.videos.downloadContent(slow.id).catch((e) => e);
     assertEquals(early.status, 409);
-    await new Promise((r) => setTimeout(r, 700));
-    assertEquals((await client.videos.retrieve(slow.id)).status, "in_progress");
+    await until("in progress", async () => (await status()) === "in_progress", 10_000);
     const done = await waitUntilDone(client, slow.id);
     // No store: the content is SiliconFlow's link, while it lives, and then a clear 410.
     assertEquals(done.expires_at! - done.completed_at!, 600);
