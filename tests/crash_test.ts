@@ -7,7 +7,7 @@ import { assertEquals } from "@std/assert";
 import { startFakeUpstream } from "./_helpers.ts";
 import { spawnIn, until, untilDone } from "./_videos.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
+const opts = {};
 const ADMIN = "admin-secret-crash-0123456789";
 const OWNER = "sk-owner-crash-1111111111111111";
 

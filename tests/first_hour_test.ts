@@ -10,7 +10,7 @@ import { MAX_PROMPT_CHARS } from "../lib/generation/plan.ts";
 import { post, startFakeUpstream, startServer, TEST_KEY } from "./_helpers.ts";
 import { spawnMain } from "./_spawn.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
+const opts = {};
 
 Deno.test("a chat request without model or messages says which is missing", opts, async () => {
   await using fake = startFakeUpstream();

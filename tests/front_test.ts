@@ -97,8 +97,6 @@ async function rawExchange(port: number, data: string, waitMs: number): Promise<
 Deno.test({
   name: "behind deploy/Caddyfile: connections bounded, streams unbuffered, links on the front",
   ignore: !haveCaddy,
-  sanitizeResources: false,
-  sanitizeOps: false,
 }, async (t) => {
   const root = await Deno.makeTempDir({ prefix: "front-store-" });
   await using fake = startFakeUpstream();

@@ -469,7 +469,7 @@ Deno.test("image downloads follow at most three redirects, and only to http(s)",
 
 Deno.test(
   "a video's content follows the same redirect policy: a link that leaves http(s) is never followed",
-  { sanitizeOps: false, sanitizeResources: false },
+  {},
   async () => {
     await using fake = startFakeUpstream();
     await using server = startServer({

@@ -8,7 +8,7 @@ import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { missingPermission } from "../lib/permissions.ts";
 import { mainCommand, spawnMain } from "./_spawn.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
+const opts = {};
 
 Deno.test("missingPermission: only what the environment sets is checked, and the message says what to add", () => {
   const onlyData = (d: Deno.PermissionDescriptor): Deno.PermissionState =>

@@ -17,7 +17,7 @@ const CHROMIUM = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => 
   }
 });
 const OUTPUT = new URL("../test-output/", import.meta.url);
-const opts = { sanitizeOps: false, sanitizeResources: false, ignore: !CHROMIUM };
+const opts = { ignore: !CHROMIUM };
 
 /** A phone's screen: narrow, touch, a dense display. */
 interface Viewport {

@@ -173,7 +173,7 @@ Deno.test("README configuration table and flag table cover every variable and fl
 
 Deno.test(
   "README video example works as written",
-  { sanitizeOps: false, sanitizeResources: false },
+  {},
   async () => {
     await using fake = startFakeUpstream();
     await using server = startServer({ SILICONFLOW_BASE_URL: fake.baseUrl, KV_PATH: ":memory:" });
@@ -188,7 +188,7 @@ Deno.test(
 
 Deno.test(
   "the README's client snippet runs as written, against the server",
-  { sanitizeOps: false, sanitizeResources: false },
+  {},
   async () => {
     const snippet = /```ts\n([\s\S]*?)```/.exec(TEXT["README.md"])![1];
     await using fake = startFakeUpstream();

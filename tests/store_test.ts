@@ -9,7 +9,7 @@ import { bigImage, post, startFakeUpstream, startServer, TEST_KEY } from "./_hel
 
 const LINK = /\]\((http:\/\/127\.0\.0\.1:\d+\/images\/[A-Za-z0-9_-]{22}\.png)\)/;
 // The local store's sweep timer lives as long as its server.
-const opts = { sanitizeOps: false, sanitizeResources: false };
+const opts = {};
 
 /** s3rver on a loopback port with an `images` bucket, in a folder of its own. */
 async function startS3(): Promise<{ port: number } & AsyncDisposable> {

@@ -18,7 +18,7 @@ import {
   videoEnv,
 } from "./_videos.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
+const opts = {};
 const KEY_A = "sk-server-aaaaaaaaaaaaaaaaaaaa";
 const KEY_B = "sk-server-bbbbbbbbbbbbbbbbbbbb";
 

@@ -9,7 +9,7 @@ import OpenAI from "openai";
 import { post, readSse, startFakeUpstream, startServer, TEST_KEY } from "./_helpers.ts";
 import { until } from "./_videos.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
+const opts = {};
 
 Deno.test(
   "GET /v1/videos: 150 jobs of one key in pages of 20 and 100, both orders, and through the SDK's auto-pagination",

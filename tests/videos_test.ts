@@ -16,7 +16,7 @@ import {
   until,
 } from "./_helpers.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
+const opts = {};
 const OTHER_KEY = "sk-other-5555555555555555555555555";
 
 function env(fake: { baseUrl: string }, extra: Record<string, string> = {}) {
