@@ -68,19 +68,18 @@ function streamChat(
       { kind: "error", error },
     ],
     headers: answer.headers,
-  }, (out, signal) => {
+  }, async (out, signal) => {
     out.send({ kind: "role" });
     if (intro) out.send({ kind: "reasoning", text: intro });
-    // One reaction waits for the generation, not a suspended function.
-    return generation.run(signal).then(({ markdown }) => {
+    let markdown: string;
+    try {
+      ({ markdown } = await generation.run(signal));
+    } finally {
       release();
-      if (intro) out.send({ kind: "reasoning", text: `Done in ${out.elapsedS()} s.\n` });
-      out.send({ kind: "content", text: markdown });
-      out.send({ kind: "finish" });
-      out.send({ kind: "usage", usage: ZERO_USAGE });
-    }, (err) => {
-      release();
-      throw err;
-    });
+    }
+    if (intro) out.send({ kind: "reasoning", text: `Done in ${out.elapsedS()} s.\n` });
+    out.send({ kind: "content", text: markdown });
+    out.send({ kind: "finish" });
+    out.send({ kind: "usage", usage: ZERO_USAGE });
   });
 }

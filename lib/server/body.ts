@@ -51,24 +51,35 @@ export function concatBytes(
 
 /**
  * Reads a whole stream, counting its bytes as they arrive: undefined once it passes `limit`.
- * `onProgress` hears the running total (and may throw to stop the read).
+ * `onProgress` hears the running total (and may throw to stop the read); when `signal` aborts,
+ * the stream is cancelled and the signal's reason thrown.
  */
 export async function readLimited(
   body: ReadableStream<Uint8Array> | null,
   limit: number,
-  onProgress?: (total: number) => void,
+  options: { onProgress?: (total: number) => void; signal?: AbortSignal } = {},
 ): Promise<Uint8Array<ArrayBuffer> | undefined> {
   if (!body) return new Uint8Array();
+  const { onProgress, signal } = options;
+  const reader = body.getReader();
+  const cancel = () => reader.cancel(signal?.reason).catch(() => {});
+  signal?.addEventListener("abort", cancel, { once: true });
   const chunks: Uint8Array[] = [];
   let total = 0;
-  for await (const chunk of body) {
-    total += chunk.byteLength;
-    // Leaving the loop early cancels the stream.
-    if (total > limit) return undefined;
-    onProgress?.(total);
-    chunks.push(chunk);
+  try {
+    while (true) {
+      const { done, value } = await reader.read();
+      signal?.throwIfAborted();
+      if (done) return concatBytes(chunks, total);
+      total += value.byteLength;
+      if (total > limit) return undefined;
+      onProgress?.(total);
+      chunks.push(value);
+    }
+  } finally {
+    signal?.removeEventListener("abort", cancel);
+    await reader.cancel().catch(() => {});
   }
-  return concatBytes(chunks, total);
 }
 
 /**
@@ -109,54 +120,46 @@ function unreadable(cause: unknown): ApiError {
   return new ApiError(400, "The request body could not be read", { code: "invalid_body", cause });
 }
 
+/** `work`, or the signal's reason once it aborts (the work itself goes on, unheard). */
+function unlessAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise((resolve, reject) => {
+    signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+    work.then(resolve, reject);
+  });
+}
+
 /**
- * Reads a request body within `BODY_TIMEOUT_MS`: `read` gets the body as a stream counted against
- * `MAX_BODY_BYTES` and the body budget as it arrives (a declared length over the limit is refused
- * before anything is read; a declared length is taken from the budget at once). When the time
- * runs out the body is cancelled and the answer is a 408 (the pipeline then closes the
- * connection). `watch` sees each chunk as it passes.
+ * Reads the whole request body within `BODY_TIMEOUT_MS` (408), up to `MAX_BODY_BYTES` (413), its
+ * bytes taken from the body budget (503). A body of a declared length is refused before anything
+ * is read when it is too long, is taken from the budget at once, and is read in one call (the
+ * HTTP layer holds it to that length; after a 408 the pipeline closes the connection, which ends
+ * the read). A chunked body is counted as it arrives.
  */
-async function readWithin<T>(
+export async function readBody(
   request: Request,
   limits: BodyLimits,
-  read: (body: ReadableStream<Uint8Array>) => Promise<T>,
-  watch?: (chunk: Uint8Array) => void,
-): Promise<T> {
+): Promise<Uint8Array<ArrayBuffer>> {
   const { maxBytes, share } = limits;
   const declared = contentLength(request.headers);
   if (declared !== undefined && declared > maxBytes) throw tooLarge(maxBytes);
   if (declared !== undefined) share.grow(declared);
   const limit = timeLimit(limits.timeoutMs);
-  let total = 0;
-  let failure: unknown;
-  const counter = new TransformStream<Uint8Array, Uint8Array>({
-    transform(chunk, controller) {
-      total += chunk.byteLength;
-      try {
-        if (total > maxBytes) throw tooLarge(maxBytes);
-        share.grow(total);
-        watch?.(chunk);
-      } catch (err) {
-        throw failure = err;
-      }
-      controller.enqueue(chunk);
-    },
-  });
-  const body = request.body ?? ReadableStream.from<Uint8Array>([]);
   try {
-    return await read(body.pipeThrough(counter, { signal: limit.signal }));
+    const bytes = declared !== undefined
+      ? await unlessAborted(request.bytes(), limit.signal)
+      : await readLimited(request.body, maxBytes, {
+        onProgress: (total) => share.grow(total),
+        signal: limit.signal,
+      });
+    if (!bytes) throw tooLarge(maxBytes);
+    return bytes;
   } catch (err) {
-    if (failure !== undefined) throw failure;
+    if (err instanceof ApiError) throw err;
     if (limit.timedOut()) throw bodyTimedOut(limits);
-    throw err instanceof ApiError ? err : unreadable(err);
+    throw unreadable(err);
   } finally {
     limit.clear();
   }
-}
-
-/** Reads the whole request body (see {@link readWithin} for its limits). */
-export function readBody(request: Request, limits: BodyLimits): Promise<Uint8Array<ArrayBuffer>> {
-  return readWithin(request, limits, (body) => new Response(body).bytes());
 }
 
 const utf8 = new TextDecoder();
@@ -216,10 +219,7 @@ export interface MultipartPart {
   bytes: Uint8Array<ArrayBuffer>;
 }
 
-/**
- * The most parts a multipart body may have. A body of many thousands of tiny parts is refused
- * while it streams, at the part past the limit.
- */
+/** The most parts a multipart body may have. */
 export const MAX_MULTIPART_PARTS = 100;
 
 function invalidMultipart(why: string): ApiError {
@@ -229,33 +229,19 @@ function invalidMultipart(why: string): ApiError {
   });
 }
 
-/**
- * Counts the part delimiters of a multipart body as it streams by (a delimiter may be cut between
- * two chunks), and throws past {@link MAX_MULTIPART_PARTS} parts.
- */
-function partCounter(boundary: string): (chunk: Uint8Array) => void {
-  const delimiter = `--${boundary}`;
-  const latin1 = new TextDecoder("latin1");
-  let tail = "";
-  let seen = 0;
-  return (chunk) => {
-    const text = tail + latin1.decode(chunk);
-    for (let at = text.indexOf(delimiter); at !== -1; at = text.indexOf(delimiter, at + 1)) {
-      // The closing delimiter is one more than the parts.
-      if (++seen > MAX_MULTIPART_PARTS + 1) {
-        throw new ApiError(400, `The multipart body has more than ${MAX_MULTIPART_PARTS} parts`, {
-          param: "body",
-          code: "too_many_parts",
-        });
-      }
-    }
-    // Shorter than a delimiter, the tail never holds one that was counted.
-    tail = text.slice(Math.max(0, text.length - delimiter.length + 1));
-  };
+/** Whether `bytes` hold more than `max` times `delimiter` (a linear scan). */
+function holdsMore(bytes: Uint8Array, delimiter: Uint8Array, max: number): boolean {
+  let count = 0;
+  for (let at = bytes.indexOf(delimiter[0]); at !== -1; at = bytes.indexOf(delimiter[0], at + 1)) {
+    let i = 1;
+    while (i < delimiter.length && bytes[at + i] === delimiter[i]) i++;
+    if (i === delimiter.length && ++count > max) return true;
+  }
+  return false;
 }
 
 /**
- * Reads a multipart body (see {@link readWithin} for its limits) with the platform's `formData()`,
+ * Reads a multipart body (under the limits of {@link readBody}) with the platform's `formData()`,
  * at most {@link MAX_MULTIPART_PARTS} parts.
  */
 export async function readMultipart(
@@ -268,16 +254,19 @@ export async function readMultipart(
     await request.body?.cancel().catch(() => {});
     throw invalidMultipart("no boundary in Content-Type");
   }
-  // A failure of the body itself (too large, too slow) is told by readWithin; the rest is the form's.
-  const form = await readWithin(
-    request,
-    limits,
-    (body) =>
-      new Response(body, { headers: { "content-type": type } }).formData().catch((err) => {
-        throw invalidMultipart((err as Error).message);
-      }),
-    partCounter(boundary[1] ?? boundary[2]),
-  );
+  const bytes = await readBody(request, limits);
+  // Each part starts with the delimiter, and the closing one is one more.
+  const delimiter = new TextEncoder().encode(`--${boundary[1] ?? boundary[2]}`);
+  if (holdsMore(bytes, delimiter, MAX_MULTIPART_PARTS + 1)) {
+    throw new ApiError(400, `The multipart body has more than ${MAX_MULTIPART_PARTS} parts`, {
+      param: "body",
+      code: "too_many_parts",
+    });
+  }
+  const form = await new Response(bytes, { headers: { "content-type": type } }).formData()
+    .catch((err) => {
+      throw invalidMultipart((err as Error).message);
+    });
   const parts: MultipartPart[] = [];
   for (const [name, value] of form) {
     parts.push(

@@ -3,9 +3,6 @@
  * producer aborted at once when the client goes (a real `cancel()`, not a generator that would
  * notice only at its next `yield`), failures turned into a last event, the count of open streams,
  * and the final status for the log line.
- *
- * Events wait unencoded until the connection pulls them, then go into the byte stream in one
- * chunk.
  * @module
  */
 import { CLIENT_CLOSED } from "./errors.ts";
@@ -81,12 +78,67 @@ export async function eventStreamResponse<E>(
   produce: (sink: EventSink<E>, signal: AbortSignal) => Promise<void>,
   options: EventStreamOptions<E>,
 ): Promise<EventStreamAnswer> {
-  const stream = new EventStream(options);
-  const done = stream.follow(produce(stream, options.owner.signal));
+  const { encoder, owner, now } = options;
+  const started = now();
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  let gone = false;
+  const write = (frame: string | undefined) => {
+    if (!frame || gone) return;
+    try {
+      controller.enqueue(utf8.encode(frame));
+    } catch {
+      // Closed: the client has gone.
+    }
+  };
+  const sink: EventSink<E> = {
+    send: (event) => write(encoder.encode(event)),
+    elapsedS: () => Math.round((now() - started) / 1000),
+  };
+  const body = new ReadableStream<Uint8Array>({
+    start: (c) => void (controller = c),
+    // The client cancels only once the response (made after the keep-alive below) is out.
+    cancel: () => {
+      gone = true;
+      clearInterval(keepAlive);
+      owner.abort();
+    },
+  });
+  // The producer's end: undefined when it finished, its failure otherwise.
+  const ended = produce(sink, owner.signal).then(() => undefined, (err) => ({ err }));
+
   const holdMs = Math.min(options.holdMs ?? 0, options.keepAliveMs);
-  if (holdMs > 0) await stream.hold(holdMs);
-  stream.open();
-  const response = new Response(new ReadableStream<Uint8Array>(stream, { highWaterMark: 0 }), {
+  if (holdMs > 0) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const held = new Promise<"open">((resolve) => timer = setTimeout(resolve, holdMs, "open"));
+    const early = await Promise.race([ended, held]);
+    clearTimeout(timer);
+    if (early && early !== "open") throw early.err;
+  }
+
+  options.open.count++;
+  const keepAlive = setInterval(
+    () => sink.send(options.keepAlive(sink.elapsedS())),
+    options.keepAliveMs,
+  );
+  const done = ended.then((failure) => {
+    clearInterval(keepAlive);
+    options.open.count--;
+    let status = 200;
+    if (failure) {
+      const last = options.onError(failure.err);
+      for (const event of last.events) sink.send(event);
+      status = last.status;
+    }
+    const left = owner.signal.aborted && !options.shutdownSignal.aborted;
+    if (!owner.signal.aborted) write(encoder.end?.());
+    try {
+      controller.close();
+    } catch {
+      // Already cancelled by the client.
+    }
+    return left ? CLIENT_CLOSED : status;
+  });
+  const response = new Response(body, {
     headers: {
       ...options.headers,
       "content-type": "text/event-stream; charset=utf-8",
@@ -95,124 +147,4 @@ export async function eventStreamResponse<E>(
     },
   });
   return { response, done };
-}
-
-/**
- * One held stream: the producer's sink, the body's underlying source, and its keep-alive, in one
- * object (thousands are held at once, for tens of seconds each), with one reaction to the
- * producer's end.
- */
-class EventStream<E> implements EventSink<E>, UnderlyingDefaultSource<Uint8Array> {
-  #options: EventStreamOptions<E>;
-  #started: number;
-  // Events wait here, unencoded, until the connection takes them (the stream is pulled).
-  #queue: E[] = [];
-  #opened = false;
-  #ended = false;
-  #gone = false;
-  #wake: (() => void) | undefined;
-  #keepAlive: ReturnType<typeof setInterval> | undefined;
-  // While the headers are held: ends the hold, with the producer's failure if it failed.
-  #unhold: ((failure?: { err: unknown }) => void) | undefined;
-
-  constructor(options: EventStreamOptions<E>) {
-    this.#options = options;
-    this.#started = options.now();
-  }
-
-  send(event: E): void {
-    if (this.#gone) return;
-    this.#queue.push(event);
-    this.#wake?.();
-  }
-
-  elapsedS(): number {
-    return Math.round((this.#options.now() - this.#started) / 1000);
-  }
-
-  /** The final status, once the producer has ended. */
-  follow(running: Promise<void>): Promise<number> {
-    return running.then(() => this.#end(200), (err) => {
-      if (this.#unhold) {
-        this.#unhold({ err });
-        return 0; // the stream never opens: its failure is thrown instead
-      }
-      const { events, status } = this.#options.onError(err);
-      for (const event of events) this.send(event);
-      return this.#end(status);
-    });
-  }
-
-  /** Holds the headers for up to `ms`; throws the producer's failure within that time. */
-  hold(ms: number): Promise<void> {
-    if (this.#ended) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => this.#unhold?.(), ms);
-      this.#unhold = (failure) => {
-        this.#unhold = undefined;
-        clearTimeout(timer);
-        if (failure) reject(failure.err);
-        else resolve();
-      };
-    });
-  }
-
-  /** The stream opens: keep-alives start, unless the producer has already ended. */
-  open(): void {
-    this.#opened = true;
-    if (this.#ended) return;
-    this.#options.open.count++;
-    this.#keepAlive = setInterval(
-      () => this.send(this.#options.keepAlive(this.elapsedS())),
-      this.#options.keepAliveMs,
-    );
-  }
-
-  #end(status: number): number {
-    const options = this.#options;
-    this.#ended = true;
-    this.#unhold?.();
-    if (this.#opened) {
-      clearInterval(this.#keepAlive);
-      options.open.count--;
-    }
-    this.#wake?.();
-    return options.owner.signal.aborted && !options.shutdownSignal.aborted ? CLIENT_CLOSED : status;
-  }
-
-  /** Encodes what waits into the stream; closes it once the producer has ended. */
-  #drain(c: ReadableStreamDefaultController<Uint8Array>): void {
-    const { encoder } = this.#options;
-    let text = "";
-    for (const event of this.#queue) text += encoder.encode(event) ?? "";
-    this.#queue.length = 0;
-    if (this.#ended && !this.#gone && !this.#options.owner.signal.aborted) {
-      text += encoder.end?.() ?? "";
-    }
-    try {
-      if (text) c.enqueue(utf8.encode(text));
-      if (this.#ended) c.close();
-    } catch {
-      // The client has gone; cancel() below has already aborted the producer.
-    }
-  }
-
-  pull(c: ReadableStreamDefaultController<Uint8Array>): void | Promise<void> {
-    if (this.#queue.length || this.#ended) return this.#drain(c);
-    return new Promise<void>((resolve) => {
-      this.#wake = () => {
-        this.#wake = undefined;
-        this.#drain(c);
-        resolve();
-      };
-    });
-  }
-
-  cancel(): void {
-    this.#gone = true;
-    this.#wake = undefined;
-    this.#queue.length = 0;
-    clearInterval(this.#keepAlive);
-    this.#options.owner.abort();
-  }
 }
