@@ -12,7 +12,7 @@ import {
   runGeneration,
 } from "../generation/plan.ts";
 import { readJsonObject } from "../server/body.ts";
-import { readMultipart } from "../server/body.ts";
+import { readMultipart } from "../server/multipart.ts";
 import { ApiError, invalidParam } from "../server/errors.ts";
 import { jsonResponse } from "../server/response.ts";
 import { authorizeRequest, type RequestAuth } from "./auth.ts";

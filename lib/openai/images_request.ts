@@ -8,7 +8,7 @@ import { z } from "zod";
 import { checkImageCount } from "../generation/plan.ts";
 import type { ModelSpec } from "../generation/registry.ts";
 import { invalidParam, zodError } from "../server/errors.ts";
-import type { MultipartPart } from "../server/body.ts";
+import type { FilePart, MultipartPart } from "../server/multipart.ts";
 import { isJsonObject } from "../server/values.ts";
 import { checkImageRef, sniffImageType } from "../siliconflow/image_ref.ts";
 
@@ -93,20 +93,17 @@ export interface EditsForm {
   /** The text fields. */
   fields: Record<string, unknown>;
   /** The image parts, by field name, in order: a file, or a text field holding a URL. */
-  parts: [string, MultipartPart][];
+  parts: MultipartPart[];
 }
-
-const utf8 = new TextDecoder();
 
 /** Splits an edits form; a 400 without any image, or with a mask. */
 export function splitEditsForm(form: readonly MultipartPart[]): EditsForm {
-  if (form.some((part) => part.name === "mask")) throw maskError();
+  if (form.some(([name]) => name === "mask")) throw maskError();
   const fields: Record<string, unknown> = {};
-  const parts: [string, MultipartPart][] = [];
-  for (const part of form) {
-    const { name } = part;
-    if (name === "image" || name === "image[]") parts.push([name, part]);
-    else if (part.filename === undefined) fields[name] = utf8.decode(part.bytes);
+  const parts: MultipartPart[] = [];
+  for (const [name, value] of form) {
+    if (name === "image" || name === "image[]") parts.push([name, value]);
+    else if (typeof value === "string") fields[name] = value;
   }
   if (parts.length === 0) {
     throw invalidParam(
@@ -121,18 +118,13 @@ export function splitEditsForm(form: readonly MultipartPart[]): EditsForm {
 /** The form's images as data URIs, counted against the model first. */
 export function editsFormImages(form: EditsForm, model: ModelSpec): string[] {
   checkImageCount(model, form.parts.length, "image");
-  const images: string[] = [];
-  for (const [name, part] of form.parts) images.push(toDataUri(part, name, images.length));
-  return images;
+  return form.parts.map(([name, value], i) => toDataUri(value, name, i));
 }
 
-/**
- * A part as a data URI, its bytes given up once encoded. The platform's own `toBase64()` is used:
- * std's `encodeBase64` held 29 MB and took 151 ms for an 8 MB file, against 11 MB and 22 ms.
- */
-export function toDataUri(part: MultipartPart, name: string, index: number): string {
-  if (part.filename === undefined) return checkImageRef(utf8.decode(part.bytes), name);
-  const { bytes } = part;
+/** A form's image as a data URI (a text field holds a URL or a data URI). */
+export function toDataUri(value: string | FilePart, name: string, index: number): string {
+  if (typeof value === "string") return checkImageRef(value, name);
+  const { bytes } = value;
   if (bytes.byteLength > MAX_EDIT_IMAGE_BYTES) {
     throw invalidParam(
       name,
@@ -146,11 +138,9 @@ export function toDataUri(part: MultipartPart, name: string, index: number): str
   if (!mime) {
     throw invalidParam(
       name,
-      `Image ${index + 1} (${part.filename || "unnamed"}) is not a png, jpeg, webp or gif file`,
+      `Image ${index + 1} (${value.filename || "unnamed"}) is not a png, jpeg, webp or gif file`,
       "invalid_image_format",
     );
   }
-  const uri = `data:${mime};base64,${bytes.toBase64()}`;
-  part.bytes = new Uint8Array();
-  return uri;
+  return `data:${mime};base64,${bytes.toBase64()}`;
 }

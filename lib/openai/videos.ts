@@ -7,7 +7,7 @@
 import type { ModelSpec } from "../generation/registry.ts";
 import { readJsonObject } from "../server/body.ts";
 import { ApiError, invalidParam } from "../server/errors.ts";
-import { readMultipart } from "../server/body.ts";
+import { readMultipart } from "../server/multipart.ts";
 import { jsonResponse } from "../server/response.ts";
 import { bearerKey } from "../siliconflow/keys.ts";
 import { sha256 } from "../quota/records.ts";

@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { invalidParam, zodError } from "../server/errors.ts";
-import type { MultipartPart } from "../server/body.ts";
+import type { MultipartPart } from "../server/multipart.ts";
 import { isJsonObject } from "../server/values.ts";
 import { checkImageRef } from "../siliconflow/image_ref.ts";
 import { progressAt, type VideoJob } from "../jobs/video.ts";
@@ -56,18 +56,16 @@ export function parseVideoJson(fields: Record<string, unknown>): VideoRequest {
   return checked(fields, image);
 }
 
-const utf8 = new TextDecoder();
-
 /** A multipart body: text fields, and `input_reference` as a file or as a URL in a text field. */
 export function parseVideoForm(form: readonly MultipartPart[]): VideoRequest {
   const fields: Record<string, unknown> = {};
   let image: string | undefined;
-  for (const part of form) {
+  for (const [name, value] of form) {
     // The SDKs send `{image_url}` in a form as `input_reference[image_url]`.
-    if (/^input_reference(\[(image_url|url)\])?$/.test(part.name)) {
+    if (/^input_reference(\[(image_url|url)\])?$/.test(name)) {
       if (image) throw invalidParam("input_reference", "Send one input_reference image");
-      image = toDataUri(part, "input_reference", 0);
-    } else if (part.filename === undefined) fields[part.name] = utf8.decode(part.bytes);
+      image = toDataUri(value, "input_reference", 0);
+    } else if (typeof value === "string") fields[name] = value;
   }
   return checked(fields, image);
 }

@@ -50,36 +50,72 @@ export function concatBytes(
 }
 
 /**
- * Reads a whole stream, counting its bytes as they arrive: undefined once it passes `limit`.
- * `onProgress` hears the running total (and may throw to stop the read); when `signal` aborts,
- * the stream is cancelled and the signal's reason thrown.
+ * Frees the memory of bytes that nothing else holds now, rather than at a garbage collection: their
+ * `ArrayBuffer` is detached. Bytes that do not start their buffer are left alone.
+ */
+export function release(bytes: Uint8Array): void {
+  const { buffer } = bytes;
+  if (buffer instanceof ArrayBuffer && !buffer.detached && bytes.byteOffset === 0) {
+    buffer.transfer(0);
+  }
+}
+
+/** Options of {@link readLimited}. */
+export interface ReadOptions {
+  /** A trusted length (`Content-Length`): the bytes are copied into one buffer of that size. */
+  declared?: number;
+  /** Hears the running total (and may throw to stop the read). */
+  onProgress?: (total: number) => void;
+  /** Cancels the stream; its reason is thrown. */
+  signal?: AbortSignal;
+  /** The chunks are the reader's to spend (a request body's): each is freed once copied. */
+  releaseChunks?: boolean;
+}
+
+/**
+ * Reads a whole stream, counting its bytes as they arrive: undefined once it passes `limit`. With
+ * a declared length the bytes go straight into one buffer of that size (a 32 MB body is then held
+ * once, not as chunks and again joined; a wrong length still gives every byte).
  */
 export async function readLimited(
   body: ReadableStream<Uint8Array> | null,
   limit: number,
-  options: { onProgress?: (total: number) => void; signal?: AbortSignal } = {},
+  options: ReadOptions = {},
 ): Promise<Uint8Array<ArrayBuffer> | undefined> {
   if (!body) return new Uint8Array();
   const { onProgress, signal } = options;
   const reader = body.getReader();
   const cancel = () => reader.cancel(signal?.reason).catch(() => {});
   signal?.addEventListener("abort", cancel, { once: true });
+  let buffer = options.declared !== undefined && options.declared <= limit
+    ? new Uint8Array(options.declared)
+    : undefined;
   const chunks: Uint8Array[] = [];
   let total = 0;
   try {
     while (true) {
       const { done, value } = await reader.read();
       signal?.throwIfAborted();
-      if (done) return concatBytes(chunks, total);
-      total += value.byteLength;
-      if (total > limit) return undefined;
+      if (done) break;
+      const length = value.byteLength;
+      if (total + length > limit) return undefined;
+      if (buffer && total + length <= buffer.byteLength) {
+        buffer.set(value, total);
+        if (options.releaseChunks) release(value);
+      } else {
+        if (buffer) chunks.push(buffer.subarray(0, total)); // the length was wrong: go on in chunks
+        buffer = undefined;
+        chunks.push(value);
+      }
+      total += length;
       onProgress?.(total);
-      chunks.push(value);
     }
   } finally {
     signal?.removeEventListener("abort", cancel);
     await reader.cancel().catch(() => {});
   }
+  if (buffer) return total === buffer.byteLength ? buffer : buffer.slice(0, total);
+  return concatBytes(chunks, total);
 }
 
 /**
@@ -120,20 +156,10 @@ function unreadable(cause: unknown): ApiError {
   return new ApiError(400, "The request body could not be read", { code: "invalid_body", cause });
 }
 
-/** `work`, or the signal's reason once it aborts (the work itself goes on, unheard). */
-function unlessAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise((resolve, reject) => {
-    signal.addEventListener("abort", () => reject(signal.reason), { once: true });
-    work.then(resolve, reject);
-  });
-}
-
 /**
  * Reads the whole request body within `BODY_TIMEOUT_MS` (408), up to `MAX_BODY_BYTES` (413), its
- * bytes taken from the body budget (503). A body of a declared length is refused before anything
- * is read when it is too long, is taken from the budget at once, and is read in one call (the
- * HTTP layer holds it to that length; after a 408 the pipeline closes the connection, which ends
- * the read). A chunked body is counted as it arrives.
+ * bytes taken from the body budget as they arrive (503). A declared length over the limit is
+ * refused before anything is read, and is taken from the budget at once.
  */
 export async function readBody(
   request: Request,
@@ -145,12 +171,12 @@ export async function readBody(
   if (declared !== undefined) share.grow(declared);
   const limit = timeLimit(limits.timeoutMs);
   try {
-    const bytes = declared !== undefined
-      ? await unlessAborted(request.bytes(), limit.signal)
-      : await readLimited(request.body, maxBytes, {
-        onProgress: (total) => share.grow(total),
-        signal: limit.signal,
-      });
+    const bytes = await readLimited(request.body, maxBytes, {
+      declared,
+      onProgress: (total) => share.grow(total),
+      signal: limit.signal,
+      releaseChunks: true,
+    });
     if (!bytes) throw tooLarge(maxBytes);
     return bytes;
   } catch (err) {
@@ -184,7 +210,9 @@ export function decodeUtf8(bytes: Uint8Array): string {
 
 /** Reads the body up to the configured limit and parses it as JSON. */
 export async function readJson(request: Request, limits: BodyLimits): Promise<unknown> {
-  const text = decodeUtf8(await readBody(request, limits));
+  const bytes = await readBody(request, limits);
+  const text = decodeUtf8(bytes);
+  release(bytes);
   if (!/\S/.test(text)) {
     throw new ApiError(400, "The request body is empty; send JSON", { code: "invalid_json" });
   }
@@ -205,78 +233,4 @@ export async function readJsonObject(
   const body = await readJson(request, limits);
   if (!isJsonObject(body)) throw notAnObject();
   return body;
-}
-
-/** One part of a multipart body. */
-export interface MultipartPart {
-  /** Its field name. */
-  name: string;
-  /** The file name, for a file. */
-  filename?: string;
-  /** Its `Content-Type`, for a file that said one. */
-  type?: string;
-  /** Its bytes (a text field's in UTF-8). */
-  bytes: Uint8Array<ArrayBuffer>;
-}
-
-/** The most parts a multipart body may have. */
-export const MAX_MULTIPART_PARTS = 100;
-
-function invalidMultipart(why: string): ApiError {
-  return new ApiError(400, `The multipart body could not be parsed: ${why}`, {
-    param: "body",
-    code: "invalid_multipart",
-  });
-}
-
-/** Whether `bytes` hold more than `max` times `delimiter` (a linear scan). */
-function holdsMore(bytes: Uint8Array, delimiter: Uint8Array, max: number): boolean {
-  let count = 0;
-  for (let at = bytes.indexOf(delimiter[0]); at !== -1; at = bytes.indexOf(delimiter[0], at + 1)) {
-    let i = 1;
-    while (i < delimiter.length && bytes[at + i] === delimiter[i]) i++;
-    if (i === delimiter.length && ++count > max) return true;
-  }
-  return false;
-}
-
-/**
- * Reads a multipart body (under the limits of {@link readBody}) with the platform's `formData()`,
- * at most {@link MAX_MULTIPART_PARTS} parts.
- */
-export async function readMultipart(
-  request: Request,
-  limits: BodyLimits,
-): Promise<MultipartPart[]> {
-  const type = request.headers.get("content-type") ?? "";
-  const boundary = /boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(type);
-  if (!boundary) {
-    await request.body?.cancel().catch(() => {});
-    throw invalidMultipart("no boundary in Content-Type");
-  }
-  const bytes = await readBody(request, limits);
-  // Each part starts with the delimiter, and the closing one is one more.
-  const delimiter = new TextEncoder().encode(`--${boundary[1] ?? boundary[2]}`);
-  if (holdsMore(bytes, delimiter, MAX_MULTIPART_PARTS + 1)) {
-    throw new ApiError(400, `The multipart body has more than ${MAX_MULTIPART_PARTS} parts`, {
-      param: "body",
-      code: "too_many_parts",
-    });
-  }
-  const form = await new Response(bytes, { headers: { "content-type": type } }).formData()
-    .catch((err) => {
-      throw invalidMultipart((err as Error).message);
-    });
-  const parts: MultipartPart[] = [];
-  for (const [name, value] of form) {
-    parts.push(
-      typeof value === "string" ? { name, bytes: new TextEncoder().encode(value) } : {
-        name,
-        filename: value.name,
-        ...(value.type ? { type: value.type } : {}),
-        bytes: await value.bytes(),
-      },
-    );
-  }
-  return parts;
 }

@@ -20,6 +20,20 @@ Deno.test("readLimited: every byte, or undefined past the limit", async () => {
   assertEquals(await readLimited(chunked(10_000, 1000), 5000), undefined);
 });
 
+Deno.test("readLimited: a declared length fills one buffer of that size; spent chunks are freed", async () => {
+  const bytes = await readLimited(chunked(1_000_000, 4096), 2_000_000, { declared: 1_000_000 });
+  assertEquals(bytes!.buffer.byteLength, 1_000_000, "no second, joined copy");
+  const wrong = await readLimited(chunked(10_000, 1000), 20_000, { declared: 5000 });
+  assertEquals(wrong!.byteLength, 10_000, "a wrong length still gives every byte");
+  const spent = [new Uint8Array([1, 2, 3]), new Uint8Array([4, 5])];
+  const joined = await readLimited(ReadableStream.from(spent), 10, {
+    declared: 5,
+    releaseChunks: true,
+  });
+  assertEquals(joined, new Uint8Array([1, 2, 3, 4, 5]));
+  assertEquals(spent.map((c) => c.buffer.detached), [true, true]);
+});
+
 Deno.test("readBody: 413 past the limit, 408 when the body stalls, the budget grows as it comes", async () => {
   const budget = new BodyBudget(1 << 30);
   const limits = (maxBytes: number, timeoutMs = 5_000) => ({
