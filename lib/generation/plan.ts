@@ -3,7 +3,8 @@
  * to make, validated against the model's own schema. Chat and the Images API share it.
  * @module
  */
-import { ApiError, invalidParam, toApiError, zodError } from "../server/errors.ts";
+import { ApiError, invalidParam, toApiError } from "../server/errors.ts";
+import { zodError } from "./zod_error.ts";
 import { present } from "../server/values.ts";
 import type { UpstreamResult } from "../siliconflow/client.ts";
 import { batchLimit, MAX_N, type ModelSpec, UPSTREAM_PARAM_NAMES } from "./registry.ts";

@@ -8,7 +8,8 @@
 import { z } from "zod";
 import { findModel, resolveModel } from "../generation/registry.ts";
 import { readJsonObject } from "../server/body.ts";
-import { ApiError, invalidParam, zodError } from "../server/errors.ts";
+import { ApiError, invalidParam } from "../server/errors.ts";
+import { zodError } from "../generation/zod_error.ts";
 import { jsonResponse } from "../server/response.ts";
 import { noRoute } from "../server/router.ts";
 import { bearerKey, isAccepted } from "../siliconflow/keys.ts";

@@ -4,7 +4,8 @@
  * @module
  */
 import { z } from "zod";
-import { invalidParam, notAnObject, zodError } from "../server/errors.ts";
+import { invalidParam, notAnObject } from "../server/errors.ts";
+import { zodError } from "../generation/zod_error.ts";
 import { isJsonObject } from "../server/values.ts";
 import { checkImageRef } from "../siliconflow/image_ref.ts";
 

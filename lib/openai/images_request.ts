@@ -7,7 +7,8 @@
 import { z } from "zod";
 import { checkImageCount } from "../generation/plan.ts";
 import type { ModelSpec } from "../generation/registry.ts";
-import { invalidParam, zodError } from "../server/errors.ts";
+import { invalidParam } from "../server/errors.ts";
+import { zodError } from "../generation/zod_error.ts";
 import type { FilePart, MultipartPart } from "../server/multipart.ts";
 import { isJsonObject } from "../server/values.ts";
 import { checkImageRef, sniffImageType } from "../siliconflow/image_ref.ts";

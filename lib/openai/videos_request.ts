@@ -5,7 +5,8 @@
  * @module
  */
 import { z } from "zod";
-import { invalidParam, zodError } from "../server/errors.ts";
+import { invalidParam } from "../server/errors.ts";
+import { zodError } from "../generation/zod_error.ts";
 import type { MultipartPart } from "../server/multipart.ts";
 import { isJsonObject } from "../server/values.ts";
 import { checkImageRef } from "../siliconflow/image_ref.ts";

@@ -5,7 +5,6 @@
  * ({@link finalError}, then `errorResponse` in `response.ts`).
  * @module
  */
-import type { z } from "zod";
 import type { Logger } from "./logger.ts";
 
 /** The status this proxy answers when the client itself went away (nginx's convention). */
@@ -111,33 +110,6 @@ export function withRequestId(err: ApiError, requestId: string): ApiError {
     headers: err.headers,
     cause: err,
   });
-}
-
-/** Formats a zod issue path as `messages[0].content`. */
-export function formatPath(path: readonly PropertyKey[]): string {
-  let out = "";
-  for (const key of path) {
-    out += typeof key === "number" ? `[${key}]` : `${out ? "." : ""}${String(key)}`;
-  }
-  return out || "body";
-}
-
-/**
- * Turns a zod failure into a 400 that names the field. `rename` maps a field to the name the
- * client used for it (a synonym), and `describe` words the message.
- */
-export function zodError(
-  error: z.ZodError,
-  options: {
-    rename?: Readonly<Record<string, string>>;
-    describe?: (param: string, message: string) => string;
-  } = {},
-): ApiError {
-  const issue = error.issues[0];
-  const path = formatPath(issue.path);
-  const param = options.rename?.[path] ?? path;
-  const describe = options.describe ?? ((p, m) => `Invalid ${p}: ${m}`);
-  return invalidParam(param, describe(param, issue.message));
 }
 
 /** A 400 for a body that is not a JSON object. */
