@@ -6,6 +6,7 @@
  */
 import type { Config } from "./config.ts";
 import type { GenerationSlots } from "./generation/slots.ts";
+import type { ImageTasks } from "./jobs/image_task.ts";
 import type { VideoService } from "./jobs/video_service.ts";
 import type { QuotaStore } from "./quota/store.ts";
 import type { BodyBudget } from "./server/body_budget.ts";
@@ -37,4 +38,6 @@ export interface App {
   readonly quota?: QuotaStore;
   /** Video jobs on KV (`KV_PATH`), this instance's poller of them, and the waits for them. */
   readonly videos: VideoService;
+  /** Async image tasks on KV, and this instance's runs of them. */
+  readonly tasks: ImageTasks;
 }

@@ -89,6 +89,8 @@ export interface Config {
   readonly videoPollMs: number;
   /** `VIDEO_JOB_TIMEOUT_MS`: how long a video job is polled before it is given up as failed. */
   readonly videoJobTimeoutMs: number;
+  /** `IMAGE_TASK_TTL_MS`: how long an async image task can be collected after it was submitted. */
+  readonly imageTaskTtlMs: number;
 }
 
 /** Default values, as documented in the README's configuration table. */
@@ -110,6 +112,7 @@ export const DEFAULTS = {
   imageStoreMaxBytes: 10 * 1024 * 1024 * 1024,
   videoPollMs: 5_000,
   videoJobTimeoutMs: 3_600_000,
+  imageTaskTtlMs: 86_400_000,
 } as const;
 
 /** OpenAI model names that tools hard-code, mapped to SiliconFlow models. */
@@ -200,6 +203,8 @@ function videoOf(int: IntegerReader, demo: boolean) {
     // The demo's jobs take seconds: it checks on them every second.
     videoPollMs: int("VIDEO_POLL_MS", demo ? 1_000 : DEFAULTS.videoPollMs, 100, 600_000),
     videoJobTimeoutMs: timeout,
+    // An async image task's lifetime, up to 30 days.
+    imageTaskTtlMs: int("IMAGE_TASK_TTL_MS", DEFAULTS.imageTaskTtlMs, 1_000, 2_592_000_000),
   };
 }
 

@@ -137,4 +137,5 @@ export const ENV_NAMES: readonly string[] = [
   "S3_FORCE_PATH_STYLE",
   "VIDEO_POLL_MS",
   "VIDEO_JOB_TIMEOUT_MS",
+  "IMAGE_TASK_TTL_MS",
 ];

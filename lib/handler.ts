@@ -22,6 +22,7 @@ import { JobPoller } from "./jobs/poller.ts";
 import { JobStore } from "./jobs/store.ts";
 import { type VideoJob, VideoKind } from "./jobs/video.ts";
 import { VideoService } from "./jobs/video_service.ts";
+import { type ImageTask, ImageTaskKind, ImageTasks } from "./jobs/image_task.ts";
 import { ApiError } from "./server/errors.ts";
 import { KvConnection } from "./kv.ts";
 
@@ -41,11 +42,15 @@ function retentionDays(config: Config): number {
 }
 
 function jobStoreUnavailable(err: unknown): ApiError {
-  return new ApiError(503, "The job store is unavailable; video jobs cannot be read now.", {
-    code: "job_store_unavailable",
-    headers: { "retry-after": "5" },
-    cause: err,
-  });
+  return new ApiError(
+    503,
+    "The job store is unavailable; video jobs and image tasks cannot be read now.",
+    {
+      code: "job_store_unavailable",
+      headers: { "retry-after": "5" },
+      cause: err,
+    },
+  );
 }
 
 /** Dependencies of {@link createHandler}; everything but `config` has a default. */
@@ -143,9 +148,33 @@ export function createHandler(options: HandlerOptions): Handler {
     shutdownSignal,
   });
   const videos = new VideoService({ config, jobs, poller, upstream, quota, logger, now });
+  const taskJobs = new JobStore<ImageTask>("image_task", kv, {
+    now,
+    retentionMs: config.imageTaskTtlMs,
+    unavailable: jobStoreUnavailable,
+  });
+  // Image tasks run where they were submitted; this poller only fails those whose instance died.
+  const taskPoller = new JobPoller({
+    kind: new ImageTaskKind(taskJobs),
+    instance,
+    timing: { pollMs: 1_000, maxPollMs: 1_000, checksAtOnce: 8, followUpsAtOnce: 1 },
+    now,
+    logger,
+    shutdownSignal,
+  });
+  const tasks = new ImageTasks({
+    jobs: taskJobs,
+    poller: taskPoller,
+    now,
+    ttlMs: config.imageTaskTtlMs,
+    // The upstream call, a wait for a slot and the copy into the store.
+    timeoutMs: config.upstreamTimeoutMs + 120_000,
+  });
   // Work left by a process that stopped is taken over at once, rather than at the first video.
-  if (options.resumeVideoJobs) poller.start();
-  else if (quota) instance.start().catch(() => {});
+  if (options.resumeVideoJobs) {
+    poller.start();
+    taskPoller.start();
+  } else if (quota) instance.start().catch(() => {});
   const app: App = {
     config,
     now,
@@ -158,6 +187,7 @@ export function createHandler(options: HandlerOptions): Handler {
     store,
     quota,
     videos,
+    tasks,
   };
   const handle = createPipeline<RequestContext>({
     routes: ROUTES,
@@ -174,11 +204,14 @@ export function createHandler(options: HandlerOptions): Handler {
     ],
   });
   let handedOver: Promise<void> | undefined;
-  const handOver = () => handedOver ??= poller.stop();
+  const handOver = () =>
+    handedOver ??= Promise.all([poller.stop(), taskPoller.stop()]).then(() => {});
   return Object.assign(handle, {
     handOver,
     async close() {
       await handOver();
+      // Tasks running here finish (within the shutdown grace) before the heartbeat is withdrawn.
+      await taskPoller.drain();
       // Withdrawn last: reservations of requests answered until now stay this instance's.
       await instance.close();
       store?.close();

@@ -70,6 +70,8 @@ export class JobPoller<J extends JobRecord> {
   readonly #keys = new Map<string, string>();
   readonly #listeners = new Map<string, Set<(job: J) => void>>();
   readonly #tasks = new Set<Promise<void>>();
+  /** Jobs whose work runs in this instance (see {@link runHere}). */
+  readonly #here = new Map<string, Promise<void>>();
   #running = { checks: 0, followUps: 0 };
   #timer?: ReturnType<typeof setInterval>;
 
@@ -115,6 +117,26 @@ export class JobPoller<J extends JobRecord> {
     const held = [...this.#held.keys()];
     this.#held.clear();
     await Promise.allSettled(held.map((id) => this.#kind.store.release(id, this.holder)));
+  }
+
+  /**
+   * Runs a job's work in this instance, for a job only the instance that runs it can follow (an
+   * image task: SiliconFlow's image call is one long request). No scan here takes the job while
+   * it runs; its lease lives with this instance's heartbeat; {@link drain} waits for it.
+   */
+  runHere(id: string, work: () => Promise<void>): void {
+    this.start();
+    const running = work()
+      .catch((err) =>
+        this.#logger({ level: "error", msg: "job failed", job: id, error: errorText(err) })
+      )
+      .finally(() => this.#here.delete(id));
+    this.#here.set(id, running);
+  }
+
+  /** Waits for the work run in this instance to end (a graceful stop, within its grace). */
+  async drain(): Promise<void> {
+    await Promise.allSettled([...this.#here.values()]);
   }
 
   /** Works on a job this instance holds the lease on; `key` is the client's own when it pays. */
@@ -196,7 +218,7 @@ export class JobPoller<J extends JobRecord> {
     const now = this.#now();
     for (const mark of await this.#kind.store.pending()) {
       if (this.#signal.aborted) return;
-      if (this.#held.has(mark.id)) continue;
+      if (this.#held.has(mark.id) || this.#here.has(mark.id)) continue;
       if (now > mark.deadline) {
         const job = await this.#kind.store.get(mark.id);
         if (!job) await this.#kind.store.dropMarks(mark.id); // a mark left by a deleted job

@@ -24,7 +24,7 @@ export interface VideoCaller {
   auth: UpstreamAuth;
   /** The managed key, when one was used (its video quota is reserved). */
   account?: KeyRecord;
-  /** Who may see the job (see `ownerOf` in the Videos API). */
+  /** Who may see the job (see `ownerOf` in lib/openai/owners.ts). */
   owner: string;
   /** The origin the request came to. */
   origin: string;

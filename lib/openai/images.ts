@@ -30,23 +30,28 @@ import {
 import { imageCompleted, imageEventEncoder, type ImageStreamEvent } from "./images_stream.ts";
 import { storeImages } from "./stored_images.ts";
 import type { ImageData, ImagesResponse } from "./types.ts";
+import type { MediaStore } from "../store/media_store.ts";
 
-async function respond(
+/**
+ * The Images API's answer to an outcome: links (stored first, when `store` is given) or base64,
+ * and a partial failure said in the body and a header.
+ */
+export async function imagesAnswer(
   ctx: RequestContext,
   outcome: GenerationOutcome,
   format: "url" | "b64_json",
-  extraHeaders: Record<string, string>,
-): Promise<Response> {
-  const headers: Record<string, string> = { ...extraHeaders };
-  const store = ctx.app.config.imageDelivery === "store" ? ctx.app.store : undefined;
+  store: MediaStore | undefined,
+  signal: AbortSignal,
+): Promise<{ body: ImagesResponse; headers: Record<string, string> }> {
+  const headers: Record<string, string> = {};
   if (format === "url" && store) {
-    const notes = await storeImages(ctx, store, outcome, ctx.signal);
+    const notes = await storeImages(ctx, store, outcome, signal);
     if (notes.length) headers["x-image-store-warning"] = notes.join(" ").slice(0, 500);
   }
   const data: ImageData[] = format === "url"
     ? outcome.images.map((image) => ({ url: image.url }))
     : await Promise.all(outcome.images.map(async (image) => ({
-      b64_json: (await ctx.app.upstream.download(image.url, ctx.signal)).base64,
+      b64_json: (await ctx.app.upstream.download(image.url, signal)).base64,
     })));
   const body: ImagesResponse = { created: Math.floor(ctx.app.now() / 1000), data };
   const failed = failureSummary(outcome);
@@ -58,16 +63,42 @@ async function respond(
     };
     headers["x-partial-failure"] = failed.replace(/[^\x20-\x7e]/g, "?").slice(0, 500);
   }
-  return jsonResponse(body satisfies ImagesResponse, 200, headers);
+  return { body, headers };
 }
 
-async function generate(
+async function respond(
   ctx: RequestContext,
-  auth: RequestAuth,
-  request: ImagesRequest,
-  images: string[],
+  outcome: GenerationOutcome,
+  format: "url" | "b64_json",
+  extraHeaders: Record<string, string>,
 ): Promise<Response> {
-  const endpoint = images.length > 0 ? "edits" : "generations";
+  const store = ctx.app.config.imageDelivery === "store" ? ctx.app.store : undefined;
+  const { body, headers } = await imagesAnswer(ctx, outcome, format, store, ctx.signal);
+  return jsonResponse(body, 200, { ...extraHeaders, ...headers });
+}
+
+/** An Images API request, checked and planned: what the synchronous and the async routes run. */
+export interface PlannedImages {
+  /** Who pays. */
+  auth: RequestAuth;
+  /** The parsed request. */
+  request: ImagesRequest;
+  /** Which route it came to. */
+  endpoint: "generations" | "edits";
+  /** The upstream calls. */
+  plan: GenerationPlan;
+}
+
+/**
+ * Reads, checks and plans an Images API request (JSON; for edits also multipart, or JSON with
+ * `images: [{image_url}]`): every error the synchronous route gives a bad request.
+ */
+export async function planImages(
+  ctx: RequestContext,
+  endpoint: "generations" | "edits",
+): Promise<PlannedImages> {
+  const auth = await authorizeRequest(ctx);
+  const { request, images } = await readImagesRequest(ctx, auth, endpoint);
   const model = await requestedModel(ctx, auth, request.model, { withImages: images.length > 0 });
   if (model.video) {
     throw invalidParam(
@@ -85,6 +116,38 @@ async function generate(
     promptParam: "prompt",
     strict: ctx.app.config.strictParams,
   });
+  return { auth, request, endpoint: images.length > 0 ? "edits" : "generations", plan };
+}
+
+/** The request and its input images, as data URIs or links. */
+async function readImagesRequest(
+  ctx: RequestContext,
+  auth: RequestAuth,
+  endpoint: "generations" | "edits",
+): Promise<{ request: ImagesRequest; images: string[] }> {
+  if (endpoint === "generations") {
+    const fields = await readJsonObject(ctx.request, bodyLimits(ctx));
+    return { request: parseImagesFields(fields, "generations"), images: [] };
+  }
+  const type = ctx.request.headers.get("content-type") ?? "";
+  if (type.startsWith("application/json")) {
+    const fields = await readJsonObject(ctx.request, bodyLimits(ctx));
+    return { request: parseImagesFields(fields, "edits"), images: editsJsonImages(fields) };
+  }
+  if (!type.startsWith("multipart/form-data")) {
+    throw new ApiError(415, "Send multipart/form-data with the image files (or JSON with images)", {
+      code: "unsupported_media_type",
+    });
+  }
+  const form = splitEditsForm(await readMultipart(ctx.request, bodyLimits(ctx)));
+  const request = parseImagesFields(form.fields, "edits");
+  const model = await requestedModel(ctx, auth, request.model, { withImages: true });
+  return { request, images: editsFormImages(form, model) };
+}
+
+/** Makes the images now: the answer, or a stream of them with `stream: true`. */
+async function makeImages(ctx: RequestContext, planned: PlannedImages): Promise<Response> {
+  const { auth, request, plan, endpoint } = planned;
   const release = ctx.app.slots.acquire();
   if (request.stream) {
     return streamImages(ctx, { auth, plan, endpoint, release, requested: String(request.model) });
@@ -144,27 +207,10 @@ function streamImages(
 
 /** `POST /v1/images/generations`. */
 export async function imagesGenerations(ctx: RequestContext): Promise<Response> {
-  const auth = await authorizeRequest(ctx);
-  const fields = await readJsonObject(ctx.request, bodyLimits(ctx));
-  return generate(ctx, auth, parseImagesFields(fields, "generations"), []);
+  return makeImages(ctx, await planImages(ctx, "generations"));
 }
 
 /** `POST /v1/images/edits`: multipart files, or JSON `images: [{image_url}]`. */
 export async function imagesEdits(ctx: RequestContext): Promise<Response> {
-  const auth = await authorizeRequest(ctx);
-  const type = ctx.request.headers.get("content-type") ?? "";
-  if (type.startsWith("application/json")) {
-    const fields = await readJsonObject(ctx.request, bodyLimits(ctx));
-    const images = editsJsonImages(fields);
-    return generate(ctx, auth, parseImagesFields(fields, "edits"), images);
-  }
-  if (!type.startsWith("multipart/form-data")) {
-    throw new ApiError(415, "Send multipart/form-data with the image files (or JSON with images)", {
-      code: "unsupported_media_type",
-    });
-  }
-  const form = splitEditsForm(await readMultipart(ctx.request, bodyLimits(ctx)));
-  const request = parseImagesFields(form.fields, "edits");
-  const model = await requestedModel(ctx, auth, request.model, { withImages: true });
-  return generate(ctx, auth, request, editsFormImages(form, model));
+  return makeImages(ctx, await planImages(ctx, "edits"));
 }

@@ -12,19 +12,18 @@ import type { RequestAuth } from "./auth.ts";
 import type { RequestContext } from "./context.ts";
 
 /**
- * Runs a generation on a KV-managed key's quota: the model must be one the key may use, the
- * images are reserved first (429 past a limit), what was not made is given back, and the usage
- * is recorded. Other callers run unmetered.
+ * Reserves a generation's images on a KV-managed key's quota: the model must be one the key may
+ * use (403), and the images must fit its limits (429). Answers how to settle it once it ran: what
+ * was not made is given back, and the usage recorded. Other callers have nothing to settle.
  */
-export async function metered(
+export async function reserveQuota(
   ctx: RequestContext,
   auth: RequestAuth,
   job: { plan: GenerationPlan; requested: string },
-  run: () => Promise<GenerationOutcome>,
-): Promise<GenerationOutcome> {
+): Promise<(made: number) => Promise<void>> {
   const { account } = auth;
   const quota = ctx.app.quota;
-  if (!account || !quota) return await run();
+  if (!account || !quota) return () => Promise.resolve();
   const { plan } = job;
   checkModelAllowed(account, job.requested, plan.model);
   const reservation = await quota.reserve(account, plan.n);
@@ -35,13 +34,23 @@ export async function metered(
       key_id: account.id,
       error: errorText(err),
     });
-  const settle = async (made: number) => {
+  return async (made: number) => {
     const requested = plan.n;
     // A release that fails stays reserved until this instance stops; recovery then gives it back.
     await reservation.release(requested - made).catch(warn("could not settle a quota reservation"));
     await quota.record(account.id, plan.model.id, { requested, made, failures: requested - made })
       .catch(warn("could not record usage"));
   };
+}
+
+/** Runs a generation on the caller's quota (see {@link reserveQuota}). */
+export async function metered(
+  ctx: RequestContext,
+  auth: RequestAuth,
+  job: { plan: GenerationPlan; requested: string },
+  run: () => Promise<GenerationOutcome>,
+): Promise<GenerationOutcome> {
+  const settle = await reserveQuota(ctx, auth, job);
   let outcome: GenerationOutcome;
   try {
     outcome = await run();

@@ -24,7 +24,7 @@ function once<M>(load: () => Promise<M>): () => Promise<M> {
 // 60 ms to load, twice what the server takes to listen without them. `preloadRoutes()` loads
 // them right after the server listens; a request that comes sooner waits for them.
 const chat = once(() => import("./chat_completions.ts"));
-const images = once(() => import("./images.ts"));
+const images = once(() => import("./image_tasks.ts"));
 const responsesApi = once(() => import("./responses.ts"));
 const admin = once(() => import("./admin.ts"));
 const videos = once(() => import("./videos.ts"));
@@ -135,12 +135,32 @@ export const ROUTES: readonly Route<RequestContext>[] = [
   {
     method: "POST",
     pattern: path("{/v1}?/images/generations"),
-    handle: lazy(images, (m) => m.imagesGenerations),
+    handle: lazy(images, (m) => m.imagesGenerationsRoute),
   },
   {
     method: "POST",
     pattern: path("{/v1}?/images/edits"),
-    handle: lazy(images, (m) => m.imagesEdits),
+    handle: lazy(images, (m) => m.imagesEditsRoute),
+  },
+  {
+    method: "POST",
+    pattern: path("{/v1}?/images/generations/async"),
+    handle: lazy(images, (m) => m.imagesGenerationsAsync),
+  },
+  {
+    method: "POST",
+    pattern: path("{/v1}?/images/edits/async"),
+    handle: lazy(images, (m) => m.imagesEditsAsync),
+  },
+  {
+    method: "GET",
+    pattern: path("{/v1}?/images/tasks"),
+    handle: lazy(images, (m) => m.imageTasksList),
+  },
+  {
+    method: "GET",
+    pattern: path("{/v1}?/images/tasks/:id"),
+    handle: lazy(images, (m) => m.imageTaskRetrieve),
   },
   { method: "GET", pattern: path("{/v1}?/models"), handle: modelsList },
   { method: "GET", pattern: path("{/v1}?/usage"), handle: lazy(admin, (m) => m.ownUsage) },

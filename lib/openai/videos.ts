@@ -9,11 +9,10 @@ import { readJsonObject } from "../server/body.ts";
 import { ApiError, invalidParam } from "../server/errors.ts";
 import { readMultipart } from "../server/multipart.ts";
 import { jsonResponse } from "../server/response.ts";
-import { bearerKey } from "../siliconflow/keys.ts";
-import { sha256 } from "../quota/records.ts";
 import { isDone } from "../jobs/store.ts";
 import { progressAt, type VideoJob } from "../jobs/video.ts";
 import { authorizeRequest, type RequestAuth } from "./auth.ts";
+import { ANONYMOUS, listResponse, ownerOf, ownPage } from "./owners.ts";
 import { bodyLimits, type RequestContext } from "./context.ts";
 import { checkModelAllowed } from "./metering.ts";
 import { requestedModel } from "./planning.ts";
@@ -26,19 +25,6 @@ import {
 } from "./videos_request.ts";
 
 type Params = Readonly<Record<string, string | undefined>>;
-
-/**
- * Who a job belongs to: a managed key's id, or a digest of the key presented (never the key). A
- * keyless caller (anonymous mode) is `anonymous`: it may read such a job by its unguessable id,
- * but not list or delete one, since nothing proves the job is its own.
- */
-export async function ownerOf(ctx: RequestContext, auth: RequestAuth): Promise<string> {
-  if (auth.account) return `key:${auth.account.id}`;
-  const presented = bearerKey(ctx.request.headers) ?? (auth.kind === "client" ? auth.key : "");
-  return presented ? `sha256:${(await sha256(presented)).slice(0, 40)}` : ANONYMOUS;
-}
-
-const ANONYMOUS = "anonymous";
 
 /** A 400 unless the model makes videos. */
 function videoModel(model: ModelSpec): ModelSpec & { video: { seconds: number } } {
@@ -136,26 +122,8 @@ export async function videosRetrieve(ctx: RequestContext, params: Params): Promi
 /** `GET /v1/videos?after=…&limit=…&order=…`: the caller's jobs, newest first by default. */
 export async function videosList(ctx: RequestContext): Promise<Response> {
   const auth = await authorizeRequest(ctx);
-  const q = ctx.url.searchParams;
-  const limit = q.has("limit") ? Number(q.get("limit")) : 20;
-  if (!Number.isInteger(limit) || limit < 1 || limit > 100) {
-    throw invalidParam("limit", "limit must be an integer from 1 to 100");
-  }
-  const order = q.get("order") ?? "desc";
-  if (order !== "asc" && order !== "desc") throw invalidParam("order", "order must be asc or desc");
-  const owner = await ownerOf(ctx, auth);
-  // A keyless caller owns nothing it could prove: its list is empty.
-  const page = owner === ANONYMOUS
-    ? { jobs: [], hasMore: false }
-    : await ctx.app.videos.jobs.list(owner, { after: q.get("after") ?? undefined, limit, order });
-  const data = page.jobs.map((job) => videoObject(job, keptDays(ctx), ctx.app.now()));
-  return jsonResponse({
-    object: "list",
-    data,
-    first_id: data[0]?.id ?? null,
-    last_id: data.at(-1)?.id ?? null,
-    has_more: page.hasMore,
-  });
+  const page = await ownPage(ctx, auth, ctx.app.videos.jobs);
+  return listResponse(page, (job) => videoObject(job, keptDays(ctx), ctx.app.now()));
 }
 
 /** `DELETE /v1/videos/{id}`: the job and its stored copy. */

@@ -1,0 +1,164 @@
+/**
+ * Images made in the background (`POST /v1/images/generations/async` and `…/edits/async`): a task
+ * is a job of its own kind. SiliconFlow's image call is synchronous, so the instance that makes
+ * the call runs the task itself ({@link JobPoller.runHere}) and writes its end; the poller of
+ * every instance only fails a task whose instance is gone (its lease lapsed with its heartbeat),
+ * or one past its deadline. What is kept is the answer with the stored images' links, never
+ * their bytes.
+ * @module
+ */
+import { timeLimit } from "../server/time_limit.ts";
+import { randomToken } from "../server/values.ts";
+import type { JobKind, JobPoller } from "./poller.ts";
+import type { JobRecord, JobStore } from "./store.ts";
+
+/** OpenAI's error object, as the synchronous route would have answered it. */
+export interface TaskError {
+  /** A human-readable message. */
+  message: string;
+  /** The error category. */
+  type: string;
+  /** The request field at fault. */
+  param: string | null;
+  /** A machine-readable code. */
+  code: string;
+}
+
+/** An image task. */
+export interface ImageTask extends JobRecord {
+  /** Which route it came to. */
+  endpoint: "generations" | "edits";
+  /** The model that makes it. */
+  model: string;
+  /** How the result's images are given: links, or base64 read from the store when collected. */
+  responseFormat: "url" | "b64_json";
+  /** When it can no longer be collected, ms since the epoch. */
+  expires: number;
+  /** Once completed: the synchronous route's answer, its images as lasting links. */
+  result?: { created: number; data: { url: string }[]; [field: string]: unknown };
+  /** Once failed: the synchronous route's error. */
+  error?: TaskError;
+}
+
+/** The error of a task whose instance stopped while SiliconFlow worked on it. */
+function interrupted(): Partial<ImageTask> {
+  return {
+    status: "failed",
+    error: {
+      message:
+        "The server instance making this image stopped before it finished; nothing was charged to your quota. Submit the task again.",
+      type: "server_error",
+      param: null,
+      code: "task_interrupted",
+    },
+  };
+}
+
+/** The image task kind: what the poller does with a task it took over (it fails it). */
+export class ImageTaskKind implements JobKind<ImageTask> {
+  readonly store: JobStore<ImageTask>;
+
+  constructor(store: JobStore<ImageTask>) {
+    this.store = store;
+  }
+
+  /** A task this instance took over had its instance stop: nobody can finish it now. */
+  check(): Promise<Partial<ImageTask>> {
+    return Promise.resolve(interrupted());
+  }
+
+  followUp(): Promise<Partial<ImageTask>> {
+    return Promise.resolve({ followUp: undefined });
+  }
+
+  discard(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  expired(): Partial<ImageTask> {
+    return {
+      status: "failed",
+      error: {
+        message: "The image was not made within the server's time limit. Submit the task again.",
+        type: "timeout_error",
+        param: null,
+        code: "task_timeout",
+      },
+    };
+  }
+
+  /** The quota of a task is settled by the instance that runs it, or given back when it dies. */
+  settle(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** What a task's work answers: its end, completed or failed. */
+export type TaskEnd = Pick<ImageTask, "result" | "error">;
+
+/** The image tasks of this server: submitting one, running it here, and reading them. */
+export class ImageTasks {
+  readonly jobs: JobStore<ImageTask>;
+  readonly poller: JobPoller<ImageTask>;
+  readonly #now: () => number;
+  readonly #ttlMs: number;
+  readonly #timeoutMs: number;
+
+  constructor(deps: {
+    jobs: JobStore<ImageTask>;
+    poller: JobPoller<ImageTask>;
+    now: () => number;
+    /** How long a task can be collected (`IMAGE_TASK_TTL_MS`). */
+    ttlMs: number;
+    /** How long its work may run before a scan fails it. */
+    timeoutMs: number;
+  }) {
+    this.jobs = deps.jobs;
+    this.poller = deps.poller;
+    this.#now = deps.now;
+    this.#ttlMs = deps.ttlMs;
+    this.#timeoutMs = deps.timeoutMs;
+  }
+
+  /**
+   * Keeps a new task (its lease this instance's) and runs `work` here: `work` gets a signal that
+   * aborts at the task's deadline, and `started` to call once it holds a generation slot; what it
+   * answers (or throws, as the error it stands for) ends the task.
+   */
+  async submit(
+    task: Pick<ImageTask, "owner" | "account" | "endpoint" | "model" | "responseFormat">,
+    work: (signal: AbortSignal, started: () => Promise<void>) => Promise<TaskEnd>,
+    signal: AbortSignal,
+  ): Promise<ImageTask> {
+    const created = this.#now();
+    const record: ImageTask = {
+      ...task,
+      id: `imgtask_${randomToken(18)}`,
+      status: "queued",
+      created,
+      deadline: created + this.#timeoutMs,
+      expires: created + this.#ttlMs,
+      clientKey: false,
+    };
+    await this.jobs.create(record, this.poller.holder);
+    const { id } = record;
+    this.poller.runHere(id, async () => {
+      const limit = timeLimit(this.#timeoutMs, signal);
+      const started = async () => void await this.poller.write(id, { status: "in_progress" });
+      try {
+        const end = await work(limit.signal, started);
+        await this.poller.write(id, { status: end.error ? "failed" : "completed", ...end });
+      } finally {
+        limit.clear();
+      }
+    });
+    return record;
+  }
+
+  /** A task, ended if it is past its deadline; undefined once gone or expired. */
+  async get(id: string): Promise<ImageTask | undefined> {
+    const task = await this.jobs.get(id);
+    if (!task || this.#now() > task.expires) return undefined;
+    return await this.poller.endIfLate(task);
+  }
+}

@@ -1,0 +1,205 @@
+/**
+ * Images made in the background: `POST /v1/images/generations/async` and `…/edits/async` (or the
+ * synchronous routes with `Prefer: respond-async`) answer 202 at once with a task; `GET
+ * /v1/images/tasks/{id}` answers it, and once completed its `result` is the body the synchronous
+ * route would have answered. A CDN that cuts a request at 100 s no longer costs an image.
+ * @module
+ */
+import type { ImageTask, TaskEnd } from "../jobs/image_task.ts";
+import { isDone } from "../jobs/store.ts";
+import { runGeneration } from "../generation/plan.ts";
+import { ApiError } from "../server/errors.ts";
+import { jsonResponse } from "../server/response.ts";
+import { authorizeRequest } from "./auth.ts";
+import { failure, type RequestContext } from "./context.ts";
+import { imagesAnswer, imagesEdits, imagesGenerations, planImages } from "./images.ts";
+import { reserveQuota } from "./metering.ts";
+import { listResponse, ownerOf, ownPage } from "./owners.ts";
+import { planHeaders, upstreamCaller } from "./planning.ts";
+import { publicBase } from "./stored_images.ts";
+import { bytesOf, discard, MEDIA_NAME } from "../store/media_store.ts";
+
+type Params = Readonly<Record<string, string | undefined>>;
+
+/** How long a client is told to wait between polls, seconds. */
+const RETRY_AFTER_S = 2;
+
+/** Whether the client asked for an asynchronous answer (`Prefer: respond-async`, RFC 7240). */
+function prefersAsync(ctx: RequestContext): boolean {
+  return /(^|[,;\s])respond-async\b/i.test(ctx.request.headers.get("prefer") ?? "");
+}
+
+/** Where a task is polled. */
+function pollUrl(ctx: RequestContext, id: string): string {
+  return `${publicBase(ctx)}/v1/images/tasks/${id}`;
+}
+
+/** A task as the API shows it; a completed one's `result` read for `b64_json` if asked. */
+async function taskObject(ctx: RequestContext, task: ImageTask): Promise<Record<string, unknown>> {
+  const shown: Record<string, unknown> = {
+    id: task.id,
+    object: "image.generation.task",
+    status: task.status,
+    model: task.model,
+    created_at: Math.floor(task.created / 1000),
+    completed_at: task.finished ? Math.floor(task.finished / 1000) : null,
+    expires_at: Math.floor(task.expires / 1000),
+    poll_url: pollUrl(ctx, task.id),
+  };
+  if (task.status === "completed" && task.result) {
+    shown.result = task.responseFormat === "b64_json"
+      ? await asBase64(ctx, task.result)
+      : task.result;
+  }
+  if (task.status === "failed" && task.error) shown.error = task.error;
+  return shown;
+}
+
+/** A result's images as `b64_json`, read from the store (or from SiliconFlow, where not stored). */
+async function asBase64(
+  ctx: RequestContext,
+  result: NonNullable<ImageTask["result"]>,
+): Promise<Record<string, unknown>> {
+  const data = await Promise.all(result.data.map(async ({ url }) => {
+    const name = /\/images\/([^/?#]+)$/.exec(url)?.[1];
+    const stored = name && MEDIA_NAME.test(name) ? await ctx.app.store?.get(name) : undefined;
+    if (stored) return { b64_json: (await bytesOf(stored)).toBase64() };
+    await discard(stored);
+    return { b64_json: (await ctx.app.upstream.download(url, ctx.signal)).base64 };
+  }));
+  return { ...result, data };
+}
+
+/**
+ * Submits an Images API request as a task: checked, planned and its quota reserved now (so a bad
+ * request gets the synchronous route's error, never a 202 and a failed task), made in the
+ * background on this instance, its images kept in the store.
+ */
+async function submit(ctx: RequestContext, endpoint: "generations" | "edits"): Promise<Response> {
+  const { app } = ctx;
+  const store = app.store;
+  const planned = await planImages(ctx, endpoint);
+  if (!store) {
+    throw new ApiError(
+      501,
+      "Asynchronous image tasks keep their images in the image store, and this server runs without one (IMAGE_STORE=none). Use the synchronous route, or set IMAGE_STORE.",
+      { code: "image_store_required" },
+    );
+  }
+  const { auth, request, plan } = planned;
+  const requested = String(request.model);
+  const settle = await reserveQuota(ctx, auth, { plan, requested });
+  const headers = planHeaders(plan);
+  if (request.stream) {
+    headers["x-ignored-params"] = [headers["x-ignored-params"], "stream"].filter(Boolean).join(
+      ", ",
+    );
+  }
+  let task: ImageTask;
+  try {
+    task = await app.tasks.submit({
+      owner: await ownerOf(ctx, auth),
+      account: auth.account?.id,
+      endpoint: planned.endpoint,
+      model: plan.model.id,
+      responseFormat: request.responseFormat,
+    }, async (signal, started): Promise<TaskEnd> => {
+      let made = 0;
+      try {
+        const release = await slot(ctx, signal);
+        try {
+          await started();
+          const outcome = await runGeneration(plan, upstreamCaller(ctx, auth, signal));
+          made = outcome.images.length;
+          const { body } = await imagesAnswer(ctx, outcome, "url", store, signal);
+          return { result: body as NonNullable<ImageTask["result"]> };
+        } finally {
+          release();
+        }
+      } catch (err) {
+        const { message, type, param, code } = failure(ctx, err);
+        return { error: { message, type, param, code: code ?? "generation_failed" } };
+      } finally {
+        await settle(made);
+      }
+    }, app.shutdownSignal);
+  } catch (err) {
+    await settle(0);
+    throw err;
+  }
+  const url = pollUrl(ctx, task.id);
+  return jsonResponse(await taskObject(ctx, task), 202, {
+    ...headers,
+    location: url,
+    "retry-after": String(RETRY_AFTER_S),
+    "preference-applied": "respond-async",
+    "cache-control": "no-store",
+  });
+}
+
+/**
+ * A generation slot for a task: it waits for one (queued), where a synchronous request would be
+ * told 429, until its deadline.
+ */
+async function slot(ctx: RequestContext, signal: AbortSignal): Promise<() => void> {
+  for (;;) {
+    try {
+      return ctx.app.slots.acquire();
+    } catch (err) {
+      if (!(err instanceof ApiError) || err.status !== 429) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      signal.throwIfAborted();
+    }
+  }
+}
+
+/** `POST /v1/images/generations/async`. */
+export function imagesGenerationsAsync(ctx: RequestContext): Promise<Response> {
+  return submit(ctx, "generations");
+}
+
+/** `POST /v1/images/edits/async`. */
+export function imagesEditsAsync(ctx: RequestContext): Promise<Response> {
+  return submit(ctx, "edits");
+}
+
+/** `POST /v1/images/generations`, made in the background with `Prefer: respond-async`. */
+export function imagesGenerationsRoute(ctx: RequestContext): Promise<Response> {
+  return prefersAsync(ctx) ? submit(ctx, "generations") : imagesGenerations(ctx);
+}
+
+/** `POST /v1/images/edits`, made in the background with `Prefer: respond-async`. */
+export function imagesEditsRoute(ctx: RequestContext): Promise<Response> {
+  return prefersAsync(ctx) ? submit(ctx, "edits") : imagesEdits(ctx);
+}
+
+/** `GET /v1/images/tasks/{id}`: the caller's own task (another key's, or an expired one: 404). */
+export async function imageTaskRetrieve(ctx: RequestContext, params: Params): Promise<Response> {
+  const auth = await authorizeRequest(ctx);
+  const id = params.id ?? "";
+  const task = /^imgtask_[\w-]{1,64}$/.test(id) ? await ctx.app.tasks.get(id) : undefined;
+  if (!task || task.owner !== await ownerOf(ctx, auth)) {
+    throw new ApiError(404, `No image task with id '${id.slice(0, 100)}' (or it has expired).`, {
+      param: "task_id",
+      code: "task_not_found",
+    });
+  }
+  const headers: Record<string, string> = { "cache-control": "no-store" };
+  if (!isDone(task)) headers["retry-after"] = String(RETRY_AFTER_S);
+  return jsonResponse(await taskObject(ctx, task), 200, headers);
+}
+
+/** `GET /v1/images/tasks?after=…&limit=…&order=…`: the caller's tasks, newest first by default. */
+export async function imageTasksList(ctx: RequestContext): Promise<Response> {
+  const auth = await authorizeRequest(ctx);
+  const page = await ownPage(ctx, auth, ctx.app.tasks.jobs);
+  const now = ctx.app.now();
+  page.jobs = page.jobs.filter((task) => now <= task.expires);
+  const shown = await Promise.all(
+    page.jobs.map(async (task) => {
+      const { result: _r, ...rest } = await taskObject(ctx, { ...task, responseFormat: "url" });
+      return { ...rest, ...(task.result ? { result: task.result } : {}) } as { id: string };
+    }),
+  );
+  return listResponse({ jobs: shown, hasMore: page.hasMore }, (task) => task);
+}
