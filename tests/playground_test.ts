@@ -74,10 +74,13 @@ async function generate(page: Page, prompt: string): Promise<number> {
 }
 
 Deno.test({
-  name: "playground: two models, an edit with an uploaded image, a screenshot (demo mode)",
+  name:
+    "playground: two models, an edit with an uploaded image, a screenshot (demo mode, with a store: made as async tasks)",
   ...opts,
   async fn() {
-    await using server = startServer({ DEMO: "true" });
+    const store = await Deno.makeTempDir();
+    await using server = startServer({ DEMO: "true", IMAGE_STORE: store });
+    const submitted = () => server.logs.filter((l) => l.status === 202).length;
     await withPage(`${server.url}/`, async (page) => {
       await page.waitForFunction(`document.body.dataset.model !== undefined`);
       assertEquals(
@@ -112,6 +115,8 @@ Deno.test({
       assert(await generate(page, "make it blue") > 0);
       await Deno.remove(file);
     });
+    assertEquals(submitted(), 3, "each generation went through an async task");
+    await Deno.remove(store, { recursive: true });
   },
 });
 

@@ -64,7 +64,8 @@ Deno.test("the README is a front door: short, with the two commands and what the
 /** Every curl example aimed at a path, with its JSON body and whether it streams. */
 function curlExamples(path: string): { body: Record<string, unknown> }[] {
   const blocks = [...README.matchAll(/```sh\n(curl[\s\S]*?)```/g)].map((m) => m[1]);
-  return blocks.filter((b) => b.includes(path) && b.includes("-d '")).map((b) => ({
+  const aimed = new RegExp(`${path}\\s`);
+  return blocks.filter((b) => aimed.test(b) && b.includes("-d '")).map((b) => ({
     body: JSON.parse(/-d '([\s\S]*?)'/.exec(b)![1]),
   }));
 }
@@ -141,6 +142,32 @@ Deno.test("README images/generations example works as written", async () => {
   assertEquals(res.status, 200);
   assertEquals(typeof (await res.json()).data[0].b64_json, "string");
   assertEquals(fake.received.at(-1)!.body.image_size, "1664x928");
+});
+
+Deno.test("the async image task examples work as written", async () => {
+  await using fake = startFakeUpstream();
+  const store = await Deno.makeTempDir();
+  await using server = startServer({ SILICONFLOW_BASE_URL: fake.baseUrl, IMAGE_STORE: store });
+  const [example] = curlExamples("/v1/images/generations/async");
+  const res = await post(`${server.url}/v1/images/generations/async`, example.body);
+  assertEquals(res.status, 202);
+  await res.body?.cancel();
+  const snippet = [...API.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1])
+    .find((code) => code.includes("/v1/images/generations/async"))!;
+  const file = await Deno.makeTempFile({ suffix: ".ts" });
+  await Deno.writeTextFile(
+    file,
+    snippet.replace("http://localhost:8000", server.url).replace("sk-...", TEST_KEY),
+  );
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", file],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+  assert(new TextDecoder().decode(out.stdout).startsWith(`${server.url}/images/`));
+  await Deno.remove(file);
+  await Deno.remove(store, { recursive: true });
 });
 
 Deno.test("README alias table matches the built-in aliases", async () => {

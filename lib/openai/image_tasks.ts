@@ -26,7 +26,8 @@ const RETRY_AFTER_S = 2;
 
 /** Whether the client asked for an asynchronous answer (`Prefer: respond-async`, RFC 7240). */
 function prefersAsync(ctx: RequestContext): boolean {
-  return /(^|[,;\s])respond-async\b/i.test(ctx.request.headers.get("prefer") ?? "");
+  const prefer = ctx.request.headers.get("prefer") ?? "";
+  return ctx.app.store !== undefined && /(^|[,;\s])respond-async\b/i.test(prefer);
 }
 
 /** Where a task is polled. */
@@ -163,12 +164,15 @@ export function imagesEditsAsync(ctx: RequestContext): Promise<Response> {
   return submit(ctx, "edits");
 }
 
-/** `POST /v1/images/generations`, made in the background with `Prefer: respond-async`. */
+/**
+ * `POST /v1/images/generations`, made in the background with `Prefer: respond-async` when the
+ * server has an image store (a preference: without a store the answer is the synchronous one).
+ */
 export function imagesGenerationsRoute(ctx: RequestContext): Promise<Response> {
   return prefersAsync(ctx) ? submit(ctx, "generations") : imagesGenerations(ctx);
 }
 
-/** `POST /v1/images/edits`, made in the background with `Prefer: respond-async`. */
+/** `POST /v1/images/edits`, made in the background with `Prefer: respond-async` (as above). */
 export function imagesEditsRoute(ctx: RequestContext): Promise<Response> {
   return prefersAsync(ctx) ? submit(ctx, "edits") : imagesEdits(ctx);
 }

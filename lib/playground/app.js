@@ -161,6 +161,26 @@ export function showThumbs() {
   }));
 }
 
+/**
+ * Polls an image task until it has ended: its result, or undefined once its error is shown.
+ * @param {{ poll_url: string, status: string, result?: any, error?: { message: string } }} task
+ * @param {AbortSignal} signal
+ */
+async function collect(task, signal) {
+  const path = new URL(task.poll_url, location.href).pathname;
+  while (task.status === "queued" || task.status === "in_progress") {
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    signal.throwIfAborted();
+    const res = await fetch(path, { headers: headers(false), signal });
+    if (!res.ok) return showError(await apiError(res));
+    task = await res.json();
+  }
+  if (task.status === "failed") {
+    return showError(await apiError(Response.json({ error: task.error })));
+  }
+  return task.result;
+}
+
 export async function generate(request) {
   if (state.running) return;
   showError("");
@@ -197,20 +217,25 @@ export async function generate(request) {
       res = await fetch("/v1/images/edits", {
         method: "POST",
         body: form,
-        headers: headers(false),
+        headers: { ...headers(false), prefer: "respond-async" },
         signal: abort.signal,
       });
     } else {
       res = await fetch("/v1/images/generations", {
         method: "POST",
         body: JSON.stringify(body),
-        headers: headers(),
+        headers: { ...headers(), prefer: "respond-async" },
         signal: abort.signal,
       });
     }
     if (!res.ok) return showError(await apiError(res));
     saveSettings(request);
-    const answer = await res.json();
+    // With an image store the server makes the images in the background (a CDN in front may cut
+    // a request at 100 s); the page polls the task until it has ended.
+    const answer = res.status === 202
+      ? await collect(await res.json(), abort.signal)
+      : await res.json();
+    if (!answer) return;
     answer.data.forEach((image, i) => addResult(request, image, i, Date.now() - started));
     setStatus("Done in " + ((Date.now() - started) / 1000).toFixed(1) + " s", action);
     if (state.mode === "server-key") showQuota();
