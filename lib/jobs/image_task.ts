@@ -103,6 +103,11 @@ export class ImageTasks {
   readonly #now: () => number;
   readonly #ttlMs: number;
   readonly #timeoutMs: number;
+  /**
+   * The tasks running here, as this instance last wrote them: a poll of one is answered from
+   * memory (clients poll every few seconds while SiliconFlow works), a KV read otherwise.
+   */
+  readonly #here = new Map<string, ImageTask>();
 
   constructor(deps: {
     jobs: JobStore<ImageTask>;
@@ -142,14 +147,19 @@ export class ImageTasks {
     };
     await this.jobs.create(record, this.poller.holder);
     const { id } = record;
+    this.#here.set(id, record);
+    const write = async (change: Partial<ImageTask>) => {
+      const { job } = await this.poller.write(id, change);
+      if (job) this.#here.set(id, job);
+    };
     this.poller.runHere(id, async () => {
       const limit = timeLimit(this.#timeoutMs, signal);
-      const started = async () => void await this.poller.write(id, { status: "in_progress" });
       try {
-        const end = await work(limit.signal, started);
-        await this.poller.write(id, { status: end.error ? "failed" : "completed", ...end });
+        const end = await work(limit.signal, () => write({ status: "in_progress" }));
+        await write({ status: end.error ? "failed" : "completed", ...end });
       } finally {
         limit.clear();
+        this.#here.delete(id);
       }
     });
     return record;
@@ -157,7 +167,7 @@ export class ImageTasks {
 
   /** A task, ended if it is past its deadline; undefined once gone or expired. */
   async get(id: string): Promise<ImageTask | undefined> {
-    const task = await this.jobs.get(id);
+    const task = this.#here.get(id) ?? await this.jobs.get(id);
     if (!task || this.#now() > task.expires) return undefined;
     return await this.poller.endIfLate(task);
   }
