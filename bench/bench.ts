@@ -777,6 +777,14 @@ section("quota", async () => {
   await Deno.remove(dir, { recursive: true });
 });
 
+/** A server's RSS now, and the CPU seconds it spends idle over the next `windowMs`. */
+async function idle(pid: number, windowMs: number): Promise<{ rss: number; cpu: number }> {
+  const rss = procStatus(pid, "VmRSS");
+  const before = cpuSeconds(pid);
+  await new Promise((r) => setTimeout(r, windowMs));
+  return { rss, cpu: cpuSeconds(pid) - before };
+}
+
 section("videos", async () => {
   // 500 video jobs that stay in progress (the fake's take a day), polled with the defaults
   // (VIDEO_POLL_MS 5000, doubling up to 30 s), against the same server idle: RSS and CPU added.
@@ -797,10 +805,8 @@ section("videos", async () => {
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   const windowMs = SMOKE ? 3_000 : 60_000;
   await sleep(SMOKE ? 1_000 : 10_000);
-  const idleRss = procStatus(proxy.pid, "VmRSS");
-  let cpu = cpuSeconds(proxy.pid);
-  await sleep(windowMs);
-  const idleCpu = cpuSeconds(proxy.pid) - cpu;
+  const { rss: idleRss, cpu: idleCpu } = await idle(proxy.pid, windowMs);
+  let cpu: number;
   const jobs = SMOKE ? 20 : 500;
   await load(jobs, 16, submit);
   // Past the first checks (at 5 and 15 s): from then on each job is checked every 30 s or so.
@@ -891,10 +897,7 @@ section("tasks", async () => {
   while ((await (await fetch(first.poll_url)).json()).status !== "completed") await sleep(100);
   const windowMs = SMOKE ? 3_000 : 30_000;
   await sleep(SMOKE ? 500 : 5_000);
-  const idleRss = procStatus(proxy.pid, "VmRSS");
-  let cpu = cpuSeconds(proxy.pid);
-  await sleep(windowMs);
-  const idleCpu = cpuSeconds(proxy.pid) - cpu;
+  const { rss: idleRss, cpu: idleCpu } = await idle(proxy.pid, windowMs);
   knobs.delayMs = 120_000;
   const count = SMOKE ? 20 : 500;
   const urls: string[] = [];
@@ -906,7 +909,7 @@ section("tasks", async () => {
   await sleep(SMOKE ? 500 : 5_000);
   let peak = procStatus(proxy.pid, "VmRSS");
   const held = peak - idleRss;
-  cpu = cpuSeconds(proxy.pid);
+  const cpu = cpuSeconds(proxy.pid);
   let polls = 0;
   for (let t = 0; t < windowMs; t += 1_000) {
     const started = Date.now();
