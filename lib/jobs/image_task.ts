@@ -54,6 +54,16 @@ function interrupted(): Partial<ImageTask> {
   };
 }
 
+/** The error of a task not done by its deadline. */
+export function timedOut(): TaskError {
+  return {
+    message: "The image was not made within the server's time limit. Submit the task again.",
+    type: "timeout_error",
+    param: null,
+    code: "task_timeout",
+  };
+}
+
 /** The image task kind: what the poller does with a task it took over (it fails it). */
 export class ImageTaskKind implements JobKind<ImageTask> {
   readonly store: JobStore<ImageTask>;
@@ -76,15 +86,7 @@ export class ImageTaskKind implements JobKind<ImageTask> {
   }
 
   expired(): Partial<ImageTask> {
-    return {
-      status: "failed",
-      error: {
-        message: "The image was not made within the server's time limit. Submit the task again.",
-        type: "timeout_error",
-        param: null,
-        code: "task_timeout",
-      },
-    };
+    return { status: "failed", error: timedOut() };
   }
 
   /** The quota of a task is settled by the instance that runs it, or given back when it dies. */

@@ -5,10 +5,10 @@
  * route would have answered. A CDN that cuts a request at 100 s no longer costs an image.
  * @module
  */
-import type { ImageTask, TaskEnd } from "../jobs/image_task.ts";
+import { type ImageTask, type TaskEnd, timedOut } from "../jobs/image_task.ts";
 import { isDone } from "../jobs/store.ts";
 import { runGeneration } from "../generation/plan.ts";
-import { ApiError } from "../server/errors.ts";
+import { ApiError, CLIENT_CLOSED } from "../server/errors.ts";
 import { jsonResponse } from "../server/response.ts";
 import { authorizeRequest } from "./auth.ts";
 import { failure, type RequestContext } from "./context.ts";
@@ -91,11 +91,8 @@ async function submit(ctx: RequestContext, endpoint: "generations" | "edits"): P
   const requested = String(request.model);
   const settle = await reserveQuota(ctx, auth, { plan, requested });
   const headers = planHeaders(plan);
-  if (request.stream) {
-    headers["x-ignored-params"] = [headers["x-ignored-params"], "stream"].filter(Boolean).join(
-      ", ",
-    );
-  }
+  // A task is never streamed: it is polled.
+  if (request.stream) headers["x-ignored-params"] = [...plan.ignored, "stream"].join(", ");
   let task: ImageTask;
   try {
     task = await app.tasks.submit({
@@ -118,7 +115,10 @@ async function submit(ctx: RequestContext, endpoint: "generations" | "edits"): P
           release();
         }
       } catch (err) {
-        const { message, type, param, code } = failure(ctx, err);
+        // Cut short: by the task's deadline, or by the shutdown grace (a 503 saying so).
+        if (signal.aborted && !app.shutdownSignal.aborted) return { error: timedOut() };
+        const cut = signal.aborted ? new ApiError(CLIENT_CLOSED, "stopped") : err;
+        const { message, type, param, code } = failure(ctx, cut);
         return { error: { message, type, param, code: code ?? "generation_failed" } };
       } finally {
         await settle(made);
