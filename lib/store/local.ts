@@ -41,6 +41,7 @@ export class LocalMediaStore implements MediaStore {
   #bytes = 0;
   #sweeping?: Promise<void>;
   #timer: ReturnType<typeof setInterval>;
+  #cleaning: Promise<number> | undefined;
 
   /** Creates the folder if needed and starts the sweep (the first one at once). */
   constructor(options: LocalStoreOptions) {
@@ -128,8 +129,15 @@ export class LocalMediaStore implements MediaStore {
     }
   }
 
-  /** Removes partial files whose writer is gone (a crash mid-write): their lock is free. */
-  async removeStalePartials(): Promise<number> {
+  /**
+   * Removes partial files whose writer is gone (a crash mid-write): their lock is free. A call
+   * while a clean-up runs waits for that one (two at once would each see the other's lock).
+   */
+  removeStalePartials(): Promise<number> {
+    return this.#cleaning ??= this.#removeStalePartials().finally(() => this.#cleaning = undefined);
+  }
+
+  async #removeStalePartials(): Promise<number> {
     let removed = 0;
     for await (const entry of Deno.readDir(this.#options.root)) {
       if (!entry.isFile || !entry.name.endsWith(PARTIAL)) continue;
