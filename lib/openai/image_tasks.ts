@@ -16,8 +16,8 @@ import { imagesAnswer, imagesEdits, imagesGenerations, planImages } from "./imag
 import { reserveQuota } from "./metering.ts";
 import { listResponse, ownerOf, ownPage } from "./owners.ts";
 import { planHeaders, upstreamCaller } from "./planning.ts";
-import { publicBase } from "./stored_images.ts";
-import { bytesOf, discard, MEDIA_NAME } from "../store/media_store.ts";
+import { publicBase, storedImageLink } from "./stored_images.ts";
+import { bytesOf } from "../store/media_store.ts";
 
 type Params = Readonly<Record<string, string | undefined>>;
 
@@ -35,8 +35,8 @@ function pollUrl(ctx: RequestContext, id: string): string {
   return `${publicBase(ctx)}/v1/images/tasks/${id}`;
 }
 
-/** A task as the API shows it; a completed one's `result` read for `b64_json` if asked. */
-async function taskObject(ctx: RequestContext, task: ImageTask): Promise<Record<string, unknown>> {
+/** A task as the API shows it, its result's images as the links it keeps. */
+function taskObject(ctx: RequestContext, task: ImageTask): Record<string, unknown> {
   const shown: Record<string, unknown> = {
     id: task.id,
     object: "image.generation.task",
@@ -47,25 +47,23 @@ async function taskObject(ctx: RequestContext, task: ImageTask): Promise<Record<
     expires_at: Math.floor(task.expires / 1000),
     poll_url: pollUrl(ctx, task.id),
   };
-  if (task.status === "completed" && task.result) {
-    shown.result = task.responseFormat === "b64_json"
-      ? await asBase64(ctx, task.result)
-      : task.result;
-  }
+  if (task.status === "completed" && task.result) shown.result = task.result;
   if (task.status === "failed" && task.error) shown.error = task.error;
   return shown;
 }
 
-/** A result's images as `b64_json`, read from the store (or from SiliconFlow, where not stored). */
+/**
+ * A result's images as `b64_json`, read from the store whatever origin its links name (or from
+ * SiliconFlow, where an image could not be stored).
+ */
 async function asBase64(
   ctx: RequestContext,
   result: NonNullable<ImageTask["result"]>,
 ): Promise<Record<string, unknown>> {
   const data = await Promise.all(result.data.map(async ({ url }) => {
-    const name = /\/images\/([^/?#]+)$/.exec(url)?.[1];
-    const stored = name && MEDIA_NAME.test(name) ? await ctx.app.store?.get(name) : undefined;
+    const name = storedImageLink(url)?.name;
+    const stored = name ? await ctx.app.store?.get(name) : undefined;
     if (stored) return { b64_json: (await bytesOf(stored)).toBase64() };
-    await discard(stored);
     return { b64_json: (await ctx.app.upstream.download(url, ctx.signal)).base64 };
   }));
   return { ...result, data };
@@ -129,7 +127,7 @@ async function submit(ctx: RequestContext, endpoint: "generations" | "edits"): P
     throw err;
   }
   const url = pollUrl(ctx, task.id);
-  return jsonResponse(await taskObject(ctx, task), 202, {
+  return jsonResponse(taskObject(ctx, task), 202, {
     ...headers,
     location: url,
     "retry-after": String(RETRY_AFTER_S),
@@ -190,7 +188,11 @@ export async function imageTaskRetrieve(ctx: RequestContext, params: Params): Pr
   }
   const headers: Record<string, string> = { "cache-control": "no-store" };
   if (!isDone(task)) headers["retry-after"] = String(RETRY_AFTER_S);
-  return jsonResponse(await taskObject(ctx, task), 200, headers);
+  const shown = taskObject(ctx, task);
+  if (task.result && task.responseFormat === "b64_json") {
+    shown.result = await asBase64(ctx, task.result);
+  }
+  return jsonResponse(shown, 200, headers);
 }
 
 /** `GET /v1/images/tasks?after=…&limit=…&order=…`: the caller's tasks, newest first by default. */
@@ -198,12 +200,10 @@ export async function imageTasksList(ctx: RequestContext): Promise<Response> {
   const auth = await authorizeRequest(ctx);
   const page = await ownPage(ctx, auth, ctx.app.tasks.jobs);
   const now = ctx.app.now();
-  page.jobs = page.jobs.filter((task) => now <= task.expires);
-  const shown = await Promise.all(
-    page.jobs.map(async (task) => {
-      const { result: _r, ...rest } = await taskObject(ctx, { ...task, responseFormat: "url" });
-      return { ...rest, ...(task.result ? { result: task.result } : {}) } as { id: string };
-    }),
-  );
-  return listResponse({ jobs: shown, hasMore: page.hasMore }, (task) => task);
+  // A list gives each result's links: base64 is read from the store only for one task by id.
+  const live = page.jobs.filter((task) => now <= task.expires);
+  return listResponse({ jobs: live, hasMore: page.hasMore }, (task) =>
+    taskObject(ctx, task) as {
+      id: string;
+    });
 }

@@ -105,6 +105,13 @@ async function putWithin(
 
 /** The store name in one of this server's image links, when the link is one. */
 function ownImageName(ctx: RequestContext, url: string): string | undefined {
+  const link = storedImageLink(url);
+  const ours = [ctx.url.origin, publicBase(ctx)];
+  return link && ours.includes(link.origin) ? link.name : undefined;
+}
+
+/** The store name and origin of an `/images/{name}` link to a stored image (not a video). */
+export function storedImageLink(url: string): { name: string; origin: string } | undefined {
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -113,8 +120,7 @@ function ownImageName(ctx: RequestContext, url: string): string | undefined {
   }
   const name = /^\/images\/([^/]+)$/.exec(parsed.pathname)?.[1];
   if (!name || !MEDIA_NAME.test(name) || name.endsWith(".mp4")) return undefined;
-  const ours = [ctx.url.origin, publicBase(ctx)];
-  return ours.includes(parsed.origin) ? name : undefined;
+  return { name, origin: parsed.origin };
 }
 
 /** The largest stored image read back for an edit. */
