@@ -115,6 +115,11 @@ export const DEFAULTS = {
   imageTaskTtlMs: 86_400_000,
 } as const;
 
+const GPT_IMAGE_TARGET: AliasTarget = {
+  generate: "Qwen/Qwen-Image",
+  edit: "Qwen/Qwen-Image-Edit-2509",
+};
+
 /** OpenAI model names that tools hard-code, mapped to SiliconFlow models. */
 export const DEFAULT_ALIASES: Readonly<Record<string, AliasTarget>> = {
   "dall-e-2": { generate: "Kwai-Kolors/Kolors" },
@@ -124,6 +129,13 @@ export const DEFAULT_ALIASES: Readonly<Record<string, AliasTarget>> = {
   "gpt-image-1-mini": { generate: "Qwen/Qwen-Image", edit: "Qwen/Qwen-Image-Edit-2509" },
   "gpt-image-2": { generate: "Qwen/Qwen-Image", edit: "Qwen/Qwen-Image-Edit-2509" },
   "chatgpt-image-latest": { generate: "Qwen/Qwen-Image", edit: "Qwen/Qwen-Image-Edit-2509" },
+  // GPT Image 2.5 (2026-09): Flare is the fast one, Sunburst the precise editor. OpenAI has no bare
+  // `gpt-image-2.5`; the dated snapshots are names of their own.
+  ...Object.fromEntries(
+    ["gpt-image-2.5-flare", "gpt-image-2.5-sunburst"].flatMap((name) =>
+      [name, `${name}-2026-09-08`].map((id) => [id, GPT_IMAGE_TARGET])
+    ),
+  ),
   // OpenAI's video models: text to video, or image to video when a first frame is given.
   "sora-2": { generate: "Wan-AI/Wan2.2-T2V-A14B", edit: "Wan-AI/Wan2.2-I2V-A14B" },
   "sora-2-pro": { generate: "Wan-AI/Wan2.2-T2V-A14B", edit: "Wan-AI/Wan2.2-I2V-A14B" },

@@ -243,7 +243,7 @@ Deno.test("any SiliconFlow image model: listed in /v1/models, served with the ge
   await using fake = startFakeUpstream();
   await using server = startServer({ SILICONFLOW_BASE_URL: fake.baseUrl });
   fake.listing.push(
-    { id: "Tongyi-MAI/Z-Image", subType: "text-to-image" },
+    { id: "acme/Painter", subType: "text-to-image" },
     { id: "Qwen/Qwen-Image", subType: "text-to-image" },
     { id: "acme/Repaint", subType: "image-to-image" },
   );
@@ -257,13 +257,13 @@ Deno.test("any SiliconFlow image model: listed in /v1/models, served with the ge
   };
   await t.step("merged with the built-in list once, and cached", async () => {
     const ids = await list();
-    assert(ids.includes("Tongyi-MAI/Z-Image:Tongyi-MAI") && ids.includes("acme/Repaint:acme"));
+    assert(ids.includes("acme/Painter:acme") && ids.includes("acme/Repaint:acme"));
     assertEquals(ids.filter((id: string) => id.startsWith("Qwen/Qwen-Image:")).length, 1);
     const calls = fake.listCalls();
     await list();
     assertEquals(fake.listCalls(), calls, "served from the cache");
     assertEquals(
-      (await list(null)).some((id: string) => id.startsWith("Tongyi-MAI/Z-Image:")),
+      (await list(null)).some((id: string) => id.startsWith("acme/Painter:")),
       false,
     );
     const one = await fetch(`${server.url}/v1/models/acme/Repaint`, {
@@ -273,7 +273,7 @@ Deno.test("any SiliconFlow image model: listed in /v1/models, served with the ge
   });
   await t.step("a listed model runs without parameter checks, and says so", async () => {
     const res = await post(`${server.url}/v1/chat/completions`, {
-      model: "Tongyi-MAI/Z-Image",
+      model: "acme/Painter",
       messages: [{ role: "user", content: "a cat" }],
       image_size: "1024x1024",
       num_inference_steps: 8,
@@ -285,7 +285,7 @@ Deno.test("any SiliconFlow image model: listed in /v1/models, served with the ge
     assertMatch(body.choices[0].message.content, /without parameter checks/);
     const sent = fake.received.at(-1)!.body;
     assertEquals([sent.model, sent.image_size, sent.num_inference_steps, "cfg" in sent], [
-      "Tongyi-MAI/Z-Image",
+      "acme/Painter",
       "1024x1024",
       8,
       false,

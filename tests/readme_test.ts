@@ -119,7 +119,7 @@ Deno.test("README size table matches the size mapping", () => {
   const header = section.split("\n").find((l) => l.startsWith("| `size`"))!;
   const names = header.split("|").slice(2, -1).map((c) => c.trim());
   const models = names.map((n) => MODELS.find((m) => m.id.endsWith(`/${n}`))!);
-  assertEquals(rows.length, 8);
+  assertEquals(rows.length >= 20, true);
   for (const row of rows) {
     const cells = row.split("|").slice(1, -1).map((c) => c.trim().replaceAll("`", ""));
     models.forEach((m, i) =>

@@ -132,8 +132,10 @@ export function createDemoUpstream(
     }
     if (url.pathname.endsWith("/models") && request.method === "GET") {
       const subType = url.searchParams.get("sub_type");
+      const type = url.searchParams.get("type");
       const data = (options.listing?.() ?? [])
         .filter((m) => !subType || m.subType === subType)
+        .filter((m) => !type || (type === "video") === (m.subType === "video"))
         .map((m) => ({ id: m.id, object: "model", created: 0, owned_by: "" }));
       return json(200, { object: "list", data }, traceId);
     }
@@ -170,7 +172,8 @@ export function createDemoUpstream(
       return json(200, state, traceId);
     }
     if (videoCall === "submit") {
-      const refusal = await options.videoRules?.(body);
+      const listed = options.listing?.().some((m) => m.id === body.model) ?? false;
+      const refusal = listed ? undefined : await options.videoRules?.(body);
       if (refusal) return sfError(400, refusal.code, refusal.message, traceId);
       const size = typeof body.image_size === "string" ? body.image_size : "1280x720";
       const seed = typeof body.seed === "number" ? body.seed : Math.floor(Math.random() * 1e9);

@@ -137,6 +137,26 @@ function pickParams(model: ModelSpec, fields: Record<string, unknown>, strict: b
   return { params, sentAs, ignored };
 }
 
+/**
+ * The inference steps GPT Image 2.5's top `quality` values stand for, on a model that takes
+ * `num_inference_steps` (SiliconFlow's default is 20). The other OpenAI values (`low`, `medium`,
+ * `high`, `auto`, `standard`, `hd`) leave the model's default alone.
+ */
+export const QUALITY_STEPS: Readonly<Record<string, number>> = { xhigh: 40, max: 50 };
+
+/** `quality: xhigh | max` as more steps where the model has them and none were asked; else named. */
+function applyQuality(
+  model: ModelSpec,
+  quality: unknown,
+  params: Record<string, unknown>,
+  ignored: string[],
+): void {
+  const key = typeof quality === "string" ? quality.toLowerCase() : "";
+  if (!Object.hasOwn(QUALITY_STEPS, key)) return;
+  if (!("num_inference_steps" in model.params)) ignored.push("quality");
+  else if (!present(params.num_inference_steps)) params.num_inference_steps = QUALITY_STEPS[key];
+}
+
 /** Validates a request against its model and plans the upstream calls. */
 export function planGeneration(input: GenerationInput): GenerationPlan {
   const { model, fields } = input;
@@ -153,7 +173,10 @@ export function planGeneration(input: GenerationInput): GenerationPlan {
   }
   checkImageCount(model, input.images.length, input.imagesParam);
 
-  const { params, sentAs, ignored } = pickParams(model, fields, input.strict ?? false);
+  // A model whose parameters rest on no reference drops what it may not take, even when strict.
+  const strict = (input.strict ?? false) && model.verified;
+  const { params, sentAs, ignored } = pickParams(model, fields, strict);
+  applyQuality(model, fields.quality, params, ignored);
   const imageSize = resolveImageSize(model, {
     imageSize: fields.image_size,
     aspectRatio: fields.aspect_ratio,

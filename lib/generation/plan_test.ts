@@ -1,7 +1,7 @@
 import { assertEquals, assertThrows } from "@std/assert";
 import { ApiError } from "../server/errors.ts";
 import { type GenerationInput, planGeneration } from "./plan.ts";
-import { findModel, MODELS } from "./registry.ts";
+import { findModel, genericModel, MODELS } from "./registry.ts";
 import { nearestSize, parseAspectRatio, resolveImageSize } from "./sizes.ts";
 
 /** A tiny valid PNG as a data URI. */
@@ -169,4 +169,58 @@ Deno.test("size mapping: recommended sizes pass, OpenAI sizes map by aspect rati
   assertEquals(parseAspectRatio("wide"), undefined);
   assertThrows(() => resolveImageSize(qwen, { size: "huge" }), ApiError);
   assertThrows(() => resolveImageSize(qwen, { aspectRatio: "0:1" }), ApiError);
+});
+
+Deno.test("size vocabulary: ratios, tiers, enums and free sizes", () => {
+  const qwen = model("Qwen/Qwen-Image");
+  const flux = model("black-forest-labs/FLUX.2-pro");
+  const wan = model("Wan-AI/Wan2.2-T2V-A14B");
+  const size = (m: typeof qwen, req: Parameters<typeof resolveImageSize>[1]) =>
+    resolveImageSize(m, req);
+  assertEquals(size(qwen, { size: "16:9" }), "1664x928");
+  assertEquals(size(qwen, { size: "4:3" }), "1472x1140");
+  assertEquals(size(qwen, { size: "1K" }), "1328x1328");
+  assertEquals(size(qwen, { size: "2k" }), "2048x2048");
+  assertEquals(size(qwen, { size: "16:9 2K" }), "2736x1536");
+  assertEquals(size(qwen, { size: "4K, 16:9" }), "4096x2304");
+  assertEquals(size(qwen, { imageSize: "2K", aspectRatio: "9:16" }), "1536x2736");
+  assertEquals(size(qwen, { size: "4K" }), "4096x4096");
+  assertEquals(size(qwen, { aspectRatio: "3:2", size: "1024x1024" }), "1584x1056");
+  // A fixed set of sizes: the nearest in ratio, whatever the tier or pixel count.
+  assertEquals(size(flux, { size: "4K" }), "512x512");
+  assertEquals(size(flux, { size: "800x600" }), "1024x768");
+  assertEquals(size(flux, { size: "16:9 2K" }), "1024x576");
+  assertEquals(size(wan, { size: "9:16" }), "720x1280");
+  assertEquals(size(wan, { size: "1792x1024" }), "1280x720");
+  // A model with no recommended table: a megapixel at the ratio.
+  const generic = genericModel({ id: "acme/Painter", subType: "text-to-image" });
+  assertEquals(size(generic, { size: "16:9" }), "1360x768");
+  assertEquals(size(generic, {}), undefined);
+  for (const bad of ["huge", "2K 99:1", "16:9 4:3", "2K 4K", "16:9 big", " "]) {
+    assertThrows(() => size(qwen, { size: bad }), ApiError, "size must be", bad);
+  }
+  assertThrows(() => size(qwen, { imageSize: "3K" }), ApiError, "image_size must be");
+});
+
+Deno.test("quality xhigh and max are more steps where a model has them, else named", () => {
+  const steps = (id: string, fields: Record<string, unknown>) => {
+    const plan = planGeneration(input(id, fields));
+    return [plan.calls[0].num_inference_steps, plan.ignored];
+  };
+  assertEquals(steps("Qwen/Qwen-Image", { quality: "xhigh" }), [40, []]);
+  assertEquals(steps("Qwen/Qwen-Image", { quality: "MAX" }), [50, []]);
+  assertEquals(steps("Qwen/Qwen-Image", { quality: "max", num_inference_steps: 12 }), [12, []]);
+  assertEquals(steps("Qwen/Qwen-Image", { quality: "high" }), [undefined, []]);
+  assertEquals(steps("black-forest-labs/FLUX.2-pro", { quality: "xhigh" }), [undefined, [
+    "quality",
+  ]]);
+});
+
+Deno.test("an unverified model drops what it does not take, even with strict params", () => {
+  const plan = planGeneration({
+    ...input("baidu/ERNIE-Image-Turbo", { num_inference_steps: 8, cfg: 3 }),
+    strict: true,
+  });
+  assertEquals(plan.ignored, ["num_inference_steps", "cfg"]);
+  rejects({ ...input("Qwen/Qwen-Image", { batch_size: 2 }), strict: true }, "batch_size");
 });

@@ -64,6 +64,18 @@ const QWEN_SIZES = [
   "1056x1584",
 ] as const;
 
+// FLUX.2-pro's documented enum (512x512 is SiliconFlow's default).
+const FLUX2_SIZES = ["512x512", "768x1024", "1024x768", "576x1024", "1024x576"] as const;
+
+const Z_IMAGE_SIZES = [
+  "1024x1024",
+  "1200x896",
+  "1264x848",
+  "1376x768",
+  "896x1200",
+  "768x1376",
+] as const;
+
 // SiliconFlow's video sizes: landscape, portrait, square. `image_size` is required there.
 const WAN_SIZES = ["1280x720", "720x1280", "960x960"] as const;
 const WAN = {
@@ -132,14 +144,11 @@ export const MODELS: readonly ModelSpec[] = [
     ownedBy: "black-forest-labs",
     inputImages: { min: 0, max: 0 },
     params: {
-      image_size: {
-        type: "enum",
-        values: ["512x512", "768x1024", "1024x768", "576x1024", "1024x576"],
-      },
+      image_size: { type: "enum", values: FLUX2_SIZES },
       seed: SEED,
       output_format: { type: "enum", values: ["png", "jpeg"] },
     },
-    sizes: ["512x512", "768x1024", "1024x768", "576x1024", "1024x576"],
+    sizes: FLUX2_SIZES,
     verified: true,
   },
   {
@@ -152,12 +161,51 @@ export const MODELS: readonly ModelSpec[] = [
     verified: false,
   },
   {
-    // From Cherry Studio's catalogue, not from SiliconFlow's own reference.
+    // siliconflow.com, reported (2026-09) as its current bulk FLUX model; not in SiliconFlow's
+    // reference, so it is given FLUX.2-pro's documented parameters and nothing more.
+    id: "black-forest-labs/FLUX.2-flex",
+    ownedBy: "black-forest-labs",
+    inputImages: { min: 0, max: 0 },
+    params: {
+      image_size: { type: "enum", values: FLUX2_SIZES },
+      seed: SEED,
+      output_format: { type: "enum", values: ["png", "jpeg"] },
+    },
+    sizes: FLUX2_SIZES,
+    verified: false,
+  },
+  {
+    // siliconflow.cn lists it (6B, undistilled: full CFG and a negative prompt); its parameters
+    // are not in SiliconFlow's reference. Sizes from Cherry Studio's catalogue.
+    id: "Tongyi-MAI/Z-Image",
+    ownedBy: "Tongyi-MAI",
+    inputImages: { min: 0, max: 0 },
+    params: {
+      image_size: SIZE,
+      seed: SEED,
+      num_inference_steps: STEPS,
+      guidance_scale: { type: "number", min: 0, max: 20 },
+      negative_prompt: NEGATIVE,
+    },
+    sizes: Z_IMAGE_SIZES,
+    verified: false,
+  },
+  {
+    // siliconflow.cn lists it (8-step distilled); parameters from Cherry Studio's catalogue.
     id: "Tongyi-MAI/Z-Image-Turbo",
     ownedBy: "Tongyi-MAI",
     inputImages: { min: 0, max: 0 },
     params: { image_size: SIZE, seed: SEED },
-    sizes: ["1024x1024", "1200x896", "1264x848", "1376x768", "896x1200", "768x1376"],
+    sizes: Z_IMAGE_SIZES,
+    verified: false,
+  },
+  {
+    // siliconflow.cn lists it (8B, 8-step distilled); its parameters are documented nowhere.
+    id: "baidu/ERNIE-Image-Turbo",
+    ownedBy: "baidu",
+    inputImages: { min: 0, max: 0 },
+    params: { image_size: SIZE, seed: SEED },
+    sizes: ["1024x1024", "1264x848", "848x1264", "1376x768", "768x1376"],
     verified: false,
   },
   { id: "Wan-AI/Wan2.2-T2V-A14B", inputImages: { min: 0, max: 0 }, ...WAN },
@@ -175,12 +223,24 @@ export function findModel(id: string): ModelSpec | undefined {
 /**
  * A model SiliconFlow lists that the registry does not know: served with a generic schema (prompt,
  * negative_prompt, image_size, seed, num_inference_steps, and up to three input images passed on
- * as given), and answered with a note that its parameters were not checked here.
+ * as given; a video model takes SiliconFlow's video sizes and one first frame), and answered with a
+ * note that its parameters were not checked here.
  */
 export function genericModel(listed: { id: string; subType: string }): ModelSpec {
+  const ownedBy = listed.id.includes("/") ? listed.id.split("/")[0] : "siliconflow";
+  if (listed.subType === "video") {
+    return {
+      ...WAN,
+      id: listed.id,
+      ownedBy,
+      inputImages: { min: 0, max: 1 },
+      verified: false,
+      unchecked: true,
+    };
+  }
   return {
     id: listed.id,
-    ownedBy: listed.id.includes("/") ? listed.id.split("/")[0] : "siliconflow",
+    ownedBy,
     inputImages: { min: listed.subType === "image-to-image" ? 1 : 0, max: 3 },
     params: {
       image_size: SIZE,

@@ -18,6 +18,7 @@ import { bodyLimits, type RequestContext } from "./context.ts";
 import { streamAnswer } from "./stream_answer.ts";
 import { prepareGeneration } from "./conversation.ts";
 import type { PreparedGeneration } from "./prepared.ts";
+import type { ImageUrlPart } from "./types.ts";
 
 /** Handles a chat completion request. */
 export async function chatCompletions(ctx: RequestContext): Promise<Response> {
@@ -33,14 +34,31 @@ export async function chatCompletions(ctx: RequestContext): Promise<Response> {
   if (chat.stream) {
     const intro = generation.progress ? generation.intro : undefined;
     const answer = { meta, includeUsage: chat.includeUsage, intro, headers: generation.headers };
-    return streamChat(ctx, answer, generation, release);
+    return streamChat(ctx, answer, generation, release, chat.imagesOut);
   }
   try {
-    const { markdown } = await generation.run(ctx.signal);
-    return jsonResponse(toChatCompletion(meta, markdown), 200, generation.headers);
+    const made = await generation.run(ctx.signal);
+    const { text, images } = answerShape(made, chat.imagesOut);
+    return jsonResponse(toChatCompletion(meta, text, images), 200, generation.headers);
   } finally {
     release();
   }
+}
+
+/**
+ * The answer's text and, when `modalities` asked for images (OpenRouter's shape), the images as
+ * `image_url` parts beside a text that no longer repeats them. A video stays a markdown link.
+ */
+function answerShape(
+  made: Awaited<ReturnType<PreparedGeneration["run"]>>,
+  imagesOut: boolean,
+): { text: string; images?: ImageUrlPart[] } {
+  if (!imagesOut || made.caption === undefined) return { text: made.markdown };
+  const images = made.outcome.images.map((image): ImageUrlPart => ({
+    type: "image_url",
+    image_url: { url: image.url },
+  }));
+  return { text: made.caption, images };
 }
 
 /** A streamed chat answer: role, progress lines if asked for, the markdown, then the end. */
@@ -54,6 +72,7 @@ function streamChat(
   },
   generation: PreparedGeneration,
   release: () => void,
+  imagesOut: boolean,
 ): Promise<Response> {
   const { intro } = answer;
   return streamAnswer<ChatStreamEvent>(ctx, {
@@ -71,14 +90,15 @@ function streamChat(
   }, async (out, signal) => {
     out.send({ kind: "role" });
     if (intro) out.send({ kind: "reasoning", text: intro });
-    let markdown: string;
+    let made: Awaited<ReturnType<PreparedGeneration["run"]>>;
     try {
-      ({ markdown } = await generation.run(signal));
+      made = await generation.run(signal);
     } finally {
       release();
     }
     if (intro) out.send({ kind: "reasoning", text: `Done in ${out.elapsedS()} s.\n` });
-    out.send({ kind: "content", text: markdown });
+    const { text, images } = answerShape(made, imagesOut);
+    out.send({ kind: "content", text, images });
     out.send({ kind: "finish" });
     out.send({ kind: "usage", usage: ZERO_USAGE });
   });

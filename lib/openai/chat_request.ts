@@ -27,6 +27,8 @@ export interface ChatRequest {
   messages: ChatMessage[];
   /** The whole body, for the per-model parameters. */
   fields: Record<string, unknown>;
+  /** OpenRouter's `modalities` with `"image"`: the images go in `message.images[]` too. */
+  imagesOut: boolean;
 }
 
 const Part = z.looseObject({ type: z.string() });
@@ -105,6 +107,21 @@ export function parseChatRequest(body: unknown): ChatRequest {
     includeUsage: stream === true && stream_options?.include_usage === true,
     userIndex,
     messages,
-    fields: body,
+    fields: withImageConfig(body),
+    imagesOut: Array.isArray(body.modalities) && body.modalities.includes("image"),
   };
+}
+
+/**
+ * OpenRouter's chat-side `image_config: {aspect_ratio, image_size}` (`image_size` there is a tier,
+ * `1K`/`2K`/`4K`) as the body's own size fields, which win when both are sent.
+ */
+function withImageConfig(body: Record<string, unknown>): Record<string, unknown> {
+  const config = body.image_config;
+  if (!isJsonObject(config)) return body;
+  const fields = { ...body };
+  for (const name of ["aspect_ratio", "image_size"]) {
+    if (fields[name] === undefined && config[name] !== undefined) fields[name] = config[name];
+  }
+  return fields;
 }

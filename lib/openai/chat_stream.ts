@@ -5,7 +5,13 @@
  */
 import type { ApiError } from "../server/errors.ts";
 import type { EventEncoder } from "../server/event_stream.ts";
-import type { ChatCompletion, ChatCompletionChunk, ChunkDelta, Usage } from "./types.ts";
+import type {
+  ChatCompletion,
+  ChatCompletionChunk,
+  ChunkDelta,
+  ImageUrlPart,
+  Usage,
+} from "./types.ts";
 
 export type { Usage } from "./types.ts";
 
@@ -17,7 +23,7 @@ export type ChatStreamEvent =
   | { kind: "role" }
   | { kind: "keepalive" }
   | { kind: "reasoning"; text: string }
-  | { kind: "content"; text: string }
+  | { kind: "content"; text: string; images?: ImageUrlPart[] }
   | { kind: "finish" }
   | { kind: "usage"; usage: Usage }
   | { kind: "error"; error: ApiError };
@@ -32,8 +38,12 @@ export interface CompletionMeta {
   model: string;
 }
 
-/** A non-streamed `chat.completion`. */
-export function toChatCompletion(meta: CompletionMeta, content: string): ChatCompletion {
+/** A non-streamed `chat.completion`; `images` in OpenRouter's shape when they were asked for. */
+export function toChatCompletion(
+  meta: CompletionMeta,
+  content: string,
+  images?: ImageUrlPart[],
+): ChatCompletion {
   return {
     id: meta.id,
     object: "chat.completion",
@@ -41,7 +51,7 @@ export function toChatCompletion(meta: CompletionMeta, content: string): ChatCom
     model: meta.model,
     choices: [{
       index: 0,
-      message: { role: "assistant", content, refusal: null },
+      message: { role: "assistant", content, refusal: null, ...(images ? { images } : {}) },
       finish_reason: "stop",
       logprobs: null,
     }],
@@ -108,7 +118,9 @@ export class ChatChunkEncoder implements EventEncoder<ChatStreamEvent> {
       case "reasoning":
         return this.#chunk({ reasoning_content: event.text });
       case "content":
-        return this.#chunk({ content: event.text });
+        return this.#chunk(
+          event.images ? { content: event.text, images: event.images } : { content: event.text },
+        );
       case "finish":
         return this.#chunk({}, "stop");
       case "usage":

@@ -26,11 +26,19 @@ import type { PreparedGeneration } from "./prepared.ts";
 import { parsePromptFlags } from "./prompt_flags.ts";
 import { inlineOwnImages, storeImages } from "./stored_images.ts";
 
-/** The markdown answer: one image per line, the seed in the alt text, problems said plainly. */
-export function toMarkdown(outcome: GenerationOutcome, notes: string[] = []): string {
-  const lines = outcome.images.map((image, i) =>
-    `![${image.seed === undefined ? `image ${i + 1}` : `seed ${image.seed}`}](${image.url})`
-  );
+/**
+ * The markdown answer: one image per line, the seed in the alt text, problems said plainly. With
+ * `links: false`, the same lines without the images (they travel in `message.images[]`).
+ */
+export function toMarkdown(
+  outcome: GenerationOutcome,
+  notes: string[] = [],
+  links = true,
+): string {
+  const lines = outcome.images.map((image, i) => {
+    const alt = image.seed === undefined ? `image ${i + 1}` : `seed ${image.seed}`;
+    return links ? `![${alt}](${image.url})` : `Image ${i + 1}: ${alt}.`;
+  });
   const failed = failureSummary(outcome);
   if (failed) lines.push(`> ${failed}`);
   for (const note of notes) lines.push(`> ${note}`);
@@ -117,12 +125,14 @@ export async function prepareGeneration(
   const { config } = ctx.app;
   const flags = parsePromptFlags(chat.prompt);
   const fields = withFlags(chat.fields, flags.fields);
-  const delivery = enumField(
+  let delivery = enumField(
     fields.image_delivery,
     "image_delivery",
     DELIVERY,
     config.imageDelivery,
   );
+  // OpenRouter's shape promises links a client can keep: the stored copy where there is a store.
+  if (chat.imagesOut && delivery === "url" && ctx.app.store) delivery = "store";
   const progress = enumField(fields.progress, "progress", PROGRESS, config.progress);
 
   const model = await requestedModel(ctx, auth, chat.model, {
@@ -170,7 +180,12 @@ export async function prepareGeneration(
         : store
         ? await storeImages(ctx, store, outcome, signal)
         : [];
-      return { outcome, markdown: toMarkdown(outcome, [...notes, ...planNotes(plan)]) };
+      const said = [...notes, ...planNotes(plan)];
+      return {
+        outcome,
+        markdown: toMarkdown(outcome, said),
+        caption: toMarkdown(outcome, said, false),
+      };
     } catch (err) {
       if (fromHistory && err instanceof ApiError && err.status === 400) {
         throw new ApiError(400, err.message + HISTORY_HINT, { param, code: err.code });

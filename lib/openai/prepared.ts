@@ -16,8 +16,13 @@ export interface PreparedGeneration {
   headers: Record<string, string>;
   /** Takes the slot this kind of work runs in (a 429 when none is free); call the answer once. */
   acquire(): () => void;
-  /** Runs it: the outcome, and the markdown answer with its notes. */
-  run(signal: AbortSignal): Promise<{ outcome: GenerationOutcome; markdown: string }>;
+  /**
+   * Runs it: the outcome, the markdown answer with its notes, and for images the answer's text
+   * without the images (for OpenRouter's shape, where they travel in `message.images[]`).
+   */
+  run(
+    signal: AbortSignal,
+  ): Promise<{ outcome: GenerationOutcome; markdown: string; caption?: string }>;
   /** Where a long job stands (a video's place in the queue), for progress lines. */
   status?: () => string;
 }

@@ -109,7 +109,9 @@ export async function responses(ctx: RequestContext): Promise<Response> {
       release();
     }
   };
-  const headers = generation.headers;
+  const headers = { ...generation.headers };
+  const ignored = [headers["x-ignored-params"], ...request.ignored].filter(Boolean);
+  if (ignored.length) headers["x-ignored-params"] = ignored.join(", ");
   if (!request.stream) {
     return jsonResponse(responseObject(base, "completed", await produce(ctx.signal)), 200, headers);
   }

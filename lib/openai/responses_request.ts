@@ -19,6 +19,33 @@ export interface ResponsesRequest {
   wantResults: boolean;
   /** The tools as sent, echoed in the answer. */
   tools: unknown[];
+  /** Fields of the `image_generation` tool that mean nothing here, as `image_generation.NAME`. */
+  ignored: string[];
+}
+
+/**
+ * What an `image_generation` tool entry (Codex adds `{type, output_format}` to every request) may
+ * set for the image: its size and quality, and the output format where a model has one. The body's
+ * own fields win. Its `model` is the hosted tool's (`gpt-image-1`), not the one asked for.
+ */
+const TOOL_FIELDS = ["size", "quality", "output_format", "n"] as const;
+const TOOL_NOT_FIELDS = new Set(["type", "model"]);
+
+/** The body's fields with the image tool's merged under them, and the tool's fields left unused. */
+function withToolFields(body: Record<string, unknown>, tools: unknown[]) {
+  const tool = tools.find((t) => isJsonObject(t) && t.type === "image_generation") as
+    | Record<string, unknown>
+    | undefined;
+  if (!tool) return { fields: body, ignored: [] };
+  const fields = { ...body };
+  const ignored: string[] = [];
+  for (const [name, value] of Object.entries(tool)) {
+    if (TOOL_NOT_FIELDS.has(name) || value === undefined || value === null) continue;
+    if ((TOOL_FIELDS as readonly string[]).includes(name)) {
+      if (fields[name] === undefined) fields[name] = value;
+    } else if (ignored.length < 20) ignored.push(`image_generation.${name.slice(0, 40)}`);
+  }
+  return { fields, ignored };
 }
 
 type Part = Record<string, unknown>;
@@ -92,8 +119,10 @@ export function parseResponsesRequest(body: unknown): ResponsesRequest {
   }
   const tools = Array.isArray(body.tools) ? body.tools : [];
   const include = Array.isArray(body.include) ? body.include : [];
-  const chat = parseChatRequest({ ...body, messages, stream: body.stream === true });
+  const { fields, ignored } = withToolFields(body, tools);
+  const chat = parseChatRequest({ ...fields, messages, stream: body.stream === true });
   return {
+    ignored,
     chat,
     stream: body.stream === true,
     wantResults: tools.some((t) => isJsonObject(t) && t.type === "image_generation") ||

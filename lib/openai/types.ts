@@ -28,12 +28,18 @@ export interface ChatCompletion {
   /** The one answer. */
   choices: {
     index: number;
-    message: { role: "assistant"; content: string; refusal: null };
+    message: { role: "assistant"; content: string; refusal: null; images?: ImageUrlPart[] };
     finish_reason: "stop";
     logprobs: null;
   }[];
   /** Zero usage. */
   usage: Usage;
+}
+
+/** An image in OpenRouter's chat shape (`message.images[]`, `delta.images`). */
+export interface ImageUrlPart {
+  type: "image_url";
+  image_url: { url: string };
 }
 
 /** What a streamed chunk's delta may carry. */
@@ -44,6 +50,8 @@ export interface ChunkDelta {
   content?: string;
   /** Progress lines, where asked for. */
   reasoning_content?: string;
+  /** The images, when `modalities` asked for them (OpenRouter's shape). */
+  images?: ImageUrlPart[];
 }
 
 /** One `chat.completion.chunk`. */

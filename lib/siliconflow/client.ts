@@ -33,8 +33,8 @@ export const MAX_UPSTREAM_RESPONSE_BYTES: number = 16 * 1024 * 1024;
 export interface ListedModel {
   /** Its id, e.g. `Qwen/Qwen-Image`. */
   id: string;
-  /** Whether it makes images from text or changes images. */
-  subType: "text-to-image" | "image-to-image";
+  /** Whether it makes images from text, changes images, or makes videos. */
+  subType: "text-to-image" | "image-to-image" | "video";
 }
 
 /** Per-call options. */
@@ -174,29 +174,38 @@ export class SiliconFlowClient {
   }
 
   /**
-   * SiliconFlow's image models: `GET {base}/models?sub_type=…` for text-to-image and
-   * image-to-image. Throws on any failure (the caller falls back to the built-in list).
+   * SiliconFlow's image and video models: `GET {base}/models?type=image` and `?type=video`, and
+   * `?sub_type=image-to-image` to tell the models that change images from those that make them.
+   * The .cn and .com sites list different catalogues. Throws on any failure (the caller falls back
+   * to the built-in list).
    */
   async listImageModels(
     options: { apiKey: string; baseUrl: string; signal?: AbortSignal },
   ): Promise<ListedModel[]> {
-    const listed: ListedModel[] = [];
-    for (const subType of ["text-to-image", "image-to-image"] as const) {
+    const ids = async (query: string): Promise<string[]> => {
       const limit = timeLimit(Math.min(this.#timeoutMs, 10_000), options.signal);
       const response = await this.#fetch(
-        `${options.baseUrl.replace(/\/+$/, "")}/models?sub_type=${subType}`,
+        `${options.baseUrl.replace(/\/+$/, "")}/models?${query}`,
         { headers: { authorization: `Bearer ${options.apiKey}` }, signal: limit.signal },
       );
       const bytes = await readResponse(response, 1024 * 1024).finally(limit.clear);
       if (!response.ok || !bytes) throw new Error(`HTTP ${response.status}`);
       const data = JSON.parse(new TextDecoder().decode(bytes))?.data;
       if (!Array.isArray(data)) throw new Error("no data list");
-      for (const entry of data) {
-        const id = entry && typeof entry === "object" ? entry.id : undefined;
-        if (typeof id === "string" && /^[\w./:-]{1,200}$/.test(id)) listed.push({ id, subType });
-      }
-    }
-    return listed;
+      return data.map((entry) => entry && typeof entry === "object" ? entry.id : undefined)
+        .filter((id): id is string => typeof id === "string" && /^[\w./:-]{1,200}$/.test(id));
+    };
+    const [images, editors, videos] = await Promise.all(
+      ["type=image", "sub_type=image-to-image", "type=video"].map(ids),
+    );
+    const editing = new Set(editors);
+    return [
+      ...images.map((id): ListedModel => ({
+        id,
+        subType: editing.has(id) ? "image-to-image" : "text-to-image",
+      })),
+      ...videos.map((id): ListedModel => ({ id, subType: "video" })),
+    ];
   }
 
   /** Reads a 200 answer's text, or throws the error it stands for, with no key left in its text. */
