@@ -8,6 +8,7 @@ import type { Config } from "./config.ts";
 import type { GenerationSlots } from "./generation/slots.ts";
 import type { ImageTasks } from "./jobs/image_task.ts";
 import type { VideoService } from "./jobs/video_service.ts";
+import type { Webhooks } from "./jobs/webhook.ts";
 import type { QuotaStore } from "./quota/store.ts";
 import type { BodyBudget } from "./server/body_budget.ts";
 import type { Logger } from "./server/logger.ts";
@@ -40,4 +41,6 @@ export interface App {
   readonly videos: VideoService;
   /** Async image tasks on KV, and this instance's runs of them. */
   readonly tasks: ImageTasks;
+  /** The webhooks of `callback_url` (`WEBHOOK_SECRET`). */
+  readonly webhooks: Webhooks;
 }

@@ -61,6 +61,12 @@ export interface Config {
   readonly publicBaseUrl?: string;
   /** `TRUST_PROXY`: take the origin from `X-Forwarded-Host`/`-Proto` (a front sets them). */
   readonly trustProxy: boolean;
+  /** `WEBHOOK_SECRET`: signs the webhooks of `callback_url`; without it they are not sent. */
+  readonly webhookSecret?: string;
+  /** `WEBHOOK_ALLOW_PRIVATE`: webhooks may go to loopback and private addresses. */
+  readonly webhookAllowPrivate: boolean;
+  /** `PROMPT_REWRITE_MODEL`: the SiliconFlow chat model that extends prompts when asked; none: off. */
+  readonly promptRewriteModel?: string;
   /** `PROGRESS`: `reasoning` sends status lines in streamed answers; `off` by default. */
   readonly progress: "off" | "reasoning";
   /** `SILICONFLOW_API_KEY`: the server's own SiliconFlow keys (comma-separated). */
@@ -140,6 +146,16 @@ export const DEFAULT_ALIASES: Readonly<Record<string, AliasTarget>> = {
   "sora-2": { generate: "Wan-AI/Wan2.2-T2V-A14B", edit: "Wan-AI/Wan2.2-I2V-A14B" },
   "sora-2-pro": { generate: "Wan-AI/Wan2.2-T2V-A14B", edit: "Wan-AI/Wan2.2-I2V-A14B" },
 };
+
+/** A SiliconFlow model id from the environment, or undefined when unset. */
+function modelIdOf(raw: string | undefined): string | undefined {
+  const id = (raw ?? "").trim();
+  if (!id) return undefined;
+  if (!/^[\w./:-]{1,200}$/.test(id)) {
+    throw new ConfigError("PROMPT_REWRITE_MODEL", `"${id.slice(0, 60)}" is not a model id`);
+  }
+  return id;
+}
 
 /** Parses `alias=Model,alias2=Model|EditModel`. Targets must be known models. */
 export function parseAliases(raw: string | undefined): Record<string, AliasTarget> {
@@ -304,6 +320,9 @@ function load(get: (name: string) => string | undefined): Config {
     strictParams: boolean("STRICT_PARAMS", get("STRICT_PARAMS")),
     playground: boolean("PLAYGROUND", get("PLAYGROUND") ?? "true"),
     trustProxy: boolean("TRUST_PROXY", get("TRUST_PROXY")),
+    webhookSecret: (get("WEBHOOK_SECRET") ?? "").trim() || undefined,
+    webhookAllowPrivate: boolean("WEBHOOK_ALLOW_PRIVATE", get("WEBHOOK_ALLOW_PRIVATE")),
+    promptRewriteModel: modelIdOf(get("PROMPT_REWRITE_MODEL")),
     streamHoldMs: int("STREAM_HOLD_MS", DEFAULTS.streamHoldMs, 0, 600_000),
     ...videoOf(int, boolean("DEMO", get("DEMO"))),
     modelAliases: Object.freeze(

@@ -138,4 +138,7 @@ export const ENV_NAMES: readonly string[] = [
   "VIDEO_POLL_MS",
   "VIDEO_JOB_TIMEOUT_MS",
   "IMAGE_TASK_TTL_MS",
+  "WEBHOOK_SECRET",
+  "WEBHOOK_ALLOW_PRIVATE",
+  "PROMPT_REWRITE_MODEL",
 ];

@@ -23,6 +23,7 @@ import { JobStore } from "./jobs/store.ts";
 import { type VideoJob, VideoKind } from "./jobs/video.ts";
 import { VideoService } from "./jobs/video_service.ts";
 import { type ImageTask, ImageTaskKind, ImageTasks } from "./jobs/image_task.ts";
+import { Webhooks } from "./jobs/webhook.ts";
 import { ApiError } from "./server/errors.ts";
 import { KvConnection } from "./kv.ts";
 
@@ -37,6 +38,11 @@ export function jobTiming(config: Config): { ttlMs: number; scanMs: number } {
 }
 
 /** How long ended jobs are kept: the local store's `IMAGE_TTL_DAYS`, else its default. */
+/** How long the local store keeps a video (its `expires_at`); S3's own rules are unknown here. */
+function keptDays(config: Config): number | undefined {
+  return config.imageStore?.kind === "local" ? config.imageStore.ttlDays : undefined;
+}
+
 function retentionDays(config: Config): number {
   return config.imageStore?.kind === "local" ? config.imageStore.ttlDays : 30;
 }
@@ -133,7 +139,26 @@ export function createHandler(options: HandlerOptions): Handler {
     retentionMs: retentionDays(config) * 86_400_000,
     unavailable: jobStoreUnavailable,
   });
-  const kind = new VideoKind({ config, jobs, upstream, store, quota, logger, now });
+  const webhooks = new Webhooks({
+    secret: config.webhookSecret,
+    allowPrivate: config.webhookAllowPrivate,
+    fetch: options.fetch ?? globalThis.fetch,
+    logger,
+    now,
+  });
+  // A webhook's data is the object the API answers; its module loads after start-up (zod).
+  const kind = new VideoKind({
+    config,
+    jobs,
+    upstream,
+    store,
+    quota,
+    logger,
+    now,
+    webhooks,
+    describe: async (job, base) =>
+      (await import("./openai/videos_request.ts")).videoObject(job, keptDays(config), now(), base),
+  });
   const poller = new JobPoller({
     kind,
     instance,
@@ -155,7 +180,12 @@ export function createHandler(options: HandlerOptions): Handler {
   });
   // Image tasks run where they were submitted; this poller only fails those whose instance died.
   const taskPoller = new JobPoller({
-    kind: new ImageTaskKind(taskJobs),
+    kind: new ImageTaskKind(taskJobs, {
+      webhooks,
+      describe: async (task, base) =>
+        (await import("./openai/image_tasks.ts")).taskObject(base, task),
+      now,
+    }),
     instance,
     timing: { pollMs: 1_000, maxPollMs: 1_000, checksAtOnce: 8, followUpsAtOnce: 1 },
     now,
@@ -188,6 +218,7 @@ export function createHandler(options: HandlerOptions): Handler {
     quota,
     videos,
     tasks,
+    webhooks,
   };
   const handle = createPipeline<RequestContext>({
     routes: ROUTES,

@@ -79,6 +79,13 @@ Deno.test("README chat examples work as written", async (t) => {
     await t.step(`${body.model}${body.stream ? " (streamed)" : ""}`, async () => {
       const res = await post(`${server.url}/v1/chat/completions`, body);
       assertEquals(res.status, 200, await res.clone().text());
+      if (body.modalities) {
+        // OpenRouter's shape: the images in message.images, the 16:9 size from image_config.
+        const message = (await res.json()).choices[0].message;
+        assertEquals(message.images.length, 1);
+        assertEquals(fake.received.at(-1)!.body.image_size, "1664x928");
+        return;
+      }
       const text = body.stream
         ? (await readSse(res)).filter((f) => f !== "[DONE]").map((f) => JSON.parse(f))
           .map((c) => c.choices[0]?.delta?.content ?? "").join("")
@@ -87,7 +94,7 @@ Deno.test("README chat examples work as written", async (t) => {
       assertEquals(images.length, (body.batch_size as number | undefined) ?? 1);
     });
   }
-  const [qwen, kolors, edit] = fake.received.slice(-3).map((r) => r.body);
+  const [qwen, kolors, edit] = fake.received.slice(-4, -1).map((r) => r.body);
   assertEquals(qwen.cfg, 7.5, "guidance_scale reaches Qwen-Image as cfg");
   assertEquals([qwen.image_size, qwen.num_inference_steps, qwen.seed], ["1664x928", 30, 12345]);
   assertEquals(qwen.negative_prompt, "blurry, low quality");

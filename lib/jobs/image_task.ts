@@ -11,6 +11,7 @@ import { timeLimit } from "../server/time_limit.ts";
 import { randomToken } from "../server/values.ts";
 import type { JobKind, JobPoller } from "./poller.ts";
 import type { JobRecord, JobStore } from "./store.ts";
+import type { Callback, Webhooks } from "./webhook.ts";
 
 /** OpenAI's error object, as the synchronous route would have answered it. */
 export interface TaskError {
@@ -38,6 +39,8 @@ export interface ImageTask extends JobRecord {
   result?: { created: number; data: { url: string }[]; [field: string]: unknown };
   /** Once failed: the synchronous route's error. */
   error?: TaskError;
+  /** The webhook to send when it ends (`callback_url`). */
+  callback?: Callback;
 }
 
 /** The error of a task whose instance stopped while SiliconFlow worked on it. */
@@ -64,29 +67,60 @@ export function timedOut(): TaskError {
   };
 }
 
-/** The image task kind: what the poller does with a task it took over (it fails it). */
+/** A task that ended as it stands: with its webhook due now, if it has one still to send. */
+export function withHook(
+  task: ImageTask,
+  end: Partial<ImageTask>,
+  now: number,
+): Partial<ImageTask> {
+  return task.callback?.state === "pending" ? { ...end, followUp: now } : end;
+}
+
+/** What sending a task's webhook takes. */
+export interface TaskHooks {
+  webhooks: Webhooks;
+  /** A task as the API shows it, with its links on `base` (the webhook's `data`). */
+  describe: (task: ImageTask, base: string) => Promise<unknown>;
+  now: () => number;
+}
+
+/**
+ * The image task kind: what the poller does with a task it took over (it fails it), and the
+ * webhook of a task that ended.
+ */
 export class ImageTaskKind implements JobKind<ImageTask> {
   readonly store: JobStore<ImageTask>;
+  readonly #hooks?: TaskHooks;
 
-  constructor(store: JobStore<ImageTask>) {
+  constructor(store: JobStore<ImageTask>, hooks?: TaskHooks) {
     this.store = store;
+    this.#hooks = hooks;
   }
 
   /** A task this instance took over had its instance stop: nobody can finish it now. */
-  check(): Promise<Partial<ImageTask>> {
-    return Promise.resolve(interrupted());
+  check(task: ImageTask): Promise<Partial<ImageTask>> {
+    return Promise.resolve(withHook(task, interrupted(), this.#hooks?.now() ?? Date.now()));
   }
 
-  followUp(): Promise<Partial<ImageTask>> {
-    return Promise.resolve({ followUp: undefined });
+  /** Sends an ended task's webhook. */
+  async followUp(task: ImageTask, signal: AbortSignal): Promise<Partial<ImageTask>> {
+    const hooks = this.#hooks;
+    if (!hooks || !hooks.webhooks.due(task)) return { followUp: undefined };
+    const data = await hooks.describe(task, task.callback.base);
+    const sent = await hooks.webhooks.send(task, `image.task.${task.status}`, data, signal);
+    return { followUp: undefined, ...sent };
   }
 
   discard(): Promise<void> {
     return Promise.resolve();
   }
 
-  expired(): Partial<ImageTask> {
-    return { status: "failed", error: timedOut() };
+  expired(task: ImageTask): Partial<ImageTask> {
+    return withHook(
+      task,
+      { status: "failed", error: timedOut() },
+      this.#hooks?.now() ?? Date.now(),
+    );
   }
 
   /** The quota of a task is settled by the instance that runs it, or given back when it dies. */
@@ -133,7 +167,10 @@ export class ImageTasks {
    * answers (or throws, as the error it stands for) ends the task.
    */
   async submit(
-    task: Pick<ImageTask, "owner" | "account" | "endpoint" | "model" | "responseFormat">,
+    task: Pick<
+      ImageTask,
+      "owner" | "account" | "endpoint" | "model" | "responseFormat" | "callback"
+    >,
     work: (signal: AbortSignal, started: () => Promise<void>) => Promise<TaskEnd>,
     signal: AbortSignal,
   ): Promise<ImageTask> {
@@ -158,11 +195,15 @@ export class ImageTasks {
       const limit = timeLimit(this.#timeoutMs, signal);
       try {
         const end = await work(limit.signal, () => write({ status: "in_progress" }));
-        await write({ status: end.error ? "failed" : "completed", ...end });
+        await write(
+          withHook(record, { status: end.error ? "failed" : "completed", ...end }, this.#now()),
+        );
       } finally {
         limit.clear();
         this.#here.delete(id);
       }
+      // Its webhook, if any, goes out as the poller's follow-up (tried again, taken over if need be).
+      if (record.callback) this.poller.hold(id, undefined, 0);
     });
     return record;
   }

@@ -209,7 +209,8 @@ export class JobPoller<J extends JobRecord> {
    */
   async endIfLate(job: J): Promise<J> {
     if (isDone(job) || this.#now() <= job.deadline) return job;
-    const ended = { ...this.#kind.expired(job), followUp: undefined } as Partial<J>;
+    // A pending follow-up is dropped, unless the kind has one for the end (its webhook).
+    const ended = { followUp: undefined, ...this.#kind.expired(job) } as Partial<J>;
     return (await this.write(job.id, ended)).job ?? job;
   }
 

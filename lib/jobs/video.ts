@@ -15,6 +15,7 @@ import type { QuotaStore } from "../quota/store.ts";
 import type { MediaStore } from "../store/media_store.ts";
 import type { JobKind } from "./poller.ts";
 import type { JobRecord, JobStore } from "./store.ts";
+import type { Callback, Webhooks } from "./webhook.ts";
 
 /** One video job. */
 export interface VideoJob extends JobRecord {
@@ -50,6 +51,8 @@ export interface VideoJob extends JobRecord {
   urlExpires?: number;
   /** Failed copies into the store so far. */
   copyFailures?: number;
+  /** The webhook to send when it ends (`callback_url`). */
+  callback?: Callback;
 }
 
 /** How long SiliconFlow's video links work. */
@@ -96,6 +99,10 @@ export interface VideoKindDeps {
   quota?: QuotaStore;
   logger: Logger;
   now: () => number;
+  /** Sends `callback_url` webhooks. */
+  webhooks?: Webhooks;
+  /** A job as the Videos API shows it, with its links on `base` (the webhook's `data`). */
+  describe?: (job: VideoJob, base: string) => Promise<unknown>;
 }
 
 /** How video jobs are checked, collected and settled. */
@@ -122,7 +129,11 @@ export class VideoKind implements JobKind<VideoJob> {
       // SiliconFlow took it (nothing was charged then).
       if (now() - job.created < 2 * config.upstreamTimeoutMs) return undefined;
       const message = "The server stopped before SiliconFlow accepted this video; try again.";
-      return { status: "failed", error: { code: "video_not_submitted", message } };
+      return {
+        status: "failed",
+        error: { code: "video_not_submitted", message },
+        ...this.#hook(job),
+      };
     }
     const calls = upstream.videos({
       auth: key ? { kind: "client", key } : { kind: "pool" },
@@ -135,7 +146,8 @@ export class VideoKind implements JobKind<VideoJob> {
     } catch (err) {
       // SiliconFlow refusing the status itself (an unknown job) five times over ends the job.
       if (err instanceof ApiError && err.status === 400 && failures >= 4) {
-        return { status: "failed", error: { code: "video_failed", message: err.message } };
+        const error = { code: "video_failed", message: err.message };
+        return { status: "failed", error, ...this.#hook(job) };
       }
       throw err;
     }
@@ -148,14 +160,35 @@ export class VideoKind implements JobKind<VideoJob> {
     }
     if (state.status === "Failed") {
       const message = `SiliconFlow could not make the video: ${state.reason ?? "no reason given"}`;
-      return { status: "failed", error: { code: "video_failed", message } };
+      return { status: "failed", error: { code: "video_failed", message }, ...this.#hook(job) };
     }
     // Written only when the state changes: progress is worked out when the job is read.
     return stateChange(job, state, now());
   }
 
-  /** Copies the video into the store; a failed copy is tried again while the link works. */
+  /** Work left when a job ends: its webhook, if it has one still to send. */
+  #hook(job: VideoJob): Partial<VideoJob> {
+    return job.callback?.state === "pending" ? { followUp: this.#deps.now() } : {};
+  }
+
+  /**
+   * A finished video's work: its copy into the store (tried again while the link works), then,
+   * once no copy is left to try, its webhook (tried again as {@link Webhooks.send} says).
+   */
   async followUp(job: VideoJob, signal: AbortSignal): Promise<Partial<VideoJob>> {
+    // A completed job may still have its copy to try again (answered meanwhile with the link).
+    let change: Partial<VideoJob> = job.status === "failed" ? {} : await this.#copy(job, signal);
+    if (change.followUp !== undefined) return change; // a copy to try again first
+    const ended = { ...job, ...change };
+    const { webhooks, describe } = this.#deps;
+    if (!webhooks || !describe || !webhooks.due(ended)) return { ...change, followUp: undefined };
+    const data = await describe(ended, ended.callback.base);
+    change = { ...change, ...await webhooks.send(ended, `video.${ended.status}`, data, signal) };
+    return { followUp: undefined, ...change };
+  }
+
+  /** Copies the video into the store, which ends the job; a failed copy is tried again later. */
+  async #copy(job: VideoJob, signal: AbortSignal): Promise<Partial<VideoJob>> {
     const { store, now, upstream, config } = this.#deps;
     const done: Partial<VideoJob> = { status: "completed", progress: 100, followUp: undefined };
     const left = (job.urlExpires ?? 0) - now();
@@ -196,10 +229,10 @@ export class VideoKind implements JobKind<VideoJob> {
     if (change.stored) await this.#deps.store?.delete(change.stored).catch(() => {});
   }
 
-  expired(_job: VideoJob): Partial<VideoJob> {
+  expired(job: VideoJob): Partial<VideoJob> {
     const minutes = Math.round(this.#deps.config.videoJobTimeoutMs / 60_000);
     const message = `The video was not ready within ${minutes} minutes; polling stopped.`;
-    return { status: "failed", error: { code: "video_timeout", message } };
+    return { status: "failed", error: { code: "video_timeout", message }, ...this.#hook(job) };
   }
 
   /** Counts an ended job against its managed key: a failed one's video is given back. */

@@ -10,13 +10,14 @@ import type { Config } from "../config.ts";
 import type { ModelSpec } from "../generation/registry.ts";
 import { GenerationSlots } from "../generation/slots.ts";
 import { errorText, type Logger } from "../server/logger.ts";
-import { randomToken } from "../server/values.ts";
+import { present, randomToken } from "../server/values.ts";
 import type { UpstreamAuth } from "../siliconflow/keys.ts";
 import type { Upstream } from "../siliconflow/upstream.ts";
 import type { KeyRecord, QuotaStore } from "../quota/store.ts";
 import type { JobPoller } from "./poller.ts";
 import { isDone, type JobStore } from "./store.ts";
 import type { VideoJob } from "./video.ts";
+import type { Callback } from "./webhook.ts";
 
 /** Who asks for a video: the key that pays, a managed key's record, and the job's owner. */
 export interface VideoCaller {
@@ -46,6 +47,8 @@ export interface VideoOrder {
   imagesParam: string;
   /** The request field the prompt came in, for errors. */
   promptParam: string;
+  /** The webhook to send when it ends. */
+  callback?: Callback;
 }
 
 /** How often a waiter reads its job itself: only to hear another instance's writes (a hand-over). */
@@ -105,8 +108,16 @@ export class VideoService {
       strict: config.strictParams,
     });
     const seconds = String(model.video.seconds);
-    const asked = order.fields.seconds;
-    if (asked !== undefined && asked !== null && String(asked) !== seconds) ignored.push("seconds");
+    // OpenAI's `seconds` and OpenRouter's `duration`: the model makes what it makes.
+    for (const name of ["seconds", "duration"]) {
+      const asked = order.fields[name];
+      if (asked !== undefined && asked !== null && String(asked) !== seconds) ignored.push(name);
+    }
+    // OpenRouter's `resolution`: every size Wan 2.2 takes is 720p.
+    const resolution = order.fields.resolution;
+    if (present(resolution) && String(resolution).toLowerCase() !== "720p") {
+      ignored.push("resolution");
+    }
     ignored.push(...plan.ignored);
     const { account } = caller;
     const reservation = account && quota ? await quota.reserve(account, 1, "videos") : undefined;
@@ -129,6 +140,7 @@ export class VideoService {
       clientKey: caller.auth.kind === "client",
       origin: caller.origin,
       deadline: created + config.videoJobTimeoutMs,
+      ...(order.callback ? { callback: order.callback } : {}),
     };
     const warn = (msg: string) => (err: unknown) =>
       logger({

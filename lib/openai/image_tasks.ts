@@ -17,6 +17,7 @@ import { reserveQuota } from "./metering.ts";
 import { listResponse, ownerOf, ownPage } from "./owners.ts";
 import { planHeaders, upstreamCaller } from "./planning.ts";
 import { publicBase, storedImageLink } from "./stored_images.ts";
+import { callbackOf } from "./callbacks.ts";
 import { bytesOf } from "../store/media_store.ts";
 
 type Params = Readonly<Record<string, string | undefined>>;
@@ -30,13 +31,13 @@ function prefersAsync(ctx: RequestContext): boolean {
   return ctx.app.store !== undefined && /(^|[,;\s])respond-async\b/i.test(prefer);
 }
 
-/** Where a task is polled. */
-function pollUrl(ctx: RequestContext, id: string): string {
-  return `${publicBase(ctx)}/v1/images/tasks/${id}`;
+/** Where a task is polled, on this server's public base. */
+function pollUrl(base: string, id: string): string {
+  return `${base}/v1/images/tasks/${id}`;
 }
 
-/** A task as the API shows it, its result's images as the links it keeps. */
-function taskObject(ctx: RequestContext, task: ImageTask): Record<string, unknown> {
+/** A task as the API (and its webhook) shows it, its result's images as the links it keeps. */
+export function taskObject(base: string, task: ImageTask): Record<string, unknown> {
   const shown: Record<string, unknown> = {
     id: task.id,
     object: "image.generation.task",
@@ -45,7 +46,7 @@ function taskObject(ctx: RequestContext, task: ImageTask): Record<string, unknow
     created_at: Math.floor(task.created / 1000),
     completed_at: task.finished ? Math.floor(task.finished / 1000) : null,
     expires_at: Math.floor(task.expires / 1000),
-    poll_url: pollUrl(ctx, task.id),
+    poll_url: pollUrl(base, task.id),
   };
   if (task.status === "completed" && task.result) shown.result = task.result;
   if (task.status === "failed" && task.error) shown.error = task.error;
@@ -87,10 +88,12 @@ async function submit(ctx: RequestContext, endpoint: "generations" | "edits"): P
   }
   const { auth, request, plan } = planned;
   const requested = String(request.model);
+  const { callback, ignored } = await callbackOf(ctx, request.fields.callback_url);
   const settle = await reserveQuota(ctx, auth, { plan, requested });
   const headers = planHeaders(plan);
   // A task is never streamed: it is polled.
-  if (request.stream) headers["x-ignored-params"] = [...plan.ignored, "stream"].join(", ");
+  if (request.stream) ignored.push("stream");
+  if (ignored.length) headers["x-ignored-params"] = [...plan.ignored, ...ignored].join(", ");
   let task: ImageTask;
   try {
     task = await app.tasks.submit({
@@ -99,6 +102,7 @@ async function submit(ctx: RequestContext, endpoint: "generations" | "edits"): P
       endpoint: planned.endpoint,
       model: plan.model.id,
       responseFormat: request.responseFormat,
+      callback,
     }, async (signal, started): Promise<TaskEnd> => {
       let made = 0;
       try {
@@ -126,8 +130,8 @@ async function submit(ctx: RequestContext, endpoint: "generations" | "edits"): P
     await settle(0);
     throw err;
   }
-  const url = pollUrl(ctx, task.id);
-  return jsonResponse(taskObject(ctx, task), 202, {
+  const url = pollUrl(publicBase(ctx), task.id);
+  return jsonResponse(taskObject(publicBase(ctx), task), 202, {
     ...headers,
     location: url,
     "retry-after": String(RETRY_AFTER_S),
@@ -188,7 +192,7 @@ export async function imageTaskRetrieve(ctx: RequestContext, params: Params): Pr
   }
   const headers: Record<string, string> = { "cache-control": "no-store" };
   if (!isDone(task)) headers["retry-after"] = String(RETRY_AFTER_S);
-  const shown = taskObject(ctx, task);
+  const shown = taskObject(publicBase(ctx), task);
   if (task.result && task.responseFormat === "b64_json") {
     shown.result = await asBase64(ctx, task.result);
   }
@@ -202,8 +206,11 @@ export async function imageTasksList(ctx: RequestContext): Promise<Response> {
   const now = ctx.app.now();
   // A list gives each result's links: base64 is read from the store only for one task by id.
   const live = page.jobs.filter((task) => now <= task.expires);
-  return listResponse({ jobs: live, hasMore: page.hasMore }, (task) =>
-    taskObject(ctx, task) as {
-      id: string;
-    });
+  return listResponse(
+    { jobs: live, hasMore: page.hasMore },
+    (task) =>
+      taskObject(publicBase(ctx), task) as {
+        id: string;
+      },
+  );
 }

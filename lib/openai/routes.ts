@@ -109,6 +109,23 @@ export const ROUTES: readonly Route<RequestContext>[] = [
   { method: "GET", pattern: path("{/v1}?/videos"), handle: lazy(videos, (m) => m.videosList) },
   {
     method: "GET",
+    pattern: path("{/v1}?/videos/models"),
+    handle: lazy(videos, (m) => m.videosModels),
+  },
+  // OpenAI's operations that SiliconFlow has no counterpart of: a 400 that says so.
+  ...[
+    ["POST", "{/v1}?/videos/:id/remix"],
+    ["POST", "{/v1}?/videos/edits"],
+    ["POST", "{/v1}?/videos/extensions"],
+    ["POST", "{/v1}?/videos/characters"],
+    ["GET", "{/v1}?/videos/characters/:id"],
+  ].map(([method, pattern]) => ({
+    method,
+    pattern: path(pattern),
+    handle: lazy(videos, (m) => m.videosUnsupported),
+  })),
+  {
+    method: "GET",
     pattern: path("{/v1}?/videos/:id/content"),
     handle: lazy(videos, (m) => m.videosContent),
   },

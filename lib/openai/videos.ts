@@ -4,7 +4,8 @@
  * `GET /v1/videos/{id}/content`. A key sees only its own jobs; another key's are a 404.
  * @module
  */
-import type { ModelSpec } from "../generation/registry.ts";
+import { findModel, genericModel, MODELS, type ModelSpec } from "../generation/registry.ts";
+import type { Callback } from "../jobs/webhook.ts";
 import { readJsonObject } from "../server/body.ts";
 import { ApiError, invalidParam } from "../server/errors.ts";
 import { readMultipart } from "../server/multipart.ts";
@@ -16,10 +17,12 @@ import { ANONYMOUS, listResponse, ownerOf, ownPage } from "./owners.ts";
 import { bodyLimits, type RequestContext } from "./context.ts";
 import { checkModelAllowed } from "./metering.ts";
 import { requestedModel } from "./planning.ts";
-import { inlineOwnImages, MEDIA_HEADERS, serveStored } from "./stored_images.ts";
+import { inlineOwnImages, MEDIA_HEADERS, publicBase, serveStored } from "./stored_images.ts";
+import { callbackOf } from "./callbacks.ts";
 import {
   parseVideoForm,
   parseVideoJson,
+  type VideoObject,
   videoObject,
   type VideoRequest,
 } from "./videos_request.ts";
@@ -45,12 +48,16 @@ function videoModel(model: ModelSpec): ModelSpec & { video: { seconds: number } 
 export async function createVideoJob(
   ctx: RequestContext,
   auth: RequestAuth,
-  request: VideoRequest & { imagesParam?: string; promptParam?: string },
+  request: Omit<VideoRequest, "ignored"> & {
+    imagesParam?: string;
+    promptParam?: string;
+    callback?: Callback;
+  },
 ): Promise<{ job: VideoJob; ignored: string[] }> {
   const model = videoModel(
     await requestedModel(ctx, auth, request.model, { withImages: request.image !== undefined }),
   );
-  const imagesParam = request.imagesParam ?? "input_reference";
+  const imagesParam = request.imagesParam ?? request.imageParam ?? "input_reference";
   const images = await inlineOwnImages(ctx, request.image ? [request.image] : [], imagesParam);
   if (auth.account) checkModelAllowed(auth.account, request.model, model);
   return await ctx.app.videos.create({
@@ -68,12 +75,18 @@ export async function createVideoJob(
     fields: request.fields,
     imagesParam,
     promptParam: request.promptParam ?? "prompt",
+    callback: request.callback,
   });
 }
 
 function keptDays(ctx: RequestContext): number | undefined {
   const store = ctx.app.config.imageStore;
   return store?.kind === "local" ? store.ttlDays : undefined;
+}
+
+/** A job as the API shows it to this request. */
+function shown(ctx: RequestContext, job: VideoJob): VideoObject {
+  return videoObject(job, keptDays(ctx), ctx.app.now(), publicBase(ctx));
 }
 
 /** `POST /v1/videos`: JSON, or multipart with `input_reference` as a file. */
@@ -83,11 +96,13 @@ export async function videosCreate(ctx: RequestContext): Promise<Response> {
   const request = type.startsWith("multipart/form-data")
     ? parseVideoForm(await readMultipart(ctx.request, bodyLimits(ctx)))
     : parseVideoJson(await readJsonObject(ctx.request, bodyLimits(ctx)));
-  const { job, ignored } = await createVideoJob(ctx, auth, request);
+  const hook = await callbackOf(ctx, request.fields.callback_url);
+  const { job, ignored } = await createVideoJob(ctx, auth, { ...request, callback: hook.callback });
   ctx.log.outcome = "video_queued";
   const headers: Record<string, string> = {};
-  if (ignored.length) headers["x-ignored-params"] = ignored.join(", ");
-  return jsonResponse(videoObject(job, keptDays(ctx), ctx.app.now()), 200, headers);
+  const named = [...request.ignored, ...hook.ignored, ...ignored];
+  if (named.length) headers["x-ignored-params"] = named.join(", ");
+  return jsonResponse(shown(ctx, job), 200, headers);
 }
 
 /**
@@ -116,14 +131,14 @@ async function ownJob(
 
 /** `GET /v1/videos/{id}`. */
 export async function videosRetrieve(ctx: RequestContext, params: Params): Promise<Response> {
-  return jsonResponse(videoObject(await ownJob(ctx, params.id), keptDays(ctx), ctx.app.now()));
+  return jsonResponse(shown(ctx, await ownJob(ctx, params.id)));
 }
 
 /** `GET /v1/videos?after=…&limit=…&order=…`: the caller's jobs, newest first by default. */
 export async function videosList(ctx: RequestContext): Promise<Response> {
   const auth = await authorizeRequest(ctx);
   const page = await ownPage(ctx, auth, ctx.app.videos.jobs);
-  return listResponse(page, (job) => videoObject(job, keptDays(ctx), ctx.app.now()));
+  return listResponse(page, (job) => shown(ctx, job));
 }
 
 /** `DELETE /v1/videos/{id}`: the job and its stored copy. */
@@ -200,4 +215,65 @@ export async function videosContent(ctx: RequestContext, params: Params): Promis
     if (value) headers[name] = value;
   }
   return new Response(upstream.body, { status: upstream.status, headers });
+}
+
+/** `GET /v1/videos/models`: what each video model takes, in OpenRouter's words and OpenAI's. */
+export async function videosModels(ctx: RequestContext): Promise<Response> {
+  const entries: [string, ModelSpec][] = MODELS.filter((m) => m.video).map((m) => [m.id, m]);
+  for (const [alias, target] of Object.entries(ctx.app.config.modelAliases)) {
+    const model = findModel(target.generate);
+    if (model?.video && !findModel(alias)) entries.push([alias, model]);
+  }
+  try {
+    const auth = await authorizeRequest(ctx);
+    for (const listed of await ctx.app.upstream.listedModels({ auth, origin: ctx.url.origin })) {
+      if (listed.subType === "video" && !findModel(listed.id)) {
+        entries.push([listed.id, genericModel(listed)]);
+      }
+    }
+  } catch { /* no key to ask SiliconFlow with: the built-in models stand alone */ }
+  const data = entries.map(([id, model]) => {
+    const alias = ctx.app.config.modelAliases[id.toLowerCase()];
+    const firstFrame = model.inputImages.max > 0 || (alias?.edit !== undefined);
+    return {
+      id,
+      object: "model",
+      owned_by: alias ? "alias" : model.ownedBy,
+      canonical_slug: model.id,
+      supported_resolutions: ["720p"],
+      supported_aspect_ratios: model.sizes.map(ratioOf),
+      supported_sizes: model.sizes,
+      supported_durations: [model.video!.seconds],
+      seconds: [String(model.video!.seconds)],
+      supported_frame_images: firstFrame ? ["first_frame"] : [],
+      generate_audio: false,
+      verified: model.verified,
+    };
+  });
+  return jsonResponse({ object: "list", data });
+}
+
+/** `1280x720` as `16:9`. */
+function ratioOf(size: string): string {
+  const [w, h] = size.split("x").map(Number);
+  const gcd = (a: number, b: number): number => (b ? gcd(b, a % b) : a);
+  const d = gcd(w, h);
+  return `${w / d}:${h / d}`;
+}
+
+/**
+ * OpenAI's remix, edits, extensions and characters: SiliconFlow has no such operation, which is
+ * said plainly rather than with a bare 404.
+ */
+export function videosUnsupported(ctx: RequestContext): Promise<Response> {
+  const operation = /\/videos\/(?:[^/]+\/)?(remix|edits|extensions|characters)/.exec(
+    ctx.pathname,
+  )?.[1] ?? "this operation";
+  return Promise.reject(
+    new ApiError(
+      400,
+      `SiliconFlow has no video ${operation}: its video models (Wan 2.2) make a new video from a prompt and, optionally, a first frame. Create a new video with POST /v1/videos instead.`,
+      { param: null, code: "unsupported_operation" },
+    ),
+  );
 }
