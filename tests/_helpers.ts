@@ -150,9 +150,8 @@ export function startFakeUpstream(): FakeUpstream {
       }
       return Response.json(status);
     }
-    if (!pathname.endsWith("/images/generations") && !pathname.endsWith("/video/submit")) {
-      return demo(req);
-    }
+    const recorded = ["/images/generations", "/video/submit", "/chat/completions"];
+    if (!recorded.some((end) => pathname.endsWith(end))) return demo(req);
     const text = await req.text();
     let body: Record<string, unknown> = {};
     try {

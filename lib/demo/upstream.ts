@@ -97,6 +97,32 @@ export async function drawDemoImage(
   return indexedPng(width, height, await gradient(width, height), palette);
 }
 
+/**
+ * SiliconFlow's chat completions as the stand-in answers them, for prompt rewriting: the last user
+ * message with a few words of detail added, and tokens counted as a quarter of the characters.
+ */
+function demoChat(body: Record<string, unknown>): Record<string, unknown> {
+  const messages = Array.isArray(body.messages) ? body.messages : [];
+  const texts = messages.map((m) => (typeof m?.content === "string" ? m.content : ""));
+  const last = [...messages].reverse().find((m) => m?.role === "user");
+  const prompt = typeof last?.content === "string" ? last.content.trim() : "";
+  const content = `${prompt}, rich detail, soft natural light, balanced composition`;
+  const tokens = (text: string) => Math.ceil(text.length / 4);
+  const promptTokens = tokens(texts.join(""));
+  return {
+    id: `demo-chat-${crypto.randomUUID()}`,
+    object: "chat.completion",
+    created: Math.floor(Date.now() / 1000),
+    model: body.model,
+    choices: [{ index: 0, message: { role: "assistant", content }, finish_reason: "stop" }],
+    usage: {
+      prompt_tokens: promptTokens,
+      completion_tokens: tokens(content),
+      total_tokens: promptTokens + tokens(content),
+    },
+  };
+}
+
 /** Creates the stand-in's request handler. */
 export function createDemoUpstream(
   options: DemoUpstreamOptions,
@@ -140,8 +166,10 @@ export function createDemoUpstream(
       return json(200, { object: "list", data }, traceId);
     }
     const videoCall = /\/video\/(submit|status)$/.exec(url.pathname)?.[1];
+    const chatCall = url.pathname.endsWith("/chat/completions");
     if (
-      (!url.pathname.endsWith("/images/generations") && !videoCall) || request.method !== "POST"
+      (!url.pathname.endsWith("/images/generations") && !videoCall && !chatCall) ||
+      request.method !== "POST"
     ) {
       return new Response("404 page not found", {
         status: 404,
@@ -163,6 +191,7 @@ export function createDemoUpstream(
     } catch {
       return sfError(400, 20015, "Invalid JSON body", traceId);
     }
+    if (chatCall) return json(200, demoChat(body), traceId);
     if (videoCall === "status") {
       const takes = options.videoMs?.() ?? 4_000;
       const state = typeof body.requestId === "string"

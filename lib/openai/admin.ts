@@ -29,6 +29,7 @@ const Fields = z.strictObject({
   models: z.array(z.string().min(1).max(200)).max(100).nullable().optional(),
   expires_at: z.iso.datetime({ offset: true }).nullable().optional(),
   disabled: z.boolean().optional(),
+  prompt_extend: z.boolean().optional(),
 });
 const Create = Fields.omit({ disabled: true });
 const Patch = Fields.partial();

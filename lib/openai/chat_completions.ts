@@ -17,7 +17,7 @@ import { authorizeRequest } from "./auth.ts";
 import { bodyLimits, type RequestContext } from "./context.ts";
 import { streamAnswer } from "./stream_answer.ts";
 import { prepareGeneration } from "./conversation.ts";
-import type { PreparedGeneration } from "./prepared.ts";
+import type { Made, PreparedGeneration } from "./prepared.ts";
 import type { ImageUrlPart } from "./types.ts";
 
 /** Handles a chat completion request. */
@@ -39,7 +39,9 @@ export async function chatCompletions(ctx: RequestContext): Promise<Response> {
   try {
     const made = await generation.run(ctx.signal);
     const { text, images } = answerShape(made, chat.imagesOut);
-    return jsonResponse(toChatCompletion(meta, text, images), 200, generation.headers);
+    const completion = toChatCompletion(meta, text, images);
+    if (made.rewrite) completion.usage = made.rewrite.usage;
+    return jsonResponse(completion, 200, generation.headers);
   } finally {
     release();
   }
@@ -50,7 +52,7 @@ export async function chatCompletions(ctx: RequestContext): Promise<Response> {
  * `image_url` parts beside a text that no longer repeats them. A video stays a markdown link.
  */
 function answerShape(
-  made: Awaited<ReturnType<PreparedGeneration["run"]>>,
+  made: Made,
   imagesOut: boolean,
 ): { text: string; images?: ImageUrlPart[] } {
   if (!imagesOut || made.caption === undefined) return { text: made.markdown };
@@ -90,7 +92,7 @@ function streamChat(
   }, async (out, signal) => {
     out.send({ kind: "role" });
     if (intro) out.send({ kind: "reasoning", text: intro });
-    let made: Awaited<ReturnType<PreparedGeneration["run"]>>;
+    let made: Made;
     try {
       made = await generation.run(signal);
     } finally {
@@ -100,6 +102,6 @@ function streamChat(
     const { text, images } = answerShape(made, imagesOut);
     out.send({ kind: "content", text, images });
     out.send({ kind: "finish" });
-    out.send({ kind: "usage", usage: ZERO_USAGE });
+    out.send({ kind: "usage", usage: made.rewrite?.usage ?? ZERO_USAGE });
   });
 }

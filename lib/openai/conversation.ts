@@ -24,6 +24,7 @@ import { planHeaders, planNotes, requestedModel, upstreamCaller } from "./planni
 import { prepareVideo } from "./chat_video.ts";
 import type { PreparedGeneration } from "./prepared.ts";
 import { parsePromptFlags } from "./prompt_flags.ts";
+import { rewriteAsked, rewriteNote, rewritePlan } from "./prompt_rewrite.ts";
 import { inlineOwnImages, storeImages } from "./stored_images.ts";
 
 /**
@@ -165,9 +166,11 @@ export async function prepareGeneration(
     promptParam: param,
     strict: config.strictParams,
   });
+  const ask = rewriteAsked(ctx, auth, fields, images.length > 0, plan.ignored);
 
   const run = async (signal: AbortSignal) => {
     try {
+      const rewrite = ask ? await rewritePlan(ctx, auth, plan, ask, signal) : undefined;
       const outcome = await metered(
         ctx,
         auth,
@@ -180,11 +183,12 @@ export async function prepareGeneration(
         : store
         ? await storeImages(ctx, store, outcome, signal)
         : [];
-      const said = [...notes, ...planNotes(plan)];
+      const said = [...notes, ...rewriteNote(rewrite), ...planNotes(plan)];
       return {
         outcome,
         markdown: toMarkdown(outcome, said),
         caption: toMarkdown(outcome, said, false),
+        rewrite,
       };
     } catch (err) {
       if (fromHistory && err instanceof ApiError && err.status === 400) {

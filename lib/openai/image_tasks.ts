@@ -18,6 +18,7 @@ import { listResponse, ownerOf, ownPage } from "./owners.ts";
 import { planHeaders, upstreamCaller } from "./planning.ts";
 import { publicBase, storedImageLink } from "./stored_images.ts";
 import { callbackOf } from "./callbacks.ts";
+import { rewritePlan } from "./prompt_rewrite.ts";
 import { bytesOf } from "../store/media_store.ts";
 
 type Params = Readonly<Record<string, string | undefined>>;
@@ -109,9 +110,11 @@ async function submit(ctx: RequestContext, endpoint: "generations" | "edits"): P
         const release = await slot(ctx, signal);
         try {
           await started();
+          const ask = planned.ask;
+          const rewrite = ask ? await rewritePlan(ctx, auth, plan, ask, signal) : undefined;
           const outcome = await runGeneration(plan, upstreamCaller(ctx, auth, signal));
           made = outcome.images.length;
-          const { body } = await imagesAnswer(ctx, outcome, "url", store, signal);
+          const { body } = await imagesAnswer(ctx, outcome, "url", store, signal, rewrite);
           return { result: body as NonNullable<ImageTask["result"]> };
         } finally {
           release();

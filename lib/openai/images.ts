@@ -31,6 +31,13 @@ import { imageCompleted, imageEventEncoder, type ImageStreamEvent } from "./imag
 import { storeImages } from "./stored_images.ts";
 import type { ImageData, ImagesResponse } from "./types.ts";
 import type { MediaStore } from "../store/media_store.ts";
+import {
+  type PromptRewrite,
+  type RewriteAsk,
+  rewriteAsked,
+  rewriteNote,
+  rewritePlan,
+} from "./prompt_rewrite.ts";
 
 /**
  * The Images API's answer to an outcome: links (stored first, when `store` is given) or base64,
@@ -42,6 +49,7 @@ export async function imagesAnswer(
   format: "url" | "b64_json",
   store: MediaStore | undefined,
   signal: AbortSignal,
+  rewrite?: PromptRewrite,
 ): Promise<{ body: ImagesResponse; headers: Record<string, string> }> {
   const headers: Record<string, string> = {};
   if (format === "url" && store) {
@@ -54,6 +62,7 @@ export async function imagesAnswer(
       b64_json: (await ctx.app.upstream.download(image.url, signal)).base64,
     })));
   const body: ImagesResponse = { created: Math.floor(ctx.app.now() / 1000), data };
+  if (rewrite) describeRewrite(body, rewrite);
   const failed = failureSummary(outcome);
   if (failed) {
     body.partial_failure = {
@@ -66,14 +75,28 @@ export async function imagesAnswer(
   return { body, headers };
 }
 
+/** What a prompt rewrite did, in the Images API's words: `revised_prompt`, usage, or a failure. */
+function describeRewrite(body: ImagesResponse, rewrite: PromptRewrite): void {
+  if (rewrite.revised) { for (const image of body.data) image.revised_prompt = rewrite.revised; }
+  else body.prompt_rewrite = { status: "failed", message: rewriteNote(rewrite)[0] };
+  const { prompt_tokens, completion_tokens, total_tokens } = rewrite.usage;
+  body.usage = {
+    input_tokens: prompt_tokens,
+    input_tokens_details: { text_tokens: prompt_tokens, image_tokens: 0 },
+    output_tokens: completion_tokens,
+    total_tokens,
+  };
+}
+
 async function respond(
   ctx: RequestContext,
   outcome: GenerationOutcome,
   format: "url" | "b64_json",
   extraHeaders: Record<string, string>,
+  rewrite?: PromptRewrite,
 ): Promise<Response> {
   const store = ctx.app.config.imageDelivery === "store" ? ctx.app.store : undefined;
-  const { body, headers } = await imagesAnswer(ctx, outcome, format, store, ctx.signal);
+  const { body, headers } = await imagesAnswer(ctx, outcome, format, store, ctx.signal, rewrite);
   return jsonResponse(body, 200, { ...extraHeaders, ...headers });
 }
 
@@ -87,6 +110,8 @@ export interface PlannedImages {
   endpoint: "generations" | "edits";
   /** The upstream calls. */
   plan: GenerationPlan;
+  /** Whether to rewrite the prompt first. */
+  ask?: RewriteAsk;
 }
 
 /**
@@ -116,7 +141,9 @@ export async function planImages(
     promptParam: "prompt",
     strict: ctx.app.config.strictParams,
   });
-  return { auth, request, endpoint: images.length > 0 ? "edits" : "generations", plan };
+  const edit = images.length > 0;
+  const ask = rewriteAsked(ctx, auth, request.fields, edit, plan.ignored);
+  return { auth, request, endpoint: edit ? "edits" : "generations", plan, ask };
 }
 
 /** The request and its input images, as data URIs or links. */
@@ -147,19 +174,21 @@ async function readImagesRequest(
 
 /** Makes the images now: the answer, or a stream of them with `stream: true`. */
 async function makeImages(ctx: RequestContext, planned: PlannedImages): Promise<Response> {
-  const { auth, request, plan, endpoint } = planned;
+  const { auth, request, plan, endpoint, ask } = planned;
   const release = ctx.app.slots.acquire();
   if (request.stream) {
-    return streamImages(ctx, { auth, plan, endpoint, release, requested: String(request.model) });
+    const job = { auth, plan, endpoint, release, requested: String(request.model), ask };
+    return streamImages(ctx, job);
   }
   try {
+    const rewrite = ask ? await rewritePlan(ctx, auth, plan, ask, ctx.signal) : undefined;
     const outcome = await metered(
       ctx,
       auth,
       { plan, requested: String(request.model) },
       () => runGeneration(plan, upstreamCaller(ctx, auth, ctx.signal)),
     );
-    return await respond(ctx, outcome, request.responseFormat, planHeaders(plan));
+    return await respond(ctx, outcome, request.responseFormat, planHeaders(plan), rewrite);
   } finally {
     release();
   }
@@ -174,6 +203,7 @@ function streamImages(
     endpoint: "generations" | "edits";
     release: () => void;
     requested: string;
+    ask?: RewriteAsk;
   },
 ): Promise<Response> {
   const { plan } = job;
@@ -184,6 +214,7 @@ function streamImages(
     headers: planHeaders(plan),
   }, async (out, signal) => {
     try {
+      const rewrite = job.ask ? await rewritePlan(ctx, job.auth, plan, job.ask, signal) : undefined;
       const outcome = await metered(
         ctx,
         job.auth,
@@ -195,7 +226,11 @@ function streamImages(
         const downloaded = await ctx.app.upstream.download(image.url, signal);
         out.send({
           kind: "image",
-          event: imageCompleted(job.endpoint, downloaded, { created, size: plan.imageSize }),
+          event: imageCompleted(job.endpoint, downloaded, {
+            created,
+            size: plan.imageSize,
+            revised: rewrite?.revised,
+          }),
         });
       }
       if (failureSummary(outcome)) throw outcome.failures[0];

@@ -34,6 +34,8 @@ export interface ImageCompletedEvent {
   output_format: string;
   /** No tokens. */
   usage: typeof NO_TOKENS;
+  /** The prompt as rewritten, when rewriting was asked for. */
+  revised_prompt?: string;
 }
 
 /** What an image stream is made of. */
@@ -46,7 +48,7 @@ export type ImageStreamEvent =
 export function imageCompleted(
   endpoint: "generations" | "edits",
   image: { base64: string; contentType: string },
-  meta: { created: number; size?: string },
+  meta: { created: number; size?: string; revised?: string },
 ): ImageCompletedEvent {
   return {
     type: endpoint === "edits" ? "image_edit.completed" : "image_generation.completed",
@@ -57,6 +59,7 @@ export function imageCompleted(
     background: "auto",
     output_format: image.contentType.replace(/^image\//, "") || "png",
     usage: NO_TOKENS,
+    ...(meta.revised ? { revised_prompt: meta.revised } : {}),
   } satisfies ImageCompletedEvent;
 }
 

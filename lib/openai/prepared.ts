@@ -5,6 +5,15 @@
  * @module
  */
 import type { GenerationOutcome } from "../generation/plan.ts";
+import type { PromptRewrite } from "./prompt_rewrite.ts";
+
+/** What a run made: the outcome, its markdown, and for images their caption and prompt rewrite. */
+export interface Made {
+  outcome: GenerationOutcome;
+  markdown: string;
+  caption?: string;
+  rewrite?: PromptRewrite;
+}
 
 /** A conversation's generation (images, or a video), planned and ready to run. */
 export interface PreparedGeneration {
@@ -20,9 +29,7 @@ export interface PreparedGeneration {
    * Runs it: the outcome, the markdown answer with its notes, and for images the answer's text
    * without the images (for OpenRouter's shape, where they travel in `message.images[]`).
    */
-  run(
-    signal: AbortSignal,
-  ): Promise<{ outcome: GenerationOutcome; markdown: string; caption?: string }>;
+  run(signal: AbortSignal): Promise<Made>;
   /** Where a long job stands (a video's place in the queue), for progress lines. */
   status?: () => string;
 }

@@ -19,6 +19,11 @@ export const PROMPT_FLAGS: Readonly<Record<string, string>> = {
   no: "negative_prompt",
 };
 
+/** Flags without a value → the request field they set to `true`. */
+export const PROMPT_SWITCHES: Readonly<Record<string, string>> = {
+  extend: "prompt_extend",
+};
+
 /** A prompt with its trailing flags taken off. */
 export interface ParsedPrompt {
   /** The prompt to send upstream. */
@@ -28,15 +33,17 @@ export interface ParsedPrompt {
 }
 
 const NAMES = Object.keys(PROMPT_FLAGS).sort((a, b) => b.length - a.length).join("|");
+const SWITCHES = Object.keys(PROMPT_SWITCHES).join("|");
 // A flag starts after white space or a CJK character, so "一只猫--ar 16:9" works too.
 const FLAG_START = new RegExp(
-  `(?:^|(?<=[\\s\\u3000-\\u9fff\\uff00-\\uffef]))--(?:${NAMES})(?=\\s)`,
+  `(?:^|(?<=[\\s\\u3000-\\u9fff\\uff00-\\uffef]))--(?:(?:${NAMES})(?=\\s)|(?:${SWITCHES})(?=\\s|$))`,
   "g",
 );
-// One flag and its value at a given position (sticky). A quoted value scans to its closing quote
-// only, so the scans of all flag starts together cover the prompt a bounded number of times.
+// One flag and its value (or a switch) at a given position (sticky). A quoted value scans to its
+// closing quote only, so the scans of all flag starts together cover the prompt a bounded number
+// of times.
 const ONE_FLAG = new RegExp(
-  `--(${NAMES})\\s+("[^"]*"|'[^']*'|“[^”]*”|[^\\s"'“]+)\\s*`,
+  `--(?:(${NAMES})\\s+("[^"]*"|'[^']*'|“[^”]*”|[^\\s"'“]+)|(${SWITCHES})(?=\\s|$))\\s*`,
   "y",
 );
 
@@ -45,6 +52,7 @@ function flagAt(text: string, at: number): { field: string; value: string; end: 
   ONE_FLAG.lastIndex = at;
   const m = ONE_FLAG.exec(text);
   if (!m) return null;
+  if (m[3]) return { field: PROMPT_SWITCHES[m[3]], value: "true", end: ONE_FLAG.lastIndex };
   const value = /^["'“]/.test(m[2]) ? m[2].slice(1, -1) : m[2];
   return { field: PROMPT_FLAGS[m[1]], value, end: ONE_FLAG.lastIndex };
 }

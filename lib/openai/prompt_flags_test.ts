@@ -41,3 +41,14 @@ Deno.test("prompt flags: parsed only from a tail made of known flags", () => {
   }
   assertEquals(parsePromptFlags("a cat --seed 1 --seed 2").fields.seed, "2");
 });
+
+Deno.test("--extend is a switch: alone, last, or among other flags", () => {
+  assertEquals(parsePromptFlags("a cat --extend").fields, { prompt_extend: "true" });
+  assertEquals(parsePromptFlags("a cat --extend --ar 16:9"), {
+    prompt: "a cat",
+    fields: { prompt_extend: "true", aspect_ratio: "16:9" },
+  });
+  assertEquals(parsePromptFlags("a cat --ar 16:9 --extend").fields.prompt_extend, "true");
+  assertEquals(parsePromptFlags("a cat --extended").fields, {});
+  assertEquals(parsePromptFlags("--extend the table").prompt, "--extend the table");
+});

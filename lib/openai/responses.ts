@@ -7,7 +7,6 @@
  * event sequence, with SSE comments as keep-alives.
  * @module
  */
-import type { GenerationOutcome } from "../generation/plan.ts";
 import { readJson } from "../server/body.ts";
 import type { ApiError } from "../server/errors.ts";
 import type { EventEncoder } from "../server/event_stream.ts";
@@ -18,21 +17,34 @@ import { streamAnswer } from "./stream_answer.ts";
 import { prepareGeneration } from "./conversation.ts";
 import { parseResponsesRequest } from "./responses_request.ts";
 import { inlineOwnImages } from "./stored_images.ts";
-import type { ResponseObject, ResponseOutputItem } from "./types.ts";
+import type { ResponseObject, ResponseOutputItem, Usage } from "./types.ts";
+import type { Made } from "./prepared.ts";
 
 const id = (prefix: string) => `${prefix}_${crypto.randomUUID().replaceAll("-", "")}`;
 
-const NO_USAGE = {
-  input_tokens: 0,
-  input_tokens_details: { cached_tokens: 0 },
-  output_tokens: 0,
-  output_tokens_details: { reasoning_tokens: 0 },
-  total_tokens: 0,
-};
+/** The Responses usage object: the prompt rewrite's tokens, or none. */
+function usageOf(usage: Usage | undefined) {
+  return {
+    input_tokens: usage?.prompt_tokens ?? 0,
+    input_tokens_details: { cached_tokens: 0 },
+    output_tokens: usage?.completion_tokens ?? 0,
+    output_tokens_details: { reasoning_tokens: 0 },
+    total_tokens: usage?.total_tokens ?? 0,
+  };
+}
+
+/** What every event of one answer shares, and the usage once it is known. */
+interface Base {
+  id: string;
+  created: number;
+  model: string;
+  tools: unknown[];
+  usage?: Usage;
+}
 
 /** The `response` object around some output. */
 function responseObject(
-  base: { id: string; created: number; model: string; tools: unknown[] },
+  base: Base,
   status: ResponseObject["status"],
   output: ResponseOutputItem[],
   error: ApiError | null = null,
@@ -53,14 +65,14 @@ function responseObject(
     tool_choice: "auto",
     tools: base.tools,
     top_p: null,
-    usage: status === "completed" ? NO_USAGE : null,
+    usage: status === "completed" ? usageOf(base.usage) : null,
   } satisfies ResponseObject;
 }
 
 /** The output items of a finished generation: image results (when asked for), then the message. */
 async function outputItems(
   ctx: RequestContext,
-  made: { outcome: GenerationOutcome; markdown: string },
+  made: Made,
   wantResults: boolean,
   signal: AbortSignal,
 ): Promise<ResponseOutputItem[]> {
@@ -76,6 +88,7 @@ async function outputItems(
         id: id("ig"),
         status: "completed",
         result: base64,
+        ...(made.rewrite?.revised ? { revised_prompt: made.rewrite.revised } : {}),
       });
     }
   }
@@ -94,7 +107,7 @@ export async function responses(ctx: RequestContext): Promise<Response> {
   const auth = await authorizeRequest(ctx);
   const request = parseResponsesRequest(await readJson(ctx.request, bodyLimits(ctx)));
   const generation = await prepareGeneration(ctx, auth, request.chat);
-  const base = {
+  const base: Base = {
     id: id("resp"),
     created: Math.floor(ctx.app.now() / 1000),
     model: request.chat.model,
@@ -104,6 +117,7 @@ export async function responses(ctx: RequestContext): Promise<Response> {
   const produce = async (signal: AbortSignal) => {
     try {
       const made = await generation.run(signal);
+      base.usage = made.rewrite?.usage;
       return await outputItems(ctx, made, request.wantResults, signal);
     } finally {
       release();
@@ -164,7 +178,7 @@ function itemEvents(item: ResponseOutputItem, outputIndex: number): ResponseEven
 function streamResponse(
   ctx: RequestContext,
   answer: {
-    base: { id: string; created: number; model: string; tools: unknown[] };
+    base: Base;
     headers: Record<string, string>;
   },
   produce: (signal: AbortSignal) => Promise<ResponseOutputItem[]>,

@@ -75,8 +75,8 @@ export interface ChatCompletionChunk {
   usage?: Usage | null;
 }
 
-/** One image of an Images API answer. */
-export type ImageData = { url: string } | { b64_json: string };
+/** One image of an Images API answer; `revised_prompt` when the prompt was rewritten. */
+export type ImageData = ({ url: string } | { b64_json: string }) & { revised_prompt?: string };
 
 /** The answer of `/v1/images/generations` and `/v1/images/edits`. */
 export interface ImagesResponse {
@@ -86,6 +86,15 @@ export interface ImagesResponse {
   data: ImageData[];
   /** When only some of the images could be made (not an OpenAI field; clients ignore it). */
   partial_failure?: { failed: number; requested: number; message: string };
+  /** The prompt rewrite's tokens (OpenAI's gpt-image usage shape), when one ran. */
+  usage?: {
+    input_tokens: number;
+    input_tokens_details: { text_tokens: number; image_tokens: number };
+    output_tokens: number;
+    total_tokens: number;
+  };
+  /** Set when rewriting was asked for and failed: the original prompt was used. */
+  prompt_rewrite?: { status: "failed"; message: string };
 }
 
 /** An OpenAI model object. */
@@ -124,6 +133,8 @@ export type ResponseOutputItem =
     id: string;
     status: "in_progress" | "completed";
     result: string | null;
+    /** The prompt as rewritten, when rewriting was asked for (OpenAI's field). */
+    revised_prompt?: string;
   };
 
 /** A Responses API `response` object. */

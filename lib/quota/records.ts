@@ -33,6 +33,8 @@ export interface KeyRecord {
   expires_at: string | null;
   /** Turned off by the admin. */
   disabled: boolean;
+  /** Prompts are extended unless a request says `prompt_extend: false` (absent: off). */
+  prompt_extend?: boolean;
 }
 
 /** The fields an admin may set. */
@@ -47,6 +49,7 @@ export type KeyFields = Partial<
     | "models"
     | "expires_at"
     | "disabled"
+    | "prompt_extend"
   >
 >;
 

@@ -92,6 +92,7 @@ export class QuotaStore {
       models: fields.models ?? null,
       expires_at: fields.expires_at ?? null,
       disabled: false,
+      prompt_extend: fields.prompt_extend ?? false,
     };
     const made = await this.#kv.guard((kv) =>
       kv.atomic().check({ key: ["keys", record.id], versionstamp: null })

@@ -15,10 +15,16 @@ import {
   type UpstreamResult,
   withTrace,
 } from "./answers.ts";
-import { parseVideoStatus, parseVideoSubmit, type VideoStatus } from "./video_answers.ts";
+import {
+  type ChatAnswer,
+  parseChatAnswer,
+  parseVideoStatus,
+  parseVideoSubmit,
+  type VideoStatus,
+} from "./video_answers.ts";
 
 export type { UpstreamResult } from "./answers.ts";
-export type { VideoStatus } from "./video_answers.ts";
+export type { ChatAnswer, VideoStatus } from "./video_answers.ts";
 
 /** Where the demo stand-in serves its images. */
 export const DEMO_IMAGE_PREFIX = "/demo/images/";
@@ -107,6 +113,11 @@ export class SiliconFlowClient {
   /** Makes one generation call; throws {@link ApiError} on any failure. */
   generate(body: Record<string, unknown>, options: CallOptions): Promise<UpstreamResult> {
     return this.#post("images/generations", body, options, parseUpstreamSuccess);
+  }
+
+  /** A chat completion (`POST {base}/chat/completions`): the answer's text and its tokens. */
+  chat(body: Record<string, unknown>, options: CallOptions): Promise<ChatAnswer> {
+    return this.#post("chat/completions", body, options, parseChatAnswer);
   }
 
   /** Submits a video job (`POST {base}/video/submit`); answers SiliconFlow's `requestId`. */

@@ -7,6 +7,7 @@
 import type { Config } from "../config.ts";
 import type { Logger } from "../server/logger.ts";
 import {
+  type ChatAnswer,
   type ListedModel,
   SiliconFlowClient,
   type UpstreamResult,
@@ -40,6 +41,8 @@ export interface Upstream {
   readonly demo: boolean;
   /** Makes one generation call per body, with the scope's key and cancellation. */
   caller(scope: CallScope): (body: Record<string, unknown>) => Promise<UpstreamResult>;
+  /** One chat completion (prompt rewriting) with the scope's key and cancellation. */
+  chat(scope: CallScope, body: Record<string, unknown>): Promise<ChatAnswer>;
   /**
    * Video job calls with the scope's key. A submit answers SiliconFlow's `requestId` and, on the
    * server's keys, the fingerprint of the key that took it: the job's status is asked with that
@@ -148,6 +151,11 @@ export function createUpstream(config: Config, options: UpstreamOptions): Upstre
         client.generate(body, { apiKey, signal, baseUrl, onTraceId });
       if (auth.kind === "client") return (body) => call(auth.key, body);
       return (body) => withPoolKey(pool!, (key) => call(key, body));
+    },
+    chat({ auth, signal, origin }, body) {
+      const baseUrl = demo ? `${origin()}/demo/v1` : config.baseUrl;
+      const call = (apiKey: string) => client.chat(body, { apiKey, signal, baseUrl });
+      return auth.kind === "client" ? call(auth.key) : withPoolKey(pool!, call);
     },
     videos({ auth, signal, origin, onTraceId }) {
       const baseUrl = () => demo ? `${origin()}/demo/v1` : config.baseUrl;

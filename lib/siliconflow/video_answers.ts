@@ -1,6 +1,7 @@
 /**
- * SiliconFlow's video answers, read: `video/submit`'s `{requestId}` and `video/status`'s
- * `{status, position, reason, results}`. Pure functions.
+ * SiliconFlow's answers besides the images', read: `video/submit`'s `{requestId}`,
+ * `video/status`'s `{status, position, reason, results}`, and a chat completion's text and tokens
+ * (prompt rewriting). Pure functions.
  * @module
  */
 import { ApiError } from "../server/errors.ts";
@@ -40,6 +41,28 @@ function object(text: string, traceId?: string): Record<string, unknown> {
     throw bad("SiliconFlow's answer is not an object", traceId);
   }
   return parsed as Record<string, unknown>;
+}
+
+/** A chat completion's answer: its text and the tokens it cost. */
+export interface ChatAnswer {
+  text: string;
+  promptTokens: number;
+  completionTokens: number;
+}
+
+/** `choices[0].message.content` and `usage` of a chat completion. A missing text is a fault. */
+export function parseChatAnswer(text: string, traceId?: string): ChatAnswer {
+  const o = object(text, traceId);
+  const choice = Array.isArray(o.choices) ? o.choices[0] : undefined;
+  const content = choice && typeof choice === "object" ? choice.message?.content : undefined;
+  if (typeof content !== "string") throw bad("SiliconFlow's chat answer has no text", traceId);
+  const usage = o.usage && typeof o.usage === "object" ? o.usage as Record<string, unknown> : {};
+  const tokens = (v: unknown) => (typeof v === "number" && Number.isFinite(v) && v >= 0 ? v : 0);
+  return {
+    text: content,
+    promptTokens: tokens(usage.prompt_tokens),
+    completionTokens: tokens(usage.completion_tokens),
+  };
 }
 
 /** `{requestId}` of a submit. */
