@@ -9,8 +9,13 @@ import { boot } from "./lib/boot.ts";
 import { serveResilient } from "./lib/server/listen.ts";
 
 if (import.meta.main) {
-  const { config, handler, logger, shutdown, announce, say } = boot(Deno.args);
-  if (Deno.env.get("DENO_DEPLOYMENT_ID")) {
+  const booted = boot(Deno.args);
+  const { config, handler, logger, shutdown, announce, say } = booted;
+  if (booted.mcp) {
+    // MCP for a desktop client that launched this process: stdin and stdout until it goes.
+    await (await import("./lib/mcp/stdio.ts")).runStdio(booted);
+    Deno.exit(0);
+  } else if (Deno.env.get("DENO_DEPLOYMENT_ID")) {
     // On Deploy the platform listens and stops: the plain Deno.serve it expects.
     Deno.serve({ onListen: (addr) => announce(addr as Deno.NetAddr, "Deno Deploy") }, handler);
   } else {

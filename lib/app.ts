@@ -43,4 +43,6 @@ export interface App {
   readonly tasks: ImageTasks;
   /** The webhooks of `callback_url` (`WEBHOOK_SECRET`). */
   readonly webhooks: Webhooks;
+  /** Answers a request as the server would, in process (the MCP tools call the routes so). */
+  readonly dispatch: (request: Request) => Promise<Response>;
 }

@@ -9,6 +9,7 @@ import { helpText, parseCli } from "./cli.ts";
 import { type Config, ConfigError, displayUrl, loadConfig } from "./config.ts";
 import { createHandler, type Handler } from "./handler.ts";
 import { preloadRoutes } from "./openai/routes.ts";
+import { preloadMcp } from "./mcp/routes.ts";
 import { missingPermission } from "./permissions.ts";
 import { createLogger, type Logger, stdoutLines } from "./server/logger.ts";
 import { VERSION } from "./version.ts";
@@ -27,6 +28,19 @@ export interface Booted {
   announce(addr: Deno.NetAddr, how: string): void;
   /** Prints a line of the server's own (start-up, shutdown), whatever `LOG_LEVEL` says. */
   say(msg: string): void;
+  /** `--mcp`: MCP over stdin and stdout (the log on stderr). */
+  mcp: boolean;
+}
+
+/**
+ * What `--mcp` assumes unless set: the key in `SILICONFLOW_API_KEY` is the user's own, used by the
+ * one client that launched the process; only loopback listens (for the stored images' links).
+ */
+const MCP_DEFAULTS: Readonly<Record<string, string>> = { HOST: "127.0.0.1", LOG_LEVEL: "warn" };
+
+/** One line to stderr (stdout carries the protocol in `--mcp` mode). */
+function stderrLines(line: string): void {
+  console.error(line);
 }
 
 /** Start-up failures are printed before the configuration exists: LOG_FORMAT is read raw. */
@@ -71,7 +85,13 @@ export function boot(args: string[]): Booted {
     console.log(VERSION);
     Deno.exit(0);
   }
-  const get = (name: string) => cli.env[name] ?? Deno.env.get(name);
+  const given = (name: string) => cli.env[name] ?? Deno.env.get(name);
+  const get = (name: string) => {
+    const value = given(name);
+    if (value !== undefined || !cli.mcp) return value;
+    if (name === "ALLOW_ANONYMOUS" && given("SILICONFLOW_API_KEY")) return "true";
+    return MCP_DEFAULTS[name];
+  };
   let config: Config;
   try {
     config = loadConfig(get, { dataDir: true });
@@ -81,13 +101,14 @@ export function boot(args: string[]): Booted {
   }
   // A path or service the user configured that this process may not use stops it here, saying
   // what to grant, rather than failing quietly later.
-  const denied = missingPermission(config, (name) => get(name) !== undefined);
+  const denied = missingPermission(config, (name) => given(name) !== undefined);
   if (denied) fail(denied, cli.env);
 
   const shutdown = new AbortController();
-  const logger = createLogger(config.logFormat, undefined, undefined, config.logLevel);
+  const write = cli.mcp ? stderrLines : stdoutLines;
+  const logger = createLogger(config.logFormat, write, undefined, config.logLevel);
   // The start-up and shutdown lines are printed whatever LOG_LEVEL says.
-  const announcer = createLogger(config.logFormat);
+  const announcer = createLogger(config.logFormat, write);
   const handler = createHandler({
     config,
     logger,
@@ -96,12 +117,15 @@ export function boot(args: string[]): Booted {
   });
   const say = (msg: string) => {
     if (config.logFormat === "json") announcer({ level: "info", msg });
-    else stdoutLines(msg);
+    else write(msg);
   };
   const announce = ({ hostname, port }: Deno.NetAddr, how: string) => {
     // What start-up left out loads once the first requests are answered: the routes that
     // validate with zod (see lib/openai/routes.ts).
-    setTimeout(() => preloadRoutes().catch(() => {}), PRELOAD_AFTER_MS);
+    setTimeout(
+      () => Promise.all([preloadRoutes(), preloadMcp()]).catch(() => {}),
+      PRELOAD_AFTER_MS,
+    );
     const shown = hostname === "0.0.0.0" ? "localhost" : hostname;
     const origin = `http://${shown}:${port}`;
     say(
@@ -113,5 +137,5 @@ export function boot(args: string[]): Booted {
         (config.playground ? `; playground: ${origin}/` : ""),
     );
   };
-  return { config, handler, logger, shutdown, announce, say };
+  return { config, handler, logger, shutdown, announce, say, mcp: cli.mcp };
 }

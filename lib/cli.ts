@@ -33,6 +33,8 @@ export interface CliOptions {
   help: boolean;
   /** `--version`. */
   version: boolean;
+  /** `--mcp`: MCP over stdin and stdout, for desktop clients. */
+  mcp: boolean;
   /** Environment overrides from flags (`--demo` sets `DEMO`). */
   env: Record<string, string>;
 }
@@ -49,6 +51,7 @@ export function parseCli(args: string[]): CliOptions {
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "v" },
         demo: { type: "boolean" },
+        mcp: { type: "boolean" },
       },
     }));
   } catch (err) {
@@ -60,7 +63,12 @@ export function parseCli(args: string[]): CliOptions {
     if (typeof value === "string") env[name] = value;
   }
   if (values.demo) env.DEMO = "true";
-  return { help: values.help === true, version: values.version === true, env };
+  return {
+    help: values.help === true,
+    version: values.version === true,
+    mcp: values.mcp === true,
+    env,
+  };
 }
 
 /** The `--help` text. */
@@ -76,6 +84,7 @@ Usage: siliconflow-image-proxy [flags]
 Flags (each wins over its environment variable):
 ${flags}
   --demo             serve from the built-in stand-in (no key, no network)
+  --mcp              MCP over stdin/stdout for desktop clients (the key from SILICONFLOW_API_KEY)
   -h, --help         show this help
   -v, --version      show the version
 `;

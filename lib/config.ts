@@ -67,6 +67,8 @@ export interface Config {
   readonly webhookAllowPrivate: boolean;
   /** `PROMPT_REWRITE_MODEL`: the SiliconFlow chat model that extends prompts when asked; none: off. */
   readonly promptRewriteModel?: string;
+  /** `MCP_ALLOWED_HOSTS`: host names (`*` for any) `/mcp` answers besides loopback ones. */
+  readonly mcpAllowedHosts: readonly string[];
   /** `PROGRESS`: `reasoning` sends status lines in streamed answers; `off` by default. */
   readonly progress: "off" | "reasoning";
   /** `SILICONFLOW_API_KEY`: the server's own SiliconFlow keys (comma-separated). */
@@ -323,6 +325,9 @@ function load(get: (name: string) => string | undefined): Config {
     webhookSecret: (get("WEBHOOK_SECRET") ?? "").trim() || undefined,
     webhookAllowPrivate: boolean("WEBHOOK_ALLOW_PRIVATE", get("WEBHOOK_ALLOW_PRIVATE")),
     promptRewriteModel: modelIdOf(get("PROMPT_REWRITE_MODEL")),
+    mcpAllowedHosts: Object.freeze(
+      (get("MCP_ALLOWED_HOSTS") ?? "").split(",").map((h) => h.trim()).filter(Boolean),
+    ),
     streamHoldMs: int("STREAM_HOLD_MS", DEFAULTS.streamHoldMs, 0, 600_000),
     ...videoOf(int, boolean("DEMO", get("DEMO"))),
     modelAliases: Object.freeze(

@@ -141,4 +141,5 @@ export const ENV_NAMES: readonly string[] = [
   "WEBHOOK_SECRET",
   "WEBHOOK_ALLOW_PRIVATE",
   "PROMPT_REWRITE_MODEL",
+  "MCP_ALLOWED_HOSTS",
 ];

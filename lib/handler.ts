@@ -10,6 +10,7 @@ import { GenerationSlots } from "./generation/slots.ts";
 import type { App } from "./app.ts";
 import { failure, type RequestContext } from "./openai/context.ts";
 import { ROUTES } from "./openai/routes.ts";
+import { MCP_ROUTES } from "./mcp/routes.ts";
 import { BodyBudget, BodyShare } from "./server/body_budget.ts";
 import { createLogger, type Logger } from "./server/logger.ts";
 import { createPipeline, type LogFields } from "./server/pipeline.ts";
@@ -219,9 +220,10 @@ export function createHandler(options: HandlerOptions): Handler {
     videos,
     tasks,
     webhooks,
+    dispatch: (request) => handle(request),
   };
   const handle = createPipeline<RequestContext>({
-    routes: ROUTES,
+    routes: [...MCP_ROUTES, ...ROUTES],
     context: (request, pathname, requestId) => new Context(app, request, pathname, requestId),
     failure,
     logger,

@@ -22,14 +22,9 @@ export interface SpawnOptions {
   permissions?: string[];
 }
 
-/** The command that runs main.ts with `args`, in exactly the environment `env`. */
-export function mainCommand(
-  args: string[],
-  env: Record<string, string> = {},
-  options: SpawnOptions = {},
-): Deno.Command {
-  const deno = [
-    Deno.execPath(),
+/** Deno's arguments that run main.ts with `args`, as the tasks do (for a client that spawns it). */
+export function mainArgs(args: string[], options: SpawnOptions = {}): string[] {
+  return [
     "run",
     ...(options.v8Flags ?? TASK_V8_FLAGS).map((flag) => `--v8-flags=${flag}`),
     "--unstable-no-legacy-abort",
@@ -39,6 +34,15 @@ export function mainCommand(
     MAIN,
     ...args,
   ];
+}
+
+/** The command that runs main.ts with `args`, in exactly the environment `env`. */
+export function mainCommand(
+  args: string[],
+  env: Record<string, string> = {},
+  options: SpawnOptions = {},
+): Deno.Command {
+  const deno = [Deno.execPath(), ...mainArgs(args, options)];
   const [command, ...rest] = options.maxOpenFiles === undefined
     ? deno
     : ["/bin/bash", "-c", `ulimit -n ${options.maxOpenFiles} && exec "$0" "$@"`, ...deno];

@@ -25,6 +25,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
     "version.ts",
   ],
   "jobs": ["generation", "siliconflow", "store", "quota", "server", "config.ts", "kv.ts"],
+  "mcp": ["openai", "app.ts", "generation", "server", "version.ts"],
   "demo": ["siliconflow", "server"],
   "playground": [],
   "quota": ["server", "kv.ts"],
@@ -40,6 +41,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
     "config.ts",
     "handler.ts",
     "openai",
+    "mcp",
     "permissions.ts",
     "server",
     "version.ts",
@@ -48,6 +50,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   "handler.ts": [
     "app.ts",
     "openai",
+    "mcp",
     "jobs",
     "demo",
     "generation",

@@ -87,6 +87,11 @@ Deno.test({
         await page.evaluate(`getComputedStyle(document.querySelector("#key-field")).display`),
         "none",
       );
+      // The page names the MCP endpoint, as a client must be given it.
+      assertEquals(
+        await page.evaluate(`document.querySelector("#mcp-url").textContent`),
+        `${server.url}/mcp`,
+      );
       await pick(page, "Qwen/Qwen-Image");
       assertEquals(await generate(page, "a lighthouse at dusk"), 1328);
       const caption = await page.$eval("#gallery figcaption", (e) => e.textContent ?? "");

@@ -23,6 +23,9 @@ export const el = (tag, props = {}, ...kids) => {
 };
 export const state = { mode: "pass-through", models: [], model: null, images: [], running: null };
 
+// The MCP endpoint, as a client must be given it: this server's own address.
+$("#mcp-url").textContent = `${location.origin}/mcp`;
+
 /** @returns {Record<string, string>} */
 export function headers(json = true) {
   /** @type {Record<string, string>} */
