@@ -7,6 +7,8 @@ import { type Config, loadConfig } from "../lib/config.ts";
 import { upstreamRules, videoRules } from "../lib/generation/schemas.ts";
 import type { ListedModel } from "../lib/siliconflow/client.ts";
 import { createDemoUpstream } from "../lib/demo/upstream.ts";
+import { encodePng } from "../lib/png.ts";
+import { noise } from "./_noise.ts";
 import { createHandler } from "../lib/handler.ts";
 import type { LogRecord } from "../lib/server/logger.ts";
 
@@ -112,6 +114,12 @@ export function startFakeUpstream(): FakeUpstream {
     }
     if (blob) {
       return new Response(bigImage(Number(blob[1])), { headers: { "content-type": "image/png" } });
+    }
+    // /noise/N.png is a real PNG of N² random pixels (N = 600 is over a megabyte).
+    const noisy = /^\/noise\/(\d{1,4})\.png$/.exec(new URL(req.url).pathname);
+    if (noisy) {
+      const png = await encodePng(noise(Number(noisy[1])));
+      return new Response(png, { headers: { "content-type": "image/png" } });
     }
     // /chunked/N.png streams N bytes with no Content-Length; /broken/N.png breaks off halfway.
     const streamed = /^\/(chunked|broken)\/(\d+)\.png$/.exec(new URL(req.url).pathname);

@@ -99,6 +99,27 @@ Deno.test("MCP over Streamable HTTP: tools, images, edits, video, errors", async
       assert(progress.length >= 1, "at least the first progress notification");
     });
 
+    await t.step("a large image is shown scaled down; its link has it whole", async () => {
+      const origin = new URL(fake.baseUrl).origin;
+      fake.queue.push({
+        status: 200,
+        body: JSON.stringify({ images: [{ url: `${origin}/noise/1400.png` }], seed: 1 }),
+      });
+      const result = await client.callTool({
+        name: "generate_image",
+        arguments: { prompt: "static", model: "Qwen/Qwen-Image" },
+      });
+      assert(!result.isError, JSON.stringify(result.content));
+      const content = result.content as Content[];
+      assertMatch(String(content[1].text), /^Image 1 \(1400x1400, [\d.]+ MB\) is shown scaled down/);
+      const thumbnail = Uint8Array.fromBase64(String(content[2].data));
+      const view = new DataView(thumbnail.buffer);
+      assertEquals([view.getUint32(16), view.getUint32(20)], [512, 512], "IHDR: 512x512");
+      assert(thumbnail.length <= 1024 * 1024);
+      const whole = await fetch(String(content[3].uri));
+      assertEquals((await whole.bytes()).length > 1024 * 1024, true);
+    });
+
     await t.step("edit_image: an image this server made, by its id", async () => {
       const result = await client.callTool({
         name: "edit_image",

@@ -9,6 +9,7 @@ import { isJsonObject } from "../server/values.ts";
 import type { RequestContext } from "../openai/context.ts";
 import { inlineOwnImages, publicBase } from "../openai/stored_images.ts";
 import { MAX_INLINE_IMAGE_BYTES, toolError, type ToolResult, type ToolRun } from "./tool_result.ts";
+import { decodePng, encodePng, shrink } from "../png.ts";
 
 /** A route's error, in its own words. */
 export class ToolFailure extends Error {}
@@ -102,17 +103,7 @@ export async function makeImages(
     const id = /\/images\/([\w-]{22})\.\w+$/.exec(url)?.[1];
     images.push(id ? { url, id } : { url });
     const { base64, contentType } = await imageBytes(ctx, url, run.signal);
-    // base64 is 4/3 of the bytes.
-    if (base64.length * 3 / 4 <= MAX_INLINE_IMAGE_BYTES) {
-      content.push({ type: "image", data: base64, mimeType: contentType });
-    } else {
-      content.push({
-        type: "text",
-        text: `Image ${i + 1} is ${
-          (base64.length * 3 / 4 / 1048576).toFixed(1)
-        } MB, too large to show here: open its link.`,
-      });
-    }
+    content.push(...await shown(base64, contentType, i));
     content.push({
       type: "resource_link",
       uri: url,
@@ -150,6 +141,39 @@ async function imageBytes(
   const data = /^data:([\w/+.-]+);base64,(.*)$/s.exec(inlined);
   if (data) return { contentType: data[1], base64: data[2] };
   return await ctx.app.upstream.download(inlined, signal);
+}
+
+/** The longest side of an image shown scaled down: even noise fits in a megabyte (512² × 3). */
+const THUMBNAIL_SIDE = 512;
+/** The largest image (in pixels) decoded to make a thumbnail: 40 megapixels. */
+const MAX_DECODED_PIXELS = 40_000_000;
+
+/**
+ * An image as result content: itself up to {@link MAX_INLINE_IMAGE_BYTES}; a larger PNG scaled
+ * down to {@link THUMBNAIL_SIDE} (a chat model is not fed megabytes); any other, a line that says
+ * so (its link follows).
+ */
+async function shown(base64: string, type: string, index: number) {
+  const bytes = Uint8Array.fromBase64(base64);
+  if (bytes.length <= MAX_INLINE_IMAGE_BYTES) {
+    return [{ type: "image", data: base64, mimeType: type }];
+  }
+  const decoded = type === "image/png" ? await decodePng(bytes, MAX_DECODED_PIXELS) : undefined;
+  const small = decoded ? await encodePng(shrink(decoded, THUMBNAIL_SIDE)) : undefined;
+  const mb = (bytes.length / 1048576).toFixed(1);
+  if (!small || small.length > MAX_INLINE_IMAGE_BYTES) {
+    return [{
+      type: "text",
+      text: `Image ${index + 1} is ${mb} MB, too large to show here: open its link.`,
+    }];
+  }
+  const note = `Image ${index + 1} (${decoded!.width}x${
+    decoded!.height
+  }, ${mb} MB) is shown scaled down; its link has it whole.`;
+  return [
+    { type: "text", text: note },
+    { type: "image", data: small.toBase64(), mimeType: "image/png" },
+  ];
 }
 
 /** A video object as a tool result: its state, and once completed the link to the MP4. */
