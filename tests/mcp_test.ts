@@ -111,7 +111,10 @@ Deno.test("MCP over Streamable HTTP: tools, images, edits, video, errors", async
       });
       assert(!result.isError, JSON.stringify(result.content));
       const content = result.content as Content[];
-      assertMatch(String(content[1].text), /^Image 1 \(1400x1400, [\d.]+ MB\) is shown scaled down/);
+      assertMatch(
+        String(content[1].text),
+        /^Image 1 \(1400x1400, [\d.]+ MB\) is shown scaled down/,
+      );
       const thumbnail = Uint8Array.fromBase64(String(content[2].data));
       const view = new DataView(thumbnail.buffer);
       assertEquals([view.getUint32(16), view.getUint32(20)], [512, 512], "IHDR: 512x512");
