@@ -196,6 +196,38 @@ Deno.test("MCP over Streamable HTTP: tools, images, edits, video, errors", async
       assertEquals(kind("gpt-image-2"), "alias");
     });
 
+    await t.step("notifications/cancelled aborts the SiliconFlow call", async () => {
+      fake.delayMs = 10_000;
+      const before = fake.aborted();
+      const post = (message: Record<string, unknown>) =>
+        fetch(`${server.url}/mcp`, {
+          method: "POST",
+          headers: {
+            authorization: `Bearer ${TEST_KEY}`,
+            "content-type": "application/json",
+            accept: "application/json, text/event-stream",
+            "mcp-protocol-version": "2025-06-18",
+          },
+          body: JSON.stringify({ jsonrpc: "2.0", ...message }),
+        });
+      const call = await post({
+        id: "call-7",
+        method: "tools/call",
+        params: { name: "generate_image", arguments: { prompt: "slow" } },
+      });
+      assertMatch(call.headers.get("content-type") ?? "", /^text\/event-stream/);
+      await until("the call reaches SiliconFlow", () => fake.inFlight() === 1, 10_000);
+      const cancelled = await post({
+        method: "notifications/cancelled",
+        params: { requestId: "call-7", reason: "the user changed their mind" },
+      });
+      assertEquals(cancelled.status, 202);
+      await until("SiliconFlow's call is aborted", () => fake.aborted() === before + 1, 10_000);
+      // The stream still ends with the call's answer.
+      assertMatch(await call.text(), /"id":"call-7"/);
+      fake.delayMs = 0;
+    });
+
     await t.step("cancellation aborts the SiliconFlow call", async () => {
       fake.delayMs = 10_000;
       const controller = new AbortController();
@@ -207,7 +239,7 @@ Deno.test("MCP over Streamable HTTP: tools, images, edits, video, errors", async
       await until("the call reaches SiliconFlow", () => fake.inFlight() === 1, 10_000);
       controller.abort();
       await assertRejects(() => call);
-      await until("SiliconFlow's call is aborted", () => fake.aborted() === 1, 10_000);
+      await until("SiliconFlow's call is aborted", () => fake.aborted() === 2, 10_000);
       fake.delayMs = 0;
     });
   } finally {
