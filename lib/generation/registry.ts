@@ -64,8 +64,18 @@ const QWEN_SIZES = [
   "1056x1584",
 ] as const;
 
-// FLUX.2-pro's documented enum (512x512 is SiliconFlow's default).
+// FLUX.2-pro's documented parameters; its size enum's first (512x512) is SiliconFlow's default.
 const FLUX2_SIZES = ["512x512", "768x1024", "1024x768", "576x1024", "1024x576"] as const;
+const FLUX2 = {
+  ownedBy: "black-forest-labs",
+  inputImages: { min: 0, max: 0 },
+  params: {
+    image_size: { type: "enum", values: FLUX2_SIZES },
+    seed: SEED,
+    output_format: { type: "enum", values: ["png", "jpeg"] },
+  },
+  sizes: FLUX2_SIZES,
+} as const satisfies Omit<ModelSpec, "id" | "verified">;
 
 const Z_IMAGE_SIZES = [
   "1024x1024",
@@ -138,19 +148,8 @@ export const MODELS: readonly ModelSpec[] = [
     sizes: [],
     verified: true,
   },
-  {
-    // International docs: image_size enum, seed, output_format.
-    id: "black-forest-labs/FLUX.2-pro",
-    ownedBy: "black-forest-labs",
-    inputImages: { min: 0, max: 0 },
-    params: {
-      image_size: { type: "enum", values: FLUX2_SIZES },
-      seed: SEED,
-      output_format: { type: "enum", values: ["png", "jpeg"] },
-    },
-    sizes: FLUX2_SIZES,
-    verified: true,
-  },
+  // International docs: image_size enum, seed, output_format.
+  { id: "black-forest-labs/FLUX.2-pro", ...FLUX2, verified: true },
   {
     // International docs example: image_size, seed, prompt_enhancement. Sizes are not listed there.
     id: "black-forest-labs/FLUX.1-schnell",
@@ -160,20 +159,9 @@ export const MODELS: readonly ModelSpec[] = [
     sizes: ["1024x1024", "1024x768", "768x1024", "1024x576", "576x1024"],
     verified: false,
   },
-  {
-    // siliconflow.com, reported (2026-09) as its current bulk FLUX model; not in SiliconFlow's
-    // reference, so it is given FLUX.2-pro's documented parameters and nothing more.
-    id: "black-forest-labs/FLUX.2-flex",
-    ownedBy: "black-forest-labs",
-    inputImages: { min: 0, max: 0 },
-    params: {
-      image_size: { type: "enum", values: FLUX2_SIZES },
-      seed: SEED,
-      output_format: { type: "enum", values: ["png", "jpeg"] },
-    },
-    sizes: FLUX2_SIZES,
-    verified: false,
-  },
+  // siliconflow.com, reported (2026-09) as its current bulk FLUX model; not in SiliconFlow's
+  // reference, so it is given FLUX.2-pro's documented parameters and nothing more.
+  { id: "black-forest-labs/FLUX.2-flex", ...FLUX2, verified: false },
   {
     // siliconflow.cn lists it (6B, undistilled: full CFG and a negative prompt); its parameters
     // are not in SiliconFlow's reference. Sizes from Cherry Studio's catalogue.
