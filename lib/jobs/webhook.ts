@@ -128,7 +128,9 @@ export class Webhooks {
       throw refuse("must be an http or https URL");
     }
     if (url.username || url.password) throw refuse("must not carry a user name or password");
-    if (!(await this.#public(url.hostname))) {
+    const where = await this.#where(url.hostname);
+    if (where === "unknown") throw refuse(`names a host that does not resolve (${url.hostname})`);
+    if (where === "private") {
       throw refuse(
         "points at a loopback, private or link-local address, where this server sends no webhooks (WEBHOOK_ALLOW_PRIVATE=true allows it)",
       );
@@ -137,13 +139,15 @@ export class Webhooks {
   }
 
   /** Whether a host is one webhooks may go to (checked again before each delivery). */
-  async #public(hostname: string): Promise<boolean> {
-    if (this.#deps.allowPrivate) return true;
+  async #where(hostname: string): Promise<"public" | "private" | "unknown"> {
+    if (this.#deps.allowPrivate) return "public";
     const host = hostname.replace(/^\[|\]$/g, "").toLowerCase();
-    if (host === "localhost" || /\.(localhost|local|internal)$/.test(host)) return false;
-    if (/^[\d.]+$/.test(host) || host.includes(":")) return !isPrivateAddress(host);
-    const addresses = await (this.#deps.resolve ?? resolveHost)(host).catch(() => []);
-    return addresses.length > 0 && !addresses.some(isPrivateAddress);
+    if (host === "localhost" || /\.(localhost|local|internal)$/.test(host)) return "private";
+    const addresses = /^[\d.]+$/.test(host) || host.includes(":")
+      ? [host]
+      : await (this.#deps.resolve ?? resolveHost)(host).catch(() => []);
+    if (!addresses.length) return "unknown";
+    return addresses.some(isPrivateAddress) ? "private" : "public";
   }
 
   /** Whether a job's webhook is still to be sent (it has ended). */
@@ -176,11 +180,13 @@ export class Webhooks {
     let problem: string;
     const limit = timeLimit(DELIVERY_TIMEOUT_MS, signal);
     try {
-      if (!(await this.#public(new URL(callback.url).hostname))) {
+      const where = await this.#where(new URL(callback.url).hostname);
+      if (where === "private") {
         // The name now points somewhere private: never tried again.
         logger({ level: "warn", msg: "webhook not sent: its host is private now", job: job.id });
         return { callback: { ...callback, state: "failed" } };
       }
+      if (where === "unknown") throw new Error("its host does not resolve");
       const response = await this.#deps.fetch(callback.url, {
         method: "POST",
         headers: {
