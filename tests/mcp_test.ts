@@ -397,3 +397,22 @@ Deno.test("the official MCP conformance tool passes the scenarios that apply", a
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("MCP: MAX_CONCURRENCY holds for tool calls; the one turned away says why", async () => {
+  await using fake = startFakeUpstream();
+  await using server = startServer({ SILICONFLOW_BASE_URL: fake.baseUrl, MAX_CONCURRENCY: "1" });
+  const client = await connect(server.url);
+  try {
+    fake.delayMs = 2_000;
+    const args = { name: "generate_image", arguments: { prompt: "a", model: "Qwen/Qwen-Image" } };
+    const first = client.callTool(args);
+    await until("the first call holds the slot", () => fake.inFlight() === 1, 10_000);
+    const second = await client.callTool(args);
+    assertEquals(second.isError, true);
+    assertMatch((second.content as Content[])[0].text as string, /This server is busy: 1 /);
+    assert(!(await first).isError);
+  } finally {
+    fake.delayMs = 0;
+    await client.close();
+  }
+});
