@@ -312,3 +312,34 @@ Deno.test("callback_url: after a SIGKILL the next process delivers the webhook",
   }
   assertEquals(receiver.received.length, 1);
 });
+
+Deno.test("callback_url: two instances on one KV send a video's webhook once", async () => {
+  await using fake = startFakeUpstream();
+  await using receiver = startReceiver();
+  const dir = await Deno.makeTempDir();
+  const env = videoEnv(fake, dir, TEST_KEY, {
+    VIDEO_POLL_MS: "200",
+    WEBHOOK_SECRET: SECRET,
+    WEBHOOK_ALLOW_PRIVATE: "true",
+  });
+  const [a, b] = [await spawnIn(dir, env), await spawnIn(dir, env)];
+  try {
+    const res = await fetch(`${a.url}/v1/videos`, {
+      method: "POST",
+      headers: auth,
+      body: JSON.stringify({ prompt: "two of us", callback_url: receiver.url }),
+    });
+    const video = await res.json();
+    assertEquals(res.status, 200, JSON.stringify(video));
+    await until("the webhook arrives", () => receiver.received.length > 0, 30_000);
+    assertEquals((await untilDone(b.url, video.id, 5_000)).status, "completed");
+    // A negative: a few scans of both instances, and no second delivery.
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    assertEquals(receiver.received.length, 1);
+    assertEquals(receiver.attempts, 1);
+  } finally {
+    await a.stop("SIGTERM");
+    await b.stop("SIGTERM");
+    await Deno.remove(dir, { recursive: true });
+  }
+});
