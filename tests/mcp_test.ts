@@ -378,6 +378,9 @@ Deno.test("the official MCP conformance tool passes the scenarios that apply", a
         args: [
           "run",
           "-A",
+          // Outside the project: its config and lock files stay the server's own.
+          "--no-config",
+          "--no-lock",
           `npm:@modelcontextprotocol/conformance@${CONFORMANCE}`,
           "server",
           "--url",
