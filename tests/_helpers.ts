@@ -424,3 +424,19 @@ export async function until<T>(
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** Makes a managed key with the admin API (the server runs with `ADMIN_API_KEY` = `admin`). */
+export async function makeManagedKey(
+  url: string,
+  admin: string,
+  fields: Record<string, unknown>,
+): Promise<{ key: string; [field: string]: unknown }> {
+  const res = await fetch(`${url}/admin/v1/keys`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+    body: JSON.stringify(fields),
+  });
+  const made = await res.json();
+  if (res.status !== 201) throw new Error(`no key made: ${JSON.stringify(made)}`);
+  return made;
+}

@@ -8,7 +8,7 @@ import { assert, assertEquals, assertMatch, assertRejects } from "@std/assert";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
-import { startFakeUpstream, startServer, TEST_KEY, until } from "./_helpers.ts";
+import { makeManagedKey, startFakeUpstream, startServer, TEST_KEY, until } from "./_helpers.ts";
 import { mainArgs, spawnMain } from "./_spawn.ts";
 
 /** The conformance tool's version the tests run. */
@@ -258,12 +258,7 @@ Deno.test("MCP: a refused key, a managed key's quota, and DNS-rebinding protecti
     KV_PATH: ":memory:",
   });
   await assertRejects(() => connect(server.url, "sk-wrong-key-000000000000"));
-  const made = await fetch(`${server.url}/admin/v1/keys`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
-    body: JSON.stringify({ name: "mcp", images_per_day: 1 }),
-  });
-  const { key } = await made.json();
+  const { key } = await makeManagedKey(server.url, ADMIN, { name: "mcp", images_per_day: 1 });
   const client = await connect(server.url, key);
   try {
     const args = { name: "generate_image", arguments: { prompt: "a", model: "Qwen/Qwen-Image" } };

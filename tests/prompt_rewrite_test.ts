@@ -6,7 +6,14 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import OpenAI, { toFile } from "openai";
 import { decodeBase64 } from "@std/encoding/base64";
-import { PNG_DATA_URI, post, startFakeUpstream, startServer, TEST_KEY } from "./_helpers.ts";
+import {
+  makeManagedKey,
+  PNG_DATA_URI,
+  post,
+  startFakeUpstream,
+  startServer,
+  TEST_KEY,
+} from "./_helpers.ts";
 
 const REWRITER = "Qwen/Qwen3-8B";
 const EXTENDED = "a lighthouse, rich detail, soft natural light, balanced composition";
@@ -156,13 +163,11 @@ Deno.test("without PROMPT_REWRITE_MODEL the ask is named; an access key can defa
     KV_PATH: ":memory:",
     PROMPT_REWRITE_MODEL: REWRITER,
   });
-  const made = await fetch(`${server.url}/admin/v1/keys`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
-    body: JSON.stringify({ name: "writer", prompt_extend: true }),
+  const { key, prompt_extend } = await makeManagedKey(server.url, ADMIN, {
+    name: "writer",
+    prompt_extend: true,
   });
-  const { key, prompt_extend } = await made.json();
-  assertEquals([made.status, prompt_extend], [201, true]);
+  assertEquals(prompt_extend, true);
   const ask = (extra: Record<string, unknown>) =>
     post(`${server.url}/v1/images/generations`, {
       model: "Qwen/Qwen-Image",
