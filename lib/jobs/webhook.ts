@@ -166,8 +166,13 @@ export class Webhooks {
     data: unknown,
     signal: AbortSignal,
   ): Promise<{ callback: Callback; followUp?: number }> {
-    const { now, logger } = this.#deps;
+    const { now, logger, secret } = this.#deps;
     const callback = { ...job.callback, attempts: job.callback.attempts + 1 };
+    if (!secret) {
+      // Asked for while a secret was set; this process has none to sign with.
+      logger({ level: "warn", msg: "webhook not sent: WEBHOOK_SECRET is not set", job: job.id });
+      return { callback: { ...callback, state: "failed" } };
+    }
     const id = `evt_${job.id}`;
     const timestamp = Math.floor(now() / 1000);
     const body = JSON.stringify({
@@ -194,7 +199,7 @@ export class Webhooks {
           "user-agent": "siliconflow-image-proxy-webhooks",
           "webhook-id": id,
           "webhook-timestamp": String(timestamp),
-          "webhook-signature": await signWebhook(this.#deps.secret!, id, timestamp, body),
+          "webhook-signature": await signWebhook(secret, id, timestamp, body),
         },
         body,
         redirect: "manual",

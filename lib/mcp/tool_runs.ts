@@ -100,7 +100,7 @@ export async function makeImages(
   const content: Record<string, unknown>[] = [];
   const images = [];
   for (const [i, { url }] of data.entries()) {
-    const id = /\/images\/([\w-]{22})\.\w+$/.exec(url)?.[1];
+    const id = /\/images\/([\w-]{22}\.\w{3,4})$/.exec(url)?.[1];
     images.push(id ? { url, id } : { url });
     const { base64, contentType } = await imageBytes(ctx, url, run.signal);
     content.push(...await shown(base64, contentType, i));
