@@ -279,39 +279,41 @@ Deno.test("callback_url on an async image task", async () => {
   await Deno.remove(store, { recursive: true });
 });
 
-Deno.test("callback_url: after a SIGKILL the next process delivers the webhook", async () => {
-  await using fake = startFakeUpstream();
-  // It refuses until the first process is gone.
-  await using receiver = startReceiver(1_000);
-  const dir = await Deno.makeTempDir();
-  const env = videoEnv(fake, dir, TEST_KEY, {
-    VIDEO_POLL_MS: "300",
-    WEBHOOK_SECRET: SECRET,
-    WEBHOOK_ALLOW_PRIVATE: "true",
+for (const signal of ["SIGKILL", "SIGTERM"] as const) {
+  Deno.test(`callback_url: after a ${signal} the next process delivers the webhook`, async () => {
+    await using fake = startFakeUpstream();
+    // It refuses until the first process is gone.
+    await using receiver = startReceiver(1_000);
+    const dir = await Deno.makeTempDir();
+    const env = videoEnv(fake, dir, TEST_KEY, {
+      VIDEO_POLL_MS: "300",
+      WEBHOOK_SECRET: SECRET,
+      WEBHOOK_ALLOW_PRIVATE: "true",
+    });
+    const first = await spawnIn(dir, env);
+    const res = await fetch(`${first.url}/v1/videos`, {
+      method: "POST",
+      headers: auth,
+      body: JSON.stringify({ prompt: "a crash", callback_url: receiver.url }),
+    });
+    const video = await res.json();
+    assertEquals(res.status, 200, JSON.stringify(video));
+    await until("a first delivery fails", () => receiver.attempts > 0, 20_000);
+    await first.stop(signal);
+    receiver.failures = 0;
+    const second = await spawnIn(dir, env);
+    try {
+      await until("the second process delivers", () => receiver.received.length > 0, 30_000);
+      const event = await verified(receiver.received[0]);
+      assertEquals([event.type, event.data.id], ["video.completed", video.id]);
+      assertEquals((await untilDone(second.url, video.id, 5_000)).status, "completed");
+    } finally {
+      await second.stop("SIGTERM");
+      await Deno.remove(dir, { recursive: true });
+    }
+    assertEquals(receiver.received.length, 1);
   });
-  const first = await spawnIn(dir, env);
-  const res = await fetch(`${first.url}/v1/videos`, {
-    method: "POST",
-    headers: auth,
-    body: JSON.stringify({ prompt: "a crash", callback_url: receiver.url }),
-  });
-  const video = await res.json();
-  assertEquals(res.status, 200, JSON.stringify(video));
-  await until("a first delivery fails", () => receiver.attempts > 0, 20_000);
-  await first.stop("SIGKILL");
-  receiver.failures = 0;
-  const second = await spawnIn(dir, env);
-  try {
-    await until("the second process delivers", () => receiver.received.length > 0, 30_000);
-    const event = await verified(receiver.received[0]);
-    assertEquals([event.type, event.data.id], ["video.completed", video.id]);
-    assertEquals((await untilDone(second.url, video.id, 5_000)).status, "completed");
-  } finally {
-    await second.stop("SIGTERM");
-    await Deno.remove(dir, { recursive: true });
-  }
-  assertEquals(receiver.received.length, 1);
-});
+}
 
 Deno.test("callback_url: two instances on one KV send a video's webhook once", async () => {
   await using fake = startFakeUpstream();
