@@ -16,6 +16,7 @@ import { createLogger, type Logger } from "./server/logger.ts";
 import { createPipeline, type LogFields } from "./server/pipeline.ts";
 import { TRACE_HEADER } from "./siliconflow/client.ts";
 import { createUpstream } from "./siliconflow/upstream.ts";
+import { keptDays } from "./store/config.ts";
 import { createMediaStore } from "./store/create.ts";
 import { QuotaStore } from "./quota/store.ts";
 import { Instance } from "./jobs/instance.ts";
@@ -39,13 +40,8 @@ export function jobTiming(config: Config): { ttlMs: number; scanMs: number } {
 }
 
 /** How long ended jobs are kept: the local store's `IMAGE_TTL_DAYS`, else its default. */
-/** How long the local store keeps a video (its `expires_at`); S3's own rules are unknown here. */
-function keptDays(config: Config): number | undefined {
-  return config.imageStore?.kind === "local" ? config.imageStore.ttlDays : undefined;
-}
-
 function retentionDays(config: Config): number {
-  return config.imageStore?.kind === "local" ? config.imageStore.ttlDays : 30;
+  return keptDays(config.imageStore) ?? 30;
 }
 
 function jobStoreUnavailable(err: unknown): ApiError {
@@ -158,7 +154,12 @@ export function createHandler(options: HandlerOptions): Handler {
     now,
     webhooks,
     describe: async (job, base) =>
-      (await import("./openai/videos_request.ts")).videoObject(job, keptDays(config), now(), base),
+      (await import("./openai/videos_request.ts")).videoObject(
+        job,
+        keptDays(config.imageStore),
+        now(),
+        base,
+      ),
   });
   const poller = new JobPoller({
     kind,

@@ -6,6 +6,7 @@
 import { findModel, genericModel, modelNotFound, MODELS } from "../generation/registry.ts";
 import { jsonResponse } from "../server/response.ts";
 import type { UpstreamAuth } from "../siliconflow/keys.ts";
+import type { ListedModel } from "../siliconflow/client.ts";
 import { authorizeRequest } from "./auth.ts";
 import type { RequestContext } from "./context.ts";
 import type { ModelObject } from "./types.ts";
@@ -27,16 +28,24 @@ export async function listModels(ctx: RequestContext): Promise<ModelObject[]> {
   for (const alias of Object.keys(ctx.app.config.modelAliases)) {
     if (!findModel(alias)) models.push(model(alias, "alias"));
   }
-  let auth: UpstreamAuth | undefined;
-  try {
-    auth = await authorizeRequest(ctx);
-  } catch {
-    return models; // no key to ask SiliconFlow with
-  }
-  for (const listed of await ctx.app.upstream.listedModels({ auth, origin: ctx.url.origin })) {
+  for (const listed of await callerListing(ctx)) {
     if (!findModel(listed.id)) models.push(model(listed.id, genericModel(listed).ownedBy));
   }
   return models;
+}
+
+/**
+ * What SiliconFlow lists for the caller's key (or the server's), cached for minutes; none when the
+ * caller has no usable key or the list cannot be had.
+ */
+export async function callerListing(ctx: RequestContext): Promise<ListedModel[]> {
+  let auth: UpstreamAuth;
+  try {
+    auth = await authorizeRequest(ctx);
+  } catch {
+    return []; // no key to ask SiliconFlow with
+  }
+  return await ctx.app.upstream.listedModels({ auth, origin: ctx.url.origin });
 }
 
 /** `GET /v1/models`. */

@@ -6,6 +6,8 @@
  */
 import { findModel, genericModel, MODELS, type ModelSpec } from "../generation/registry.ts";
 import type { Callback } from "../jobs/webhook.ts";
+import { callerListing } from "./models.ts";
+import { keptDays } from "../store/config.ts";
 import { readJsonObject } from "../server/body.ts";
 import { ApiError, invalidParam } from "../server/errors.ts";
 import { readMultipart } from "../server/multipart.ts";
@@ -79,14 +81,9 @@ export async function createVideoJob(
   });
 }
 
-function keptDays(ctx: RequestContext): number | undefined {
-  const store = ctx.app.config.imageStore;
-  return store?.kind === "local" ? store.ttlDays : undefined;
-}
-
 /** A job as the API shows it to this request. */
 function shown(ctx: RequestContext, job: VideoJob): VideoObject {
-  return videoObject(job, keptDays(ctx), ctx.app.now(), publicBase(ctx));
+  return videoObject(job, keptDays(ctx.app.config.imageStore), ctx.app.now(), publicBase(ctx));
 }
 
 /** `POST /v1/videos`: JSON, or multipart with `input_reference` as a file. */
@@ -224,14 +221,11 @@ export async function videosModels(ctx: RequestContext): Promise<Response> {
     const model = findModel(target.generate);
     if (model?.video && !findModel(alias)) entries.push([alias, model]);
   }
-  try {
-    const auth = await authorizeRequest(ctx);
-    for (const listed of await ctx.app.upstream.listedModels({ auth, origin: ctx.url.origin })) {
-      if (listed.subType === "video" && !findModel(listed.id)) {
-        entries.push([listed.id, genericModel(listed)]);
-      }
+  for (const listed of await callerListing(ctx)) {
+    if (listed.subType === "video" && !findModel(listed.id)) {
+      entries.push([listed.id, genericModel(listed)]);
     }
-  } catch { /* no key to ask SiliconFlow with: the built-in models stand alone */ }
+  }
   const data = entries.map(([id, model]) => {
     const alias = ctx.app.config.modelAliases[id.toLowerCase()];
     const firstFrame = model.inputImages.max > 0 || (alias?.edit !== undefined);

@@ -26,6 +26,11 @@ export type ImageStoreConfig =
     forcePathStyle: boolean;
   };
 
+/** How long the store keeps what it holds, in days: the local store's TTL; S3's own rules are unknown here. */
+export function keptDays(store: ImageStoreConfig | undefined): number | undefined {
+  return store?.kind === "local" ? store.ttlDays : undefined;
+}
+
 /**
  * `IMAGE_STORE` (a folder, `s3://bucket/prefix`, or `none`), its settings, `PUBLIC_BASE_URL`, and
  * `IMAGE_DELIVERY`, whose default is `store` when there is a store. Without `IMAGE_STORE`, the
