@@ -7,7 +7,7 @@
 import { MODELS } from "../generation/registry.ts";
 import { isJsonObject } from "../server/values.ts";
 import type { RequestContext } from "../openai/context.ts";
-import { inlineOwnImages, publicBase } from "../openai/stored_images.ts";
+import { answeredImage, inlineOwnImages, publicBase } from "../openai/stored_images.ts";
 import { MAX_INLINE_IMAGE_BYTES, toolError, type ToolResult, type ToolRun } from "./tool_result.ts";
 import { decodePng, encodePng, shrink } from "../png.ts";
 
@@ -102,7 +102,7 @@ export async function makeImages(
   for (const [i, { url }] of data.entries()) {
     const id = /\/images\/([\w-]{22}\.\w{3,4})$/.exec(url)?.[1];
     images.push(id ? { url, id } : { url });
-    const { base64, contentType } = await imageBytes(ctx, url, run.signal);
+    const { base64, contentType } = await answeredImage(ctx, url, run.signal, "images");
     content.push(...await shown(base64, contentType, i));
     content.push({
       type: "resource_link",
@@ -129,18 +129,6 @@ export async function makeImages(
       ...(partial ? { partial_failure: partial } : {}),
     },
   };
-}
-
-/** An image of an answer as base64: read from the store when it is this server's. */
-async function imageBytes(
-  ctx: RequestContext,
-  url: string,
-  signal: AbortSignal,
-): Promise<{ base64: string; contentType: string }> {
-  const [inlined] = await inlineOwnImages(ctx, [url], "images");
-  const data = /^data:([\w/+.-]+);base64,(.*)$/s.exec(inlined);
-  if (data) return { contentType: data[1], base64: data[2] };
-  return await ctx.app.upstream.download(inlined, signal);
 }
 
 /** The longest side of an image shown scaled down: even noise fits in a megabyte (512² × 3). */
@@ -230,12 +218,12 @@ export async function makeVideo(args: Record<string, unknown>, run: ToolRun): Pr
   const id = String(created.json.id);
   if (wait === false) return videoResult(created);
   const { videos, config, now } = ctx.app;
-  let job = await videos.jobs.get(id);
+  const job = await videos.jobs.get(id);
   if (!job) return videoResult(created);
   const release = videos.waits.acquire();
   let last = -1;
   try {
-    job = await videos.waitFor(job, now() + config.upstreamTimeoutMs, run.signal, (seen) => {
+    await videos.waitFor(job, now() + config.upstreamTimeoutMs, run.signal, (seen) => {
       if (seen.progress > last) {
         last = seen.progress;
         run.progress(seen.progress, `Video ${seen.status}`, 100);

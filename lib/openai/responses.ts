@@ -16,7 +16,7 @@ import { bodyLimits, type RequestContext } from "./context.ts";
 import { streamAnswer } from "./stream_answer.ts";
 import { prepareGeneration } from "./conversation.ts";
 import { parseResponsesRequest } from "./responses_request.ts";
-import { inlineOwnImages } from "./stored_images.ts";
+import { answeredImage } from "./stored_images.ts";
 import type { ResponseObject, ResponseOutputItem, Usage } from "./types.ts";
 import type { Made } from "./prepared.ts";
 
@@ -79,10 +79,7 @@ async function outputItems(
   const items: ResponseOutputItem[] = [];
   if (wantResults) {
     for (const image of made.outcome.images) {
-      // This server's own link is read from the store, never fetched over HTTP: its host may be
-      // one a client named (with TRUST_PROXY), and in demo mode nothing listens there for it.
-      const [bytes] = await inlineOwnImages(ctx, [image.url], "tools");
-      const { base64 } = await ctx.app.upstream.download(bytes, signal);
+      const { base64 } = await answeredImage(ctx, image.url, signal, "tools");
       items.push({
         type: "image_generation_call",
         id: id("ig"),

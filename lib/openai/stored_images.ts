@@ -153,6 +153,21 @@ export async function inlineOwnImages(
   }));
 }
 
+/**
+ * An image this server answered with, as base64: read from the store when the link is this
+ * server's own (never fetched over HTTP: its host may be one a client named, with TRUST_PROXY, and
+ * in demo mode nothing listens there), else downloaded from SiliconFlow.
+ */
+export async function answeredImage(
+  ctx: RequestContext,
+  url: string,
+  signal: AbortSignal,
+  param: string,
+): Promise<{ base64: string; contentType: string }> {
+  const [inlined] = await inlineOwnImages(ctx, [url], param);
+  return await ctx.app.upstream.download(inlined, signal);
+}
+
 /** A `Range: bytes=…` header as one inclusive range within `size`; undefined for none or many. */
 function parseRange(
   header: string | null,
