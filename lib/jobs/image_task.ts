@@ -11,7 +11,7 @@ import { timeLimit } from "../server/time_limit.ts";
 import { randomToken } from "../server/values.ts";
 import type { JobKind, JobPoller } from "./poller.ts";
 import type { JobRecord, JobStore } from "./store.ts";
-import type { Callback, Webhooks } from "./webhook.ts";
+import { type Callback, webhookDue, type Webhooks } from "./webhook.ts";
 
 /** OpenAI's error object, as the synchronous route would have answered it. */
 export interface TaskError {
@@ -67,15 +67,6 @@ export function timedOut(): TaskError {
   };
 }
 
-/** A task that ended as it stands: with its webhook due now, if it has one still to send. */
-export function withHook(
-  task: ImageTask,
-  end: Partial<ImageTask>,
-  now: number,
-): Partial<ImageTask> {
-  return task.callback?.state === "pending" ? { ...end, followUp: now } : end;
-}
-
 /** What sending a task's webhook takes. */
 export interface TaskHooks {
   webhooks: Webhooks;
@@ -99,7 +90,11 @@ export class ImageTaskKind implements JobKind<ImageTask> {
 
   /** A task this instance took over had its instance stop: nobody can finish it now. */
   check(task: ImageTask): Promise<Partial<ImageTask>> {
-    return Promise.resolve(withHook(task, interrupted(), this.#hooks?.now() ?? Date.now()));
+    return Promise.resolve({ ...interrupted(), ...webhookDue(task, this.#now()) });
+  }
+
+  #now(): number {
+    return this.#hooks?.now() ?? Date.now();
   }
 
   /** Sends an ended task's webhook. */
@@ -116,11 +111,7 @@ export class ImageTaskKind implements JobKind<ImageTask> {
   }
 
   expired(task: ImageTask): Partial<ImageTask> {
-    return withHook(
-      task,
-      { status: "failed", error: timedOut() },
-      this.#hooks?.now() ?? Date.now(),
-    );
+    return { status: "failed", error: timedOut(), ...webhookDue(task, this.#now()) };
   }
 
   /** The quota of a task is settled by the instance that runs it, or given back when it dies. */
@@ -195,9 +186,8 @@ export class ImageTasks {
       const limit = timeLimit(this.#timeoutMs, signal);
       try {
         const end = await work(limit.signal, () => write({ status: "in_progress" }));
-        await write(
-          withHook(record, { status: end.error ? "failed" : "completed", ...end }, this.#now()),
-        );
+        const ended = { status: end.error ? "failed" as const : "completed" as const, ...end };
+        await write({ ...ended, ...webhookDue(record, this.#now()) });
       } finally {
         limit.clear();
         this.#here.delete(id);

@@ -15,7 +15,7 @@ import type { QuotaStore } from "../quota/store.ts";
 import type { MediaStore } from "../store/media_store.ts";
 import type { JobKind } from "./poller.ts";
 import type { JobRecord, JobStore } from "./store.ts";
-import type { Callback, Webhooks } from "./webhook.ts";
+import { type Callback, webhookDue, type Webhooks } from "./webhook.ts";
 
 /** One video job. */
 export interface VideoJob extends JobRecord {
@@ -132,7 +132,7 @@ export class VideoKind implements JobKind<VideoJob> {
       return {
         status: "failed",
         error: { code: "video_not_submitted", message },
-        ...this.#hook(job),
+        ...webhookDue(job, this.#deps.now()),
       };
     }
     const calls = upstream.videos({
@@ -147,7 +147,7 @@ export class VideoKind implements JobKind<VideoJob> {
       // SiliconFlow refusing the status itself (an unknown job) five times over ends the job.
       if (err instanceof ApiError && err.status === 400 && failures >= 4) {
         const error = { code: "video_failed", message: err.message };
-        return { status: "failed", error, ...this.#hook(job) };
+        return { status: "failed", error, ...webhookDue(job, this.#deps.now()) };
       }
       throw err;
     }
@@ -160,15 +160,14 @@ export class VideoKind implements JobKind<VideoJob> {
     }
     if (state.status === "Failed") {
       const message = `SiliconFlow could not make the video: ${state.reason ?? "no reason given"}`;
-      return { status: "failed", error: { code: "video_failed", message }, ...this.#hook(job) };
+      return {
+        status: "failed",
+        error: { code: "video_failed", message },
+        ...webhookDue(job, this.#deps.now()),
+      };
     }
     // Written only when the state changes: progress is worked out when the job is read.
     return stateChange(job, state, now());
-  }
-
-  /** Work left when a job ends: its webhook, if it has one still to send. */
-  #hook(job: VideoJob): Partial<VideoJob> {
-    return job.callback?.state === "pending" ? { followUp: this.#deps.now() } : {};
   }
 
   /**
@@ -232,7 +231,11 @@ export class VideoKind implements JobKind<VideoJob> {
   expired(job: VideoJob): Partial<VideoJob> {
     const minutes = Math.round(this.#deps.config.videoJobTimeoutMs / 60_000);
     const message = `The video was not ready within ${minutes} minutes; polling stopped.`;
-    return { status: "failed", error: { code: "video_timeout", message }, ...this.#hook(job) };
+    return {
+      status: "failed",
+      error: { code: "video_timeout", message },
+      ...webhookDue(job, this.#deps.now()),
+    };
   }
 
   /** Counts an ended job against its managed key: a failed one's video is given back. */

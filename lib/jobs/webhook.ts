@@ -26,6 +26,11 @@ export interface Callback {
 /** A job that may have a webhook. */
 export type WithCallback = JobRecord & { callback?: Callback };
 
+/** The follow-up a job that ends now needs: its webhook, when it has one still to send. */
+export function webhookDue(job: WithCallback, now: number): { followUp?: number } {
+  return job.callback?.state === "pending" ? { followUp: now } : {};
+}
+
 /** The waits before each try after the first: about 13 minutes in all. */
 export const RETRY_WAITS_MS: readonly number[] = [1_000, 5_000, 30_000, 120_000, 600_000];
 /** How long one delivery may take. */
