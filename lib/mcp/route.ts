@@ -43,15 +43,8 @@ function runningOf(app: App): Map<string, AbortController> {
 
 /** `GET` and `DELETE /mcp`: a stateless server has no stream to offer and no session to end. */
 export function mcpOther(): Promise<Response> {
-  return Promise.resolve(
-    new Response(
-      JSON.stringify(rpcError(null, RPC.invalidRequest, "Method not allowed: POST only")),
-      {
-        status: 405,
-        headers: { allow: "POST", "content-type": "application/json" },
-      },
-    ),
-  );
+  const refusal = rpcError(null, RPC.invalidRequest, "Method not allowed: POST only");
+  return Promise.resolve(jsonResponse(refusal, 405, { allow: "POST" }));
 }
 
 /** `POST /mcp`. */

@@ -35,36 +35,42 @@ export async function serveStdio(
       return options.write(JSON.stringify(await response.json()));
     }
     // One message per `data:` line of the event stream; comments (keep-alives) are dropped.
-    let buffer = "";
-    for await (const text of response.body.pipeThrough(new TextDecoderStream())) {
-      buffer += text;
-      let end: number;
-      while ((end = buffer.indexOf("\n")) >= 0) {
-        const frameLine = buffer.slice(0, end).replace(/\r$/, "");
-        buffer = buffer.slice(end + 1);
-        if (frameLine.startsWith("data: ")) options.write(frameLine.slice(6));
-      }
+    for await (const line of lines(response.body)) {
+      if (line.startsWith("data: ")) options.write(line.slice(6));
     }
   };
-  let buffer = "";
-  for await (const text of options.input.pipeThrough(new TextDecoderStream())) {
-    buffer += text;
-    let end: number;
-    while ((end = buffer.indexOf("\n")) >= 0) {
-      const line = buffer.slice(0, end).trim();
-      buffer = buffer.slice(end + 1);
-      if (!line) continue;
-      const task = answer(line).catch((err) => {
-        options.write(JSON.stringify({
-          jsonrpc: "2.0",
-          id: null,
-          error: { code: -32603, message: `Internal error: ${(err as Error).message}` },
-        }));
-      }).finally(() => pending.delete(task));
-      pending.add(task);
-    }
+  for await (const line of lines(options.input)) {
+    if (!line.trim()) continue;
+    const task = answer(line).catch((err) => {
+      options.write(JSON.stringify({
+        jsonrpc: "2.0",
+        id: null,
+        error: { code: -32603, message: `Internal error: ${(err as Error).message}` },
+      }));
+    }).finally(() => pending.delete(task));
+    pending.add(task);
   }
   await Promise.all(pending);
+}
+
+/**
+ * The lines of a byte stream, without their line ends (`\n` or `\r\n`), in time linear in its
+ * length.
+ */
+async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  let buffer = "";
+  for await (const text of stream.pipeThrough(new TextDecoderStream())) {
+    // Only the new text is searched: a long line arriving in many chunks is scanned once.
+    const from = buffer.length;
+    buffer += text;
+    let start = 0;
+    for (let end = buffer.indexOf("\n", from); end >= 0; end = buffer.indexOf("\n", start)) {
+      yield buffer.slice(start, end).replace(/\r$/, "");
+      start = end + 1;
+    }
+    buffer = buffer.slice(start);
+  }
+  if (buffer) yield buffer;
 }
 
 /** What {@link runStdio} needs of a booted server. */

@@ -6,8 +6,7 @@
  * rewritten prompt is returned; on any failure the original is used, and the answer says so.
  * @module
  */
-import { MAX_PROMPT_CHARS } from "../generation/plan.ts";
-import type { GenerationPlan } from "../generation/plan.ts";
+import { type GenerationPlan, MAX_PROMPT_CHARS } from "../generation/plan.ts";
 import { ApiError, invalidParam } from "../server/errors.ts";
 import { timeLimit } from "../server/time_limit.ts";
 import { parseChoice, present } from "../server/values.ts";
