@@ -10,7 +10,7 @@ import type { ImageTasks } from "./jobs/image_task.ts";
 import type { VideoService } from "./jobs/video_service.ts";
 import type { Webhooks } from "./jobs/webhook.ts";
 import type { QuotaStore } from "./quota/store.ts";
-import type { BodyBudget } from "./server/body_budget.ts";
+import type { BodyBudget } from "./server/body.ts";
 import type { Logger } from "./server/logger.ts";
 import type { Upstream } from "./siliconflow/upstream.ts";
 import type { MediaStore } from "./store/media_store.ts";

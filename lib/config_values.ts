@@ -4,7 +4,7 @@
  * that names the variable.
  * @module
  */
-import { choiceOr } from "./server/values.ts";
+import { choiceOr } from "./values.ts";
 
 /**
  * A configuration value that cannot be used; its message names the variable.

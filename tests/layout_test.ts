@@ -10,6 +10,8 @@ const LIB = new URL("../lib/", import.meta.url).href;
 
 /** What each part of `lib/` may import, besides itself. */
 const MAY_IMPORT: Record<string, readonly string[]> = {
+  "values.ts": [],
+  "time_limit.ts": [],
   "server": [],
   "siliconflow": ["server", "config.ts"],
   "generation": ["siliconflow", "server"],
@@ -64,6 +66,9 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   ],
 };
 
+/** Leaves every part may import: they import nothing of lib/ (their own rule above says so). */
+const LEAVES = ["values.ts", "time_limit.ts"];
+
 /** `server`, `openai`, … for a file in a folder of lib/; the file name for one at its root. */
 function part(specifier: string): string | undefined {
   if (!specifier.startsWith(LIB)) return undefined;
@@ -97,7 +102,7 @@ Deno.test("layout: imports follow openai → generation → siliconflow → serv
       for (const target of [dep.code?.specifier, dep.type?.specifier]) {
         const to = target && part(target);
         if (!to || to === from) continue;
-        if (!MAY_IMPORT[from].includes(to)) {
+        if (!MAY_IMPORT[from].includes(to) && !LEAVES.includes(to)) {
           broken.push(`${module.specifier.slice(LIB.length)} → ${target!.slice(LIB.length)}`);
         }
         if (!crossing.has(module.specifier)) crossing.set(module.specifier, new Set());

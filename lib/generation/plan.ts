@@ -5,7 +5,7 @@
  */
 import { ApiError, invalidParam, toApiError } from "../server/errors.ts";
 import { zodError } from "./zod_error.ts";
-import { present } from "../server/values.ts";
+import { present } from "../values.ts";
 import type { UpstreamResult } from "../siliconflow/client.ts";
 import { batchLimit, MAX_N, type ModelSpec, UPSTREAM_PARAM_NAMES } from "./registry.ts";
 

@@ -5,7 +5,7 @@
  * @module
  */
 import { invalidParam } from "../server/errors.ts";
-import { present } from "../server/values.ts";
+import { present } from "../values.ts";
 import { type ModelSpec, SIZE_PATTERN, takesImageSize } from "./registry.ts";
 
 /** The sizes OpenAI clients send; they map to the model's nearest recommended size. */

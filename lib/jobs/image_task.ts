@@ -7,8 +7,8 @@
  * their bytes.
  * @module
  */
-import { timeLimit } from "../server/time_limit.ts";
-import { randomToken } from "../server/values.ts";
+import { timeLimit } from "../time_limit.ts";
+import { randomToken } from "../values.ts";
 import type { JobKind, JobPoller } from "./poller.ts";
 import type { JobRecord, JobStore } from "./store.ts";
 import { type Callback, webhookDue, type Webhooks } from "./webhook.ts";

@@ -9,7 +9,7 @@
 import { ApiError } from "../server/errors.ts";
 import { type KvConnection, LazyKv } from "../kv.ts";
 import { errorText, type Logger } from "../server/logger.ts";
-import { randomToken } from "../server/values.ts";
+import { randomToken } from "../values.ts";
 
 const BEAT = (holder: string) => ["instance", holder];
 

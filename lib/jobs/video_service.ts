@@ -10,7 +10,7 @@ import type { Config } from "../config.ts";
 import type { ModelSpec } from "../generation/registry.ts";
 import { GenerationSlots } from "../generation/slots.ts";
 import { errorText, type Logger } from "../server/logger.ts";
-import { present, randomToken } from "../server/values.ts";
+import { present, randomToken } from "../values.ts";
 import type { UpstreamAuth } from "../siliconflow/keys.ts";
 import type { Upstream } from "../siliconflow/upstream.ts";
 import type { KeyRecord, QuotaStore } from "../quota/store.ts";

@@ -8,7 +8,7 @@
  */
 import { invalidParam } from "../server/errors.ts";
 import { errorText, type Logger } from "../server/logger.ts";
-import { timeLimit } from "../server/time_limit.ts";
+import { timeLimit } from "../time_limit.ts";
 import type { JobRecord } from "./store.ts";
 
 /** A job's webhook: where it goes, the links' base, and how its delivery stands. */

@@ -6,7 +6,7 @@
  * (31 MB) and about 200 ms of start-up (see the README's dependencies).
  * @module
  */
-import { isJsonObject } from "../server/values.ts";
+import { isJsonObject } from "../values.ts";
 
 /** The protocol versions this server speaks, newest first. */
 export const PROTOCOL_VERSIONS: readonly string[] = ["2025-11-25", "2025-06-18", "2025-03-26"];

@@ -11,7 +11,7 @@ import type { App } from "../app.ts";
 import { readJson } from "../server/body.ts";
 import { ApiError } from "../server/errors.ts";
 import { jsonResponse } from "../server/response.ts";
-import { isJsonObject } from "../server/values.ts";
+import { isJsonObject } from "../values.ts";
 import { VERSION } from "../version.ts";
 import { authorizeRequest } from "../openai/auth.ts";
 import { bodyLimits, type RequestContext } from "../openai/context.ts";

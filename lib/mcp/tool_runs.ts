@@ -5,7 +5,7 @@
  * @module
  */
 import { MODELS } from "../generation/registry.ts";
-import { isJsonObject } from "../server/values.ts";
+import { isJsonObject } from "../values.ts";
 import type { RequestContext } from "../openai/context.ts";
 import { answeredImage, inlineOwnImages, publicBase } from "../openai/stored_images.ts";
 import { MAX_INLINE_IMAGE_BYTES, toolError, type ToolResult, type ToolRun } from "./tool_result.ts";

@@ -4,7 +4,7 @@
  * @module
  */
 import type { Callback } from "../jobs/webhook.ts";
-import { present } from "../server/values.ts";
+import { present } from "../values.ts";
 import type { RequestContext } from "./context.ts";
 import { publicBase } from "./stored_images.ts";
 

@@ -6,7 +6,7 @@
 import { z } from "zod";
 import { invalidParam, notAnObject } from "../server/errors.ts";
 import { zodError } from "../generation/zod_error.ts";
-import { isJsonObject } from "../server/values.ts";
+import { isJsonObject } from "../values.ts";
 import { checkImageRef } from "../siliconflow/image_ref.ts";
 
 /** A chat request reduced to what image generation needs. */

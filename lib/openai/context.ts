@@ -4,8 +4,7 @@
  * @module
  */
 import type { App } from "../app.ts";
-import type { BodyLimits } from "../server/body.ts";
-import type { BodyShare } from "../server/body_budget.ts";
+import type { BodyLimits, BodyShare } from "../server/body.ts";
 import { type ApiError, finalError } from "../server/errors.ts";
 import type { Exchange } from "../server/pipeline.ts";
 
@@ -17,6 +16,8 @@ export interface RequestContext extends Exchange {
   readonly signal: AbortSignal;
   /** The request's share of the body budget. */
   readonly bodyShare: BodyShare;
+  /** Its parsed URL (parsed when first asked for: a held stream need not keep it). */
+  readonly url: URL;
   /** Aborts `signal`: the client has gone (it cancelled a streamed answer). */
   abort(): void;
 }
@@ -30,5 +31,5 @@ export function bodyLimits(ctx: RequestContext): BodyLimits {
 /** The error to answer for a failure of this request (request id added, shutdown told apart). */
 export function failure(ctx: RequestContext, err: unknown): ApiError {
   const { shutdownSignal, logger } = ctx.app;
-  return finalError({ requestId: ctx.requestId, shutdownSignal, logger }, err);
+  return finalError(err, { requestId: ctx.requestId, shutdownSignal, logger });
 }

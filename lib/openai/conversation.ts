@@ -14,7 +14,7 @@ import {
 } from "../generation/plan.ts";
 import type { ModelSpec } from "../generation/registry.ts";
 import { ApiError, invalidParam } from "../server/errors.ts";
-import { choiceOr } from "../server/values.ts";
+import { choiceOr } from "../values.ts";
 import { imagesFromHistory } from "./chat_history.ts";
 import type { ChatRequest } from "./chat_request.ts";
 import type { RequestAuth } from "./auth.ts";

@@ -10,7 +10,7 @@ import type { ModelSpec } from "../generation/registry.ts";
 import { invalidParam } from "../server/errors.ts";
 import { zodError } from "../generation/zod_error.ts";
 import type { FilePart, MultipartPart } from "../server/multipart.ts";
-import { isJsonObject } from "../server/values.ts";
+import { isJsonObject } from "../values.ts";
 import { checkImageRef, sniffImageType } from "../siliconflow/image_ref.ts";
 
 /** The largest input image accepted by `/v1/images/edits`, per file. */

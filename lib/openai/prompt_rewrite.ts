@@ -8,8 +8,8 @@
  */
 import { type GenerationPlan, MAX_PROMPT_CHARS } from "../generation/plan.ts";
 import { ApiError, invalidParam } from "../server/errors.ts";
-import { timeLimit } from "../server/time_limit.ts";
-import { parseChoice, present } from "../server/values.ts";
+import { timeLimit } from "../time_limit.ts";
+import { parseChoice, present } from "../values.ts";
 import type { RequestAuth } from "./auth.ts";
 import type { RequestContext } from "./context.ts";
 import type { Usage } from "./types.ts";

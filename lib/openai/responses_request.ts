@@ -6,7 +6,7 @@
  * @module
  */
 import { invalidParam, notAnObject } from "../server/errors.ts";
-import { isJsonObject } from "../server/values.ts";
+import { isJsonObject } from "../values.ts";
 import { type ChatRequest, parseChatRequest } from "./chat_request.ts";
 
 /** A Responses API request, checked. */

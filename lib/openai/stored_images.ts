@@ -5,7 +5,7 @@
  * of this server read back from the store for a second-turn edit.
  * @module
  */
-import { timeLimit } from "../server/time_limit.ts";
+import { timeLimit } from "../time_limit.ts";
 import { errorText } from "../server/logger.ts";
 import type { GenerationOutcome } from "../generation/plan.ts";
 import { ApiError } from "../server/errors.ts";

@@ -8,7 +8,7 @@ import { z } from "zod";
 import { invalidParam } from "../server/errors.ts";
 import { zodError } from "../generation/zod_error.ts";
 import type { MultipartPart } from "../server/multipart.ts";
-import { isJsonObject, present } from "../server/values.ts";
+import { isJsonObject, present } from "../values.ts";
 import { checkImageRef } from "../siliconflow/image_ref.ts";
 import { progressAt, type VideoJob } from "../jobs/video.ts";
 import { toDataUri } from "./images_request.ts";

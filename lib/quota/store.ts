@@ -8,7 +8,7 @@
  * @module
  */
 import { type KvConnection, LazyKv } from "../kv.ts";
-import { randomToken } from "../server/values.ts";
+import { randomToken } from "../values.ts";
 import {
   exceeded,
   type KeyFields,

@@ -5,9 +5,50 @@
  * @module
  */
 import { ApiError, notAnObject } from "./errors.ts";
-import type { BodyShare } from "./body_budget.ts";
-import { timeLimit } from "./time_limit.ts";
-import { isJsonObject } from "./values.ts";
+import { timeLimit } from "../time_limit.ts";
+import { isJsonObject } from "../values.ts";
+
+/**
+ * The bytes of request bodies one instance holds at once, across requests
+ * (`MAX_BODY_BUFFER_BYTES`): `MAX_BODY_BYTES` bounds one body, this bounds their sum, so that
+ * clients that each send a body just under the limit and then stall cannot grow the process
+ * without bound. A request that would pass it is answered 503 with `Retry-After` at once.
+ */
+export class BodyBudget {
+  /** Bytes held now. */
+  held = 0;
+
+  /** Creates a budget of `limit` bytes. */
+  constructor(readonly limit: number) {}
+}
+
+/** One request's share of a {@link BodyBudget}: it grows as the body arrives, and is given back. */
+export class BodyShare {
+  #taken = 0;
+
+  /** Creates an empty share of `budget`. */
+  constructor(readonly budget: BodyBudget) {}
+
+  /** Makes the share at least `bytes`; a 503 when the budget cannot cover it. */
+  grow(bytes: number): void {
+    if (bytes <= this.#taken) return;
+    if (this.budget.held + bytes - this.#taken > this.budget.limit) {
+      throw new ApiError(
+        503,
+        "This server is receiving too many large requests at once. Retry shortly.",
+        { code: "server_busy", headers: { "retry-after": "2" } },
+      );
+    }
+    this.budget.held += bytes - this.#taken;
+    this.#taken = bytes;
+  }
+
+  /** Gives everything back; safe to call more than once. */
+  release(): void {
+    this.budget.held -= this.#taken;
+    this.#taken = 0;
+  }
+}
 
 /**
  * Bodies declared at most this long are small: a download of one is read in one call and stored
@@ -137,23 +178,10 @@ export async function readResponse(
 }
 
 /** The 413 for a body past `MAX_BODY_BYTES`. */
-export function tooLarge(limit: number): ApiError {
+function tooLarge(limit: number): ApiError {
   return new ApiError(413, `The request body is larger than ${limit} bytes`, {
     code: "request_too_large",
   });
-}
-
-/** The 408 for a body slower than `BODY_TIMEOUT_MS`. */
-function bodyTimedOut(limits: BodyLimits): ApiError {
-  return new ApiError(408, `The request body did not arrive within ${limits.timeoutMs} ms`, {
-    type: "invalid_request_error",
-    code: "request_timeout",
-  });
-}
-
-/** The 400 for a body the connection failed to deliver. */
-function unreadable(cause: unknown): ApiError {
-  return new ApiError(400, "The request body could not be read", { code: "invalid_body", cause });
 }
 
 /**
@@ -181,8 +209,15 @@ export async function readBody(
     return bytes;
   } catch (err) {
     if (err instanceof ApiError) throw err;
-    if (limit.timedOut()) throw bodyTimedOut(limits);
-    throw unreadable(err);
+    if (!limit.timedOut()) {
+      throw new ApiError(400, "The request body could not be read", {
+        code: "invalid_body",
+        cause: err,
+      });
+    }
+    throw new ApiError(408, `The request body did not arrive within ${limits.timeoutMs} ms`, {
+      code: "request_timeout",
+    });
   } finally {
     limit.clear();
   }

@@ -1,6 +1,6 @@
 import { assertEquals, assertRejects, assertThrows } from "@std/assert";
 import { decodeUtf8, readBody, readJson, readLimited, readResponse } from "./body.ts";
-import { BodyBudget, BodyShare } from "./body_budget.ts";
+import { BodyBudget, BodyShare } from "./body.ts";
 import { ApiError } from "./errors.ts";
 
 function chunked(total: number, chunk: number): ReadableStream<Uint8Array> {

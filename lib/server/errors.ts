@@ -44,11 +44,7 @@ const TYPE_BY_STATUS: Record<number, string> = {
   401: "authentication_error",
   403: "permission_error",
   404: "not_found_error",
-  405: "invalid_request_error",
-  413: "invalid_request_error",
-  415: "invalid_request_error",
   429: "rate_limit_error",
-  500: "server_error",
   502: "upstream_error",
   503: "service_unavailable_error",
   504: "timeout_error",
@@ -100,51 +96,36 @@ export function toApiError(err: unknown): ApiError {
   });
 }
 
-/** The same error with the request id at the end of its message, so users can quote it. */
-export function withRequestId(err: ApiError, requestId: string): ApiError {
-  if (err.message.includes(requestId)) return err;
-  return new ApiError(err.status, `${err.message} (request id: ${requestId})`, {
-    type: err.type,
-    param: err.param,
-    code: err.code,
-    headers: err.headers,
-    cause: err,
-  });
-}
-
 /** A 400 for a body that is not a JSON object. */
 export function notAnObject(): ApiError {
   return invalidParam("body", "The request body must be a JSON object");
 }
 
-/** What {@link finalError} needs to know about the request. */
-export interface FailureScope {
-  /** The request id, appended to the message. */
-  requestId: string;
-  /** Aborted when the server's shutdown grace has run out. */
-  shutdownSignal: AbortSignal;
-  /** Where a bug (any error that is not an {@link ApiError}) is logged. */
-  logger: Logger;
-}
-
 /**
- * The error to answer for a failure, with the request id in its message. A call cut short by the
- * server's shutdown is told apart from a client that left; anything that is not an
- * {@link ApiError} is a bug, logged and answered as a 500.
+ * The error to answer for a failure, with the request id at the end of its message, so users can
+ * quote it. A call cut short by the server's shutdown is told apart from a client that left;
+ * anything that is not an {@link ApiError} is a bug, logged and answered as a 500.
  */
-export function finalError(scope: FailureScope, err: unknown): ApiError {
+export function finalError(
+  err: unknown,
+  scope: { requestId: string; shutdownSignal: AbortSignal; logger: Logger },
+): ApiError {
   if (scope.shutdownSignal.aborted && err instanceof ApiError && err.status === CLIENT_CLOSED) {
     err = new ApiError(503, "The server is restarting and stopped this generation; please retry", {
       code: "server_shutting_down",
     });
   }
   if (!(err instanceof ApiError)) {
-    scope.logger({
-      level: "error",
-      msg: "unhandled error",
-      req: scope.requestId,
-      error: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
-    });
+    scope.logger({ level: "error", msg: "unhandled error", req: scope.requestId, error: `${err}` });
   }
-  return withRequestId(toApiError(err), scope.requestId);
+  const error = toApiError(err);
+  if (error.message.includes(scope.requestId)) return error;
+  const { type, param, code, headers } = error;
+  return new ApiError(error.status, `${error.message} (request id: ${scope.requestId})`, {
+    type,
+    param,
+    code,
+    headers,
+    cause: error,
+  });
 }

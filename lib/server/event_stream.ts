@@ -25,8 +25,11 @@ export interface EventStreamOptions<E> {
   keepAliveMs: number;
   /** The keep-alive event, given the seconds so far. */
   keepAlive: (elapsedS: number) => E;
-  /** The request the stream answers: its signal, and how to abort it. */
-  owner: StreamOwner;
+  /**
+   * The request the stream answers: its signal aborts when the client goes away or the shutdown
+   * grace runs out, and `abort()` aborts it (the client cancelled the stream).
+   */
+  owner: { readonly signal: AbortSignal; abort(): void };
   /** Aborted when the shutdown grace ran out (an abort then is not the client's doing). */
   shutdownSignal: AbortSignal;
   /** The last events (none when the client has gone) and the status for a failure. */
@@ -39,22 +42,6 @@ export interface EventStreamOptions<E> {
   headers?: Record<string, string>;
   /** How long the headers may wait for an early failure (`STREAM_HOLD_MS`); 0 sends them at once. */
   holdMs?: number;
-}
-
-/** The request a stream answers. */
-export interface StreamOwner {
-  /** The producer's signal: aborts when the client goes away or the shutdown grace runs out. */
-  readonly signal: AbortSignal;
-  /** Aborts `signal`: called when the client cancels the stream. */
-  abort(): void;
-}
-
-/** A streamed answer and a promise of its final status, once it has ended. */
-export interface EventStreamAnswer {
-  /** The `text/event-stream` response. */
-  response: Response;
-  /** The final status: 200, the failure's, or 499 when the client left. */
-  done: Promise<number>;
 }
 
 /** What the producer of a stream writes to. */
@@ -72,12 +59,13 @@ export interface EventSink<E> {
  * With `holdMs`, the response is held back for up to that long (never longer than the keep-alive
  * interval): a failure within it is thrown, so the client gets a real HTTP error with its status
  * and `Retry-After` instead of a 200 stream that carries the error. What `produce` sent meanwhile
- * is sent first once the stream opens.
+ * is sent first once the stream opens. `done` resolves with the final status once the stream has
+ * ended: 200, the failure's, or 499 when the client left.
  */
 export async function eventStreamResponse<E>(
   produce: (sink: EventSink<E>, signal: AbortSignal) => Promise<void>,
   options: EventStreamOptions<E>,
-): Promise<EventStreamAnswer> {
+): Promise<{ response: Response; done: Promise<number> }> {
   const { encoder, owner, now } = options;
   const started = now();
   let controller!: ReadableStreamDefaultController<Uint8Array>;

@@ -38,42 +38,23 @@ export interface ResilientServer {
 
 const MAX_RETRY_MS = 2_000;
 
-/** Counts the responses still being written, and tells when the count reaches zero. */
-class InFlight {
-  #count = 0;
-  #whenIdle?: () => void;
-
-  /** Wraps a handler so that each response counts until it has been written. */
-  wrap(
-    handler: (request: Request) => Response | Promise<Response>,
-  ): Deno.ServeHandler<Deno.NetAddr> {
-    const settle = () => {
-      if (--this.#count === 0) this.#whenIdle?.();
-    };
-    return (request, info) => {
-      this.#count++;
-      info.completed.then(settle, settle);
-      return handler(request);
-    };
-  }
-
-  /** Resolves once no response is being written. */
-  idle(): Promise<void> {
-    return new Promise((resolve) => {
-      this.#whenIdle = resolve;
-      if (this.#count === 0) resolve();
-    });
-  }
-}
-
 /** Serves `handler` like `Deno.serve`, listening again whenever the accept loop fails. */
 export function serveResilient(
   options: ResilientServeOptions,
   handler: (request: Request) => Response | Promise<Response>,
 ): ResilientServer {
   const { logger } = options;
-  const inFlight = new InFlight();
-  const wrapped = inFlight.wrap(handler);
+  // The responses still being written, and who waits for their count to reach zero.
+  let inFlight = 0;
+  let whenIdle: (() => void) | undefined;
+  const settle = () => {
+    if (--inFlight === 0) whenIdle?.();
+  };
+  const wrapped: Deno.ServeHandler<Deno.NetAddr> = (request, info) => {
+    inFlight++;
+    info.completed.then(settle, settle);
+    return handler(request);
+  };
   let stopping = false;
   let retryTimer: ReturnType<typeof setTimeout> | undefined;
   let failedAt = 0;
@@ -122,7 +103,9 @@ export function serveResilient(
       clearTimeout(retryTimer);
       // Either every connection closes, or every response has been written: stalled request
       // bodies do not hold the process.
-      await Promise.race([current.shutdown(), inFlight.idle()]);
+      const idle = new Promise<void>((resolve) => whenIdle = resolve);
+      if (inFlight === 0) whenIdle!();
+      await Promise.race([current.shutdown(), idle]);
     },
   };
 }

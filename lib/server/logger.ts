@@ -22,11 +22,6 @@ export type Logger = (record: LogRecord) => void;
 
 const RANK: Readonly<Record<LogLevel, number>> = { info: 0, warn: 1, error: 2 };
 
-/** Whether a record of `level` passes a `LOG_LEVEL` of `least`. */
-function passes(level: LogLevel, least: LogLevel): boolean {
-  return RANK[level] >= RANK[least];
-}
-
 const encoder = new TextEncoder();
 
 /** Writes a line to stdout; a closed stdout loses the line, and the server goes on. */
@@ -60,7 +55,7 @@ export function createLogger(
   least: LogLevel = "info",
 ): Logger {
   return (record) => {
-    if (!passes(record.level, least)) return;
+    if (RANK[record.level] < RANK[least]) return;
     const time = new Date(now()).toISOString();
     if (format === "json") {
       write(JSON.stringify({ time, ...record }));

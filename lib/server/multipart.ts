@@ -64,21 +64,13 @@ function dispositionParam(header: string, param: string): string | undefined {
 
 /** A part's name, and its file name and type when it is a file. */
 function partHeaders(text: string): { name: string; filename?: string; type?: string } {
-  let disposition: string | undefined;
-  let type: string | undefined;
-  for (const line of text.split("\r\n")) {
-    const colon = line.indexOf(":");
-    if (colon <= 0) continue;
-    const header = line.slice(0, colon).trim().toLowerCase();
-    const value = line.slice(colon + 1).trim();
-    if (header === "content-disposition") disposition = value;
-    else if (header === "content-type") type = value;
-  }
+  const disposition = /^content-disposition[ \t]*:[ \t]*(.*)$/im.exec(text)?.[1].trim();
   if (!disposition || !/^form-data\b/i.test(disposition)) {
     throw invalidMultipart("a part without Content-Disposition: form-data");
   }
   const name = dispositionParam(disposition, "name");
   if (name === undefined) throw invalidMultipart("a part without a name");
+  const type = /^content-type[ \t]*:[ \t]*(.*)$/im.exec(text)?.[1].trim() || undefined;
   return { name, filename: dispositionParam(disposition, "filename"), type };
 }
 

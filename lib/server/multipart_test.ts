@@ -1,6 +1,6 @@
 import { assertEquals, assertRejects } from "@std/assert";
 import fc from "fast-check";
-import { BodyBudget, BodyShare } from "./body_budget.ts";
+import { BodyBudget, BodyShare } from "./body.ts";
 import { ApiError } from "./errors.ts";
 import { type MultipartPart, readMultipart } from "./multipart.ts";
 

@@ -25,8 +25,6 @@ export interface Exchange {
   readonly request: Request;
   /** Its path, for routing and the log line. */
   readonly pathname: string;
-  /** Its parsed URL (parsed when first asked for: a held stream need not keep it). */
-  readonly url: URL;
   /** `X-Request-Id` of this request. */
   readonly requestId: string;
   /** Fields for the request's log line. */

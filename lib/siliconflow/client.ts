@@ -6,8 +6,8 @@
  */
 import { readResponse } from "../server/body.ts";
 import { ApiError, CLIENT_CLOSED } from "../server/errors.ts";
-import { jsonBody } from "../server/json_body.ts";
-import { timeLimit } from "../server/time_limit.ts";
+import { jsonBody } from "../server/response.ts";
+import { timeLimit } from "../time_limit.ts";
 import {
   describeNetworkError,
   mapUpstreamError,

@@ -6,7 +6,7 @@
  */
 import { contentLength, readResponse, WHOLE_READ_BYTES } from "../server/body.ts";
 import { ApiError } from "../server/errors.ts";
-import { timeLimit } from "../server/time_limit.ts";
+import { timeLimit } from "../time_limit.ts";
 import { splitDataUri } from "./image_ref.ts";
 
 /** The largest generated image downloaded for `b64_json` or data delivery. */

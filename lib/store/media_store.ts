@@ -6,7 +6,7 @@
  * extension.
  * @module
  */
-import { randomToken } from "../server/values.ts";
+import { randomToken } from "../values.ts";
 
 /** The media types the store keeps, by extension. */
 export const MEDIA_TYPES: Readonly<Record<string, string>> = {

@@ -1,5 +1,5 @@
 import { assertEquals } from "@std/assert";
-import { jsonBody } from "./json_body.ts";
+import { jsonBody } from "./response.ts";
 
 const text = async (body: string | ReadableStream<Uint8Array>) =>
   typeof body === "string" ? body : await new Response(body).text();
