@@ -60,6 +60,20 @@ Deno.test("readBody: 413 past the limit, 408 when the body stalls, the budget gr
   const slow = await assertRejects(() => readBody(post(stalled), limits(5000, 50)), ApiError);
   assertEquals([slow.status, slow.code], [408, "request_timeout"]);
   assertEquals(cancelled, true, "the stalled body is let go");
+  // A small declared body is read in one call, and raced against the same time limit.
+  const small = new Request("http://x/", {
+    method: "POST",
+    body: new ReadableStream({ start: (c) => c.enqueue(new Uint8Array(10)) }),
+    headers: { "content-length": "100" },
+  });
+  const smallSlow = await assertRejects(() => readBody(small, limits(5000, 50)), ApiError);
+  assertEquals([smallSlow.status, smallSlow.code], [408, "request_timeout"]);
+  const whole = new Request("http://x/", {
+    method: "POST",
+    body: "0123456789",
+    headers: { "content-length": "10" },
+  });
+  assertEquals((await readBody(whole, limits(5000))).byteLength, 10);
 });
 
 Deno.test("decodeUtf8: valid text as it is (a real U+FFFD included); invalid bytes are a 400", () => {
