@@ -11,7 +11,7 @@ import type { App } from "./app.ts";
 import { failure, type RequestContext } from "./openai/context.ts";
 import { ROUTES } from "./openai/routes.ts";
 import { MCP_ROUTES } from "./mcp/routes.ts";
-import { BodyBudget, BodyShare } from "./server/body.ts";
+import { BodyShare } from "./server/body.ts";
 import { createLogger, type Logger } from "./server/logger.ts";
 import { createPipeline, type LogFields } from "./server/pipeline.ts";
 import { TRACE_HEADER } from "./siliconflow/client.ts";
@@ -214,7 +214,7 @@ export function createHandler(options: HandlerOptions): Handler {
     upstream,
     slots: new GenerationSlots(config.maxConcurrency),
     streams: { count: 0 },
-    bodyBudget: new BodyBudget(config.maxBodyBufferBytes),
+    bodyBudget: { held: 0, limit: config.maxBodyBufferBytes },
     shutdownSignal,
     store,
     quota,

@@ -6,7 +6,7 @@
  * use it.
  * @module
  */
-import { concatBytes } from "./server/body.ts";
+import { concatBytes } from "./bytes.ts";
 
 const CRC_TABLE = (() => {
   const table = new Uint32Array(256);

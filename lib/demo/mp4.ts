@@ -6,7 +6,7 @@
  * files are large for their size (384 bytes per 16×16 block), which is why demo videos are small.
  * @module
  */
-import { concatBytes } from "../server/body.ts";
+import { concatBytes } from "../bytes.ts";
 
 /** What to encode: the size, the frame rate and count, and each pixel's colour. */
 export interface VideoPicture {

@@ -4,7 +4,7 @@
  * so that one compressed picture can be shown in any number of palettes.
  * @module
  */
-import { concatBytes } from "../server/body.ts";
+import { concatBytes } from "../bytes.ts";
 import { deflate, PNG_SIGNATURE, pngChunk, pngHeader } from "../png.ts";
 
 export { PNG_SIGNATURE } from "../png.ts";

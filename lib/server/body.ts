@@ -5,6 +5,7 @@
  * @module
  */
 import { ApiError, notAnObject } from "./errors.ts";
+import { concatBytes, release } from "../bytes.ts";
 import { timeLimit } from "../time_limit.ts";
 import { isJsonObject } from "../values.ts";
 
@@ -14,12 +15,11 @@ import { isJsonObject } from "../values.ts";
  * clients that each send a body just under the limit and then stall cannot grow the process
  * without bound. A request that would pass it is answered 503 with `Retry-After` at once.
  */
-export class BodyBudget {
+export interface BodyBudget {
   /** Bytes held now. */
-  held = 0;
-
-  /** Creates a budget of `limit` bytes. */
-  constructor(readonly limit: number) {}
+  held: number;
+  /** The most bytes held at once. */
+  readonly limit: number;
 }
 
 /** One request's share of a {@link BodyBudget}: it grows as the body arrives, and is given back. */
@@ -72,33 +72,6 @@ export interface BodyLimits {
   timeoutMs: number;
   /** This request's share of the instance's body budget. */
   share: BodyShare;
-}
-
-/** Joins byte chunks into one buffer (no copy for a single chunk); `total` is their length. */
-export function concatBytes(
-  chunks: readonly Uint8Array[],
-  total: number = chunks.reduce((n, c) => n + c.byteLength, 0),
-): Uint8Array<ArrayBuffer> {
-  // Body chunks from fetch and Deno.serve are backed by plain ArrayBuffers.
-  if (chunks.length === 1) return chunks[0] as Uint8Array<ArrayBuffer>;
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.byteLength;
-  }
-  return out;
-}
-
-/**
- * Frees the memory of bytes that nothing else holds now, rather than at a garbage collection: their
- * `ArrayBuffer` is detached. Bytes that do not start their buffer are left alone.
- */
-export function release(bytes: Uint8Array): void {
-  const { buffer } = bytes;
-  if (buffer instanceof ArrayBuffer && !buffer.detached && bytes.byteOffset === 0) {
-    buffer.transfer(0);
-  }
 }
 
 /** Options of {@link readLimited}. */

@@ -1,6 +1,6 @@
 import { assertEquals, assertRejects, assertThrows } from "@std/assert";
 import { decodeUtf8, readBody, readJson, readLimited, readResponse } from "./body.ts";
-import { BodyBudget, BodyShare } from "./body.ts";
+import { BodyShare } from "./body.ts";
 import { ApiError } from "./errors.ts";
 
 function chunked(total: number, chunk: number): ReadableStream<Uint8Array> {
@@ -35,7 +35,7 @@ Deno.test("readLimited: a declared length fills one buffer of that size; spent c
 });
 
 Deno.test("readBody: 413 past the limit, 408 when the body stalls, the budget grows as it comes", async () => {
-  const budget = new BodyBudget(1 << 30);
+  const budget = { held: 0, limit: 1 << 30 };
   const limits = (maxBytes: number, timeoutMs = 5_000) => ({
     maxBytes,
     timeoutMs,
@@ -105,7 +105,7 @@ Deno.test("readJson: a body of white space alone is empty; white space around JS
   const limits = () => ({
     maxBytes: 1 << 20,
     timeoutMs: 5_000,
-    share: new BodyShare(new BodyBudget(1 << 30)),
+    share: new BodyShare({ held: 0, limit: 1 << 30 }),
   });
   const request = (body: string) => new Request("http://x/", { method: "POST", body });
   for (const blank of ["", " ", "\n\t\r", "\u3000\ufeff\u00a0 \u2028"]) {

@@ -1,13 +1,13 @@
 import { assertEquals, assertRejects } from "@std/assert";
 import fc from "fast-check";
-import { BodyBudget, BodyShare } from "./body.ts";
+import { BodyShare } from "./body.ts";
 import { ApiError } from "./errors.ts";
 import { type MultipartPart, readMultipart } from "./multipart.ts";
 
 const limits = () => ({
   maxBytes: 1 << 24,
   timeoutMs: 5_000,
-  share: new BodyShare(new BodyBudget(1 << 30)),
+  share: new BodyShare({ held: 0, limit: 1 << 30 }),
 });
 
 /** The request, its body delivered in chunks of the given sizes (cycled). */

@@ -5,7 +5,7 @@
  * @module
  */
 import { AwsClient } from "aws4fetch";
-import { concatBytes } from "../server/body.ts";
+import { concatBytes } from "../bytes.ts";
 import type { ImageStoreConfig } from "./config.ts";
 import {
   type ByteRange,
