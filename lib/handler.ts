@@ -44,6 +44,9 @@ function retentionDays(config: Config): number {
   return keptDays(config.imageStore) ?? 30;
 }
 
+/** How long after start-up the jobs left by a stopped process are taken over. */
+const RESUME_AFTER_MS = 20;
+
 function jobStoreUnavailable(err: unknown): ApiError {
   return new ApiError(
     503,
@@ -72,8 +75,9 @@ export interface HandlerOptions {
    */
   shutdownSignal?: AbortSignal;
   /**
-   * Starts polling the video jobs left unfinished on KV (a restart) at once, rather than at the
-   * first video request. `main.ts` sets it; tests that build handlers in process do not.
+   * Starts polling the video jobs left unfinished on KV (a restart) just after start-up, rather
+   * than at the first video request. `main.ts` sets it; tests that build handlers in process do
+   * not.
    */
   resumeVideoJobs?: boolean;
 }
@@ -202,11 +206,15 @@ export function createHandler(options: HandlerOptions): Handler {
     // The upstream call, a wait for a slot and the copy into the store.
     timeoutMs: config.upstreamTimeoutMs + 120_000,
   });
-  // Work left by a process that stopped is taken over at once, rather than at the first video.
-  if (options.resumeVideoJobs) {
-    poller.start();
-    taskPoller.start();
-  } else if (quota) instance.start().catch(() => {});
+  // Work left by a process that stopped is taken over just after start-up, rather than at the
+  // first video: opening the KV holds the event loop for a few ms that the first answers need.
+  const resume = options.resumeVideoJobs
+    ? setTimeout(() => {
+      poller.start();
+      taskPoller.start();
+    }, RESUME_AFTER_MS)
+    : undefined;
+  if (!resume && quota) instance.start().catch(() => {});
   const app: App = {
     config,
     now,
@@ -238,8 +246,10 @@ export function createHandler(options: HandlerOptions): Handler {
     ],
   });
   let handedOver: Promise<void> | undefined;
-  const handOver = () =>
-    handedOver ??= Promise.all([poller.stop(), taskPoller.stop()]).then(() => {});
+  const handOver = () => {
+    clearTimeout(resume);
+    return handedOver ??= Promise.all([poller.stop(), taskPoller.stop()]).then(() => {});
+  };
   return Object.assign(handle, {
     handOver,
     async close() {
