@@ -12,6 +12,7 @@ import { preloadRoutes } from "./openai/routes.ts";
 import { preloadMcp } from "./mcp/routes.ts";
 import { missingPermission } from "./permissions.ts";
 import { createLogger, type Logger, stdoutLines } from "./server/logger.ts";
+import { soon } from "./time_limit.ts";
 import { VERSION } from "./version.ts";
 
 /** A started server's parts, for the entry module to serve. */
@@ -122,10 +123,7 @@ export function boot(args: string[]): Booted {
   const announce = ({ hostname, port }: Deno.NetAddr, how: string) => {
     // What start-up left out loads once the first requests are answered: the routes that
     // validate with zod (see lib/openai/routes.ts).
-    setTimeout(
-      () => Promise.all([preloadRoutes(), preloadMcp()]).catch(() => {}),
-      PRELOAD_AFTER_MS,
-    );
+    soon(PRELOAD_AFTER_MS, () => Promise.all([preloadRoutes(), preloadMcp()]).catch(() => {}));
     const shown = hostname === "0.0.0.0" ? "localhost" : hostname;
     const origin = `http://${shown}:${port}`;
     say(

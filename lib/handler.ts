@@ -28,6 +28,7 @@ import { type ImageTask, ImageTaskKind, ImageTasks } from "./jobs/image_task.ts"
 import { Webhooks } from "./jobs/webhook.ts";
 import { ApiError } from "./server/errors.ts";
 import { KvConnection } from "./kv.ts";
+import { soon } from "./time_limit.ts";
 
 /**
  * How this instance's heartbeat and scans run, from `VIDEO_POLL_MS`: the heartbeat lives three
@@ -207,14 +208,15 @@ export function createHandler(options: HandlerOptions): Handler {
     timeoutMs: config.upstreamTimeoutMs + 120_000,
   });
   // Work left by a process that stopped is taken over just after start-up, rather than at the
-  // first video: opening the KV holds the event loop for a few ms that the first answers need.
-  const resume = options.resumeVideoJobs
-    ? setTimeout(() => {
+  // first video: opening the KV and the first timer (see `soon`) would hold the first answers.
+  let handedOver: Promise<void> | undefined;
+  if (options.resumeVideoJobs) {
+    soon(RESUME_AFTER_MS, () => {
+      if (handedOver) return;
       poller.start();
       taskPoller.start();
-    }, RESUME_AFTER_MS)
-    : undefined;
-  if (!resume && quota) instance.start().catch(() => {});
+    });
+  } else if (quota) instance.start().catch(() => {});
   const app: App = {
     config,
     now,
@@ -245,11 +247,8 @@ export function createHandler(options: HandlerOptions): Handler {
       "x-image-store-warning",
     ],
   });
-  let handedOver: Promise<void> | undefined;
-  const handOver = () => {
-    clearTimeout(resume);
-    return handedOver ??= Promise.all([poller.stop(), taskPoller.stop()]).then(() => {});
-  };
+  const handOver = () =>
+    handedOver ??= Promise.all([poller.stop(), taskPoller.stop()]).then(() => {});
   return Object.assign(handle, {
     handOver,
     async close() {
