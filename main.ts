@@ -9,7 +9,7 @@ import { boot } from "./lib/boot.ts";
 import { serveResilient } from "./lib/server/listen.ts";
 
 if (import.meta.main) {
-  const booted = boot(Deno.args);
+  const booted = await boot(Deno.args);
   const { config, handler, logger, shutdown, announce, say } = booted;
   if (booted.mcp) {
     // MCP for a desktop client that launched this process: stdin and stdout until it goes.

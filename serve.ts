@@ -5,7 +5,7 @@
  */
 import { boot } from "./lib/boot.ts";
 
-const { handler, announce } = boot([]);
+const { handler, announce } = await boot([]);
 
 /** The handler, and the start-up line once `deno serve` listens. */
 const served: Deno.ServeDefaultExport = {

@@ -70,10 +70,10 @@ function keysLine(config: Config): string {
  * Reads the command line and the environment, checks what the configuration needs against the
  * process's permissions, and builds the handler. `--help` and `--version` print and exit.
  */
-export function boot(args: string[]): Booted {
-  let cli: ReturnType<typeof parseCli>;
+export async function boot(args: string[]): Promise<Booted> {
+  let cli: Awaited<ReturnType<typeof parseCli>>;
   try {
-    cli = parseCli(args);
+    cli = await parseCli(args);
   } catch (err) {
     if (err instanceof ConfigError) fail(err.message);
     throw err;
