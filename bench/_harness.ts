@@ -176,12 +176,16 @@ export async function startWorker(baseUrl = FAKE): Promise<Child & { started: nu
 }
 
 /** The server's start: spawned as `deno task start` does, then polled every 2 ms. */
-export async function timeProxyStart(): Promise<number> {
+export async function timeProxyStart(flags = false): Promise<number> {
   const port = freePort();
   const started = performance.now();
-  const child = mainCommand(["--port", String(port), "--host", "127.0.0.1", "--base-url", FAKE], {
-    IMAGE_STORE: "none",
-  }).spawn();
+  const settings = { PORT: String(port), HOST: "127.0.0.1", SILICONFLOW_BASE_URL: FAKE };
+  // Configured through the environment, as `deno task start` is; or with the binary's flags.
+  const child = flags
+    ? mainCommand(["--port", settings.PORT, "--host", settings.HOST, "--base-url", FAKE], {
+      IMAGE_STORE: "none",
+    }).spawn()
+    : mainCommand([], { IMAGE_STORE: "none", ...settings }).spawn();
   const ms = await firstAnswer(`http://127.0.0.1:${port}/v1/models`, started);
   child.kill("SIGKILL");
   await child.output();
