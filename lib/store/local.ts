@@ -7,6 +7,7 @@
  */
 import { WHOLE_READ_BYTES } from "../server/body.ts";
 import { errorText, type Logger } from "../server/logger.ts";
+import { soon } from "../time_limit.ts";
 import {
   type ByteRange,
   MEDIA_NAME,
@@ -40,7 +41,8 @@ export class LocalMediaStore implements MediaStore {
   #now: () => number;
   #bytes = 0;
   #sweeping?: Promise<void>;
-  #timer: ReturnType<typeof setInterval>;
+  #timer?: ReturnType<typeof setInterval>;
+  #closed = false;
   #cleaning: Promise<number> | undefined;
 
   /** Creates the folder if needed and starts the sweep (the first one at once). */
@@ -50,8 +52,14 @@ export class LocalMediaStore implements MediaStore {
     Deno.mkdirSync(options.root, { recursive: true });
     this.removeStalePartials().catch(() => {});
     this.sweep();
-    this.#timer = setInterval(() => this.sweep(), options.sweepEveryMs ?? 60_000);
-    Deno.unrefTimer(this.#timer);
+    // The timer is set at the second sweep, not during start-up (see soon()).
+    const every = options.sweepEveryMs ?? 60_000;
+    soon(every, () => {
+      if (this.#closed) return;
+      this.sweep();
+      this.#timer = setInterval(() => this.sweep(), every);
+      Deno.unrefTimer(this.#timer);
+    });
   }
 
   #path(name: string): string {
@@ -260,6 +268,7 @@ export class LocalMediaStore implements MediaStore {
   }
 
   close(): void {
+    this.#closed = true;
     clearInterval(this.#timer);
   }
 }
