@@ -40,8 +40,9 @@ export interface CliOptions {
 
 /**
  * Parses the command line; an unknown flag, a missing value or a stray word is an error naming it.
- * `node:util` loads only when there are flags: it starts Deno's Node layer, about 6 ms of start-up
- * that `deno task start`, `deno serve` and Deploy (configured through the environment) never pay.
+ * `node:util` loads only when there are flags: it starts Deno's Node layer (6–9 ms), which a server
+ * configured through the environment (`deno task start`, `deno serve`, Deploy) loads after its
+ * first answers instead (see `soon()` in `time_limit.ts`).
  */
 export async function parseCli(args: string[]): Promise<CliOptions> {
   if (args.length === 0) return { help: false, version: false, mcp: false, env: {} };
