@@ -7,7 +7,12 @@
 import { MODELS } from "../generation/registry.ts";
 import { isJsonObject } from "../values.ts";
 import type { RequestContext } from "../openai/context.ts";
-import { answeredImage, inlineOwnImages, publicBase } from "../openai/stored_images.ts";
+import {
+  answeredImage,
+  inlineOwnImages,
+  publicBase,
+  storedImageLink,
+} from "../openai/stored_images.ts";
 import { MAX_INLINE_IMAGE_BYTES, toolError, type ToolResult, type ToolRun } from "./tool_result.ts";
 import { decodePng, encodePng, shrink } from "../png.ts";
 
@@ -100,7 +105,7 @@ export async function makeImages(
   const content: Record<string, unknown>[] = [];
   const images = [];
   for (const [i, { url }] of data.entries()) {
-    const id = /\/images\/([\w-]{22}\.\w{3,4})$/.exec(url)?.[1];
+    const id = storedImageLink(url)?.name;
     images.push(id ? { url, id } : { url });
     const { base64, contentType } = await answeredImage(ctx, url, run.signal, "images");
     content.push(...await shown(base64, contentType, i));

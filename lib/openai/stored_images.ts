@@ -110,7 +110,10 @@ function ownImageName(ctx: RequestContext, url: string): string | undefined {
   return link && ours.includes(link.origin) ? link.name : undefined;
 }
 
-/** The store name and origin of an `/images/{name}` link to a stored image (not a video). */
+/**
+ * The store name and origin of an `/images/{name}` link to a stored image (not a video), under
+ * `PUBLIC_BASE_URL`'s path too.
+ */
 export function storedImageLink(url: string): { name: string; origin: string } | undefined {
   let parsed: URL;
   try {
@@ -118,7 +121,7 @@ export function storedImageLink(url: string): { name: string; origin: string } |
   } catch {
     return undefined;
   }
-  const name = /^\/images\/([^/]+)$/.exec(parsed.pathname)?.[1];
+  const name = /\/images\/([^/]+)$/.exec(parsed.pathname)?.[1];
   if (!name || !MEDIA_NAME.test(name) || name.endsWith(".mp4")) return undefined;
   return { name, origin: parsed.origin };
 }
