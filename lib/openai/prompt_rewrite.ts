@@ -95,7 +95,8 @@ export async function rewritePlan(
 ): Promise<PromptRewrite> {
   const model = ctx.app.config.promptRewriteModel!;
   const prompt = String(plan.calls[0].prompt);
-  const limit = timeLimit(Math.min(ctx.app.config.upstreamTimeoutMs, REWRITE_TIMEOUT_MS), signal);
+  const ms = Math.min(ctx.app.config.upstreamTimeoutMs, REWRITE_TIMEOUT_MS);
+  const limit = timeLimit(ms, signal);
   const usage: Usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
   try {
     const answer = await ctx.app.upstream.chat({
@@ -124,7 +125,7 @@ export async function rewritePlan(
   } catch (err) {
     if (signal.aborted) throw err;
     const why = limit.timedOut()
-      ? `${model} did not answer within ${REWRITE_TIMEOUT_MS / 1000} s`
+      ? `${model} did not answer within ${ms / 1000} s`
       : err instanceof ApiError
       ? err.message
       : String(err);
