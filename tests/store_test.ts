@@ -175,6 +175,40 @@ Deno.test({
 });
 
 Deno.test({
+  name: "PUBLIC_BASE_URL with a path: links under it, and a second turn edits one from the store",
+  ...opts,
+  async fn() {
+    const root = await Deno.makeTempDir();
+    await using fake = startFakeUpstream();
+    await using server = startServer({
+      SILICONFLOW_BASE_URL: fake.baseUrl,
+      IMAGE_STORE: root,
+      PUBLIC_BASE_URL: "https://Pictures.Example.test:443/sf/",
+    });
+    try {
+      const content = await chatImage(server.url);
+      assertMatch(content, /\(https:\/\/Pictures\.Example\.test:443\/sf\/images\/[\w-]{22}\.png\)/);
+      const res = await post(`${server.url}/v1/chat/completions`, {
+        model: "Qwen/Qwen-Image-Edit-2509",
+        messages: [
+          { role: "user", content: "a lighthouse" },
+          {
+            role: "assistant",
+            content: content.replace("Pictures.Example.test:443", "pictures.example.test"),
+          },
+          { role: "user", content: "make it night" },
+        ],
+      });
+      assertEquals(res.status, 200, await res.clone().text());
+      await res.body?.cancel();
+      assertMatch(String(fake.received.at(-1)!.body.image), /^data:image\/png;base64,iVBOR/);
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
   name: "a store that fails (disk gone, S3 500) falls back to SiliconFlow's link and says so",
   ...opts,
   async fn() {

@@ -106,15 +106,18 @@ async function putWithin(
 /** The store name in one of this server's image links, when the link is one. */
 function ownImageName(ctx: RequestContext, url: string): string | undefined {
   const link = storedImageLink(url);
-  const ours = [ctx.url.origin, publicBase(ctx)];
-  return link && ours.includes(link.origin) ? link.name : undefined;
+  if (!link) return undefined;
+  // Read as links too, so that a base's case or default port does not matter.
+  const ours = [ctx.url.origin, publicBase(ctx)]
+    .map((base) => storedImageLink(`${base}/images/${link.name}`)?.base);
+  return ours.includes(link.base) ? link.name : undefined;
 }
 
 /**
- * The store name and origin of an `/images/{name}` link to a stored image (not a video), under
- * `PUBLIC_BASE_URL`'s path too.
+ * The store name of an `/images/{name}` link to a stored image (not a video), and the base the
+ * link is under: an origin, or `PUBLIC_BASE_URL` with its path.
  */
-export function storedImageLink(url: string): { name: string; origin: string } | undefined {
+export function storedImageLink(url: string): { name: string; base: string } | undefined {
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -123,7 +126,8 @@ export function storedImageLink(url: string): { name: string; origin: string } |
   }
   const name = /\/images\/([^/]+)$/.exec(parsed.pathname)?.[1];
   if (!name || !MEDIA_NAME.test(name) || name.endsWith(".mp4")) return undefined;
-  return { name, origin: parsed.origin };
+  const path = parsed.pathname.slice(0, -`/images/${name}`.length);
+  return { name, base: parsed.origin + path };
 }
 
 /** The largest stored image read back for an edit. */

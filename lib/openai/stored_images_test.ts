@@ -5,9 +5,12 @@ Deno.test("storedImageLink: a stored image's name, at the root or under PUBLIC_B
   const name = "AbCdEfGhIjKlMnOpQrStUv.png";
   assertEquals(storedImageLink(`https://x.test/images/${name}`), {
     name,
-    origin: "https://x.test",
+    base: "https://x.test",
   });
-  assertEquals(storedImageLink(`https://x.test/sf/images/${name}`)?.name, name);
+  assertEquals(storedImageLink(`https://x.test/sf/images/${name}`), {
+    name,
+    base: "https://x.test/sf",
+  });
   assertEquals(storedImageLink("https://x.test/images/AbCdEfGhIjKlMnOpQrStUv.mp4"), undefined);
   assertEquals(storedImageLink("https://x.test/images/short.png"), undefined);
   assertEquals(storedImageLink("https://x.test/outputs/a.png?sig=1"), undefined);
