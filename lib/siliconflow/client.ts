@@ -9,22 +9,19 @@ import { ApiError, CLIENT_CLOSED } from "../server/errors.ts";
 import { jsonBody } from "../server/response.ts";
 import { timeLimit } from "../time_limit.ts";
 import {
+  type ChatAnswer,
   describeNetworkError,
   mapUpstreamError,
-  parseUpstreamSuccess,
-  type UpstreamResult,
-  withTrace,
-} from "./answers.ts";
-import {
-  type ChatAnswer,
   parseChatAnswer,
+  parseUpstreamSuccess,
   parseVideoStatus,
   parseVideoSubmit,
+  type UpstreamResult,
   type VideoStatus,
-} from "./video_answers.ts";
+  withTrace,
+} from "./answers.ts";
 
-export type { UpstreamResult } from "./answers.ts";
-export type { ChatAnswer, VideoStatus } from "./video_answers.ts";
+export type { ChatAnswer, UpstreamResult, VideoStatus } from "./answers.ts";
 
 /** Where the demo stand-in serves its images. */
 export const DEMO_IMAGE_PREFIX = "/demo/images/";
