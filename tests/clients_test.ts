@@ -55,7 +55,7 @@ Deno.test("fields a model does not take are dropped and named; values out of ran
       assertEquals("num_inference_steps" in fake.received.at(-1)!.body, false);
     },
   );
-  await t.step("OpenAI's default image fields never fail a request", async () => {
+  await t.step("OpenAI's image fields never fail a request, and are named", async () => {
     const res = await post(`${server.url}/v1/images/generations`, {
       model: "Qwen/Qwen-Image",
       prompt: "a cat",
@@ -69,8 +69,21 @@ Deno.test("fields a model does not take are dropped and named; values out of ran
       output_format: "webp",
     });
     assertEquals(res.status, 200, await res.clone().text());
-    assertEquals(res.headers.get("x-ignored-params"), "output_format");
+    assertEquals(
+      res.headers.get("x-ignored-params"),
+      "output_format, background, style, moderation, output_compression, input_fidelity",
+    );
     await res.body?.cancel();
+    // What asks for nothing is not named.
+    const quiet = await post(`${server.url}/v1/images/generations`, {
+      model: "Qwen/Qwen-Image",
+      prompt: "a cat",
+      background: "auto",
+      moderation: "auto",
+      partial_images: 0,
+    });
+    assertEquals([quiet.status, quiet.headers.get("x-ignored-params")], [200, null]);
+    await quiet.body?.cancel();
   });
   await t.step("a value out of range for a field the model takes is a 400 naming it", async () => {
     const res = await post(`${server.url}/v1/images/generations`, {

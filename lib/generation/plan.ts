@@ -29,6 +29,21 @@ export const PARAM_SYNONYMS: Readonly<Record<string, string>> = {
   cfg: "guidance_scale",
 };
 
+/**
+ * OpenAI's image fields that no SiliconFlow model serves (an edit's `mask` among them): named as
+ * ignored unless they ask for nothing (`"auto"`, `0`, `false`), and never refused, even when
+ * strict (clients of OpenAI's models send them as a matter of course).
+ */
+const OPENAI_ONLY_PARAMS = [
+  "background",
+  "style",
+  "moderation",
+  "output_compression",
+  "input_fidelity",
+  "partial_images",
+  "mask",
+];
+
 /** What a client asked for, before validation. */
 export interface GenerationInput {
   /** The model entry. */
@@ -100,7 +115,8 @@ export function checkImageCount(model: ModelSpec, count: number, param: string):
 /**
  * The SiliconFlow parameters among the request fields, under the model's own names, and the name
  * each was sent as where a synonym was used. A known field the model does not take is dropped and
- * listed as ignored (SiliconFlow itself ignores it), or with `strict` it is a 400.
+ * listed as ignored (SiliconFlow itself ignores it), or with `strict` it is a 400. OpenAI's own
+ * (see {@link OPENAI_ONLY_PARAMS}) are listed too.
  */
 function pickParams(model: ModelSpec, fields: Record<string, unknown>, strict: boolean) {
   const params: Record<string, unknown> = {};
@@ -133,6 +149,10 @@ function pickParams(model: ModelSpec, fields: Record<string, unknown>, strict: b
       );
     }
     params[name] = value;
+  }
+  for (const name of OPENAI_ONLY_PARAMS) {
+    const value = fields[name];
+    if (present(value) && value !== "auto" && value !== 0 && value !== false) ignored.push(name);
   }
   return { params, sentAs, ignored };
 }

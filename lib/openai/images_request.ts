@@ -72,17 +72,8 @@ export function parseImagesFields(
   };
 }
 
-function maskError() {
-  return invalidParam(
-    "mask",
-    "mask is not supported: SiliconFlow's edit models take no mask. Describe the change in the prompt instead.",
-    "unsupported_parameter",
-  );
-}
-
 /** The input images of an edits JSON body (`images: [{image_url}]`). */
 export function editsJsonImages(fields: Record<string, unknown>): string[] {
-  if (fields.mask !== undefined) throw maskError();
   const list = Array.isArray(fields.images) ? fields.images : [];
   return list.map((entry, i) =>
     checkImageRef(isJsonObject(entry) ? entry.image_url : undefined, `images[${i}].image_url`)
@@ -97,14 +88,17 @@ export interface EditsForm {
   parts: MultipartPart[];
 }
 
-/** Splits an edits form; a 400 without any image, or with a mask. */
+/**
+ * Splits an edits form; a 400 without any image. A mask file is kept by its name only: no model
+ * takes one, so it is named as ignored.
+ */
 export function splitEditsForm(form: readonly MultipartPart[]): EditsForm {
-  if (form.some(([name]) => name === "mask")) throw maskError();
   const fields: Record<string, unknown> = {};
   const parts: MultipartPart[] = [];
   for (const [name, value] of form) {
     if (name === "image" || name === "image[]") parts.push([name, value]);
     else if (typeof value === "string") fields[name] = value;
+    else if (name === "mask") fields.mask = value.filename || "file";
   }
   if (parts.length === 0) {
     throw invalidParam(
