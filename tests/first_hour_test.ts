@@ -61,7 +61,7 @@ Deno.test("a prompt past the limit is a 400 naming the field, on every route", o
       }, "messages[0].content"],
       ["/v1/images/generations", { model: "Qwen/Qwen-Image", prompt: long }, "prompt"],
       ["/v1/videos", { model: "sora-2", prompt: long }, "prompt"],
-      ["/v1/responses", { model: "Qwen/Qwen-Image", input: long }, "messages[0].content"],
+      ["/v1/responses", { model: "Qwen/Qwen-Image", input: long }, "input"],
     ] as const
   ) {
     const res = await post(`${server.url}${path}`, body);

@@ -126,3 +126,43 @@ Deno.test("Responses API: failures, keep-alives and previous_response_id", async
     assert(err instanceof OpenAI.AuthenticationError, String(err));
   }
 });
+
+Deno.test("Responses API: a field at fault is named in input's terms, never as messages", async () => {
+  await using fake = startFakeUpstream();
+  await using server = startServer({ SILICONFLOW_BASE_URL: fake.baseUrl });
+  const cases: [unknown, string, string][] = [
+    ["", "input", "A prompt is required"],
+    [
+      [{ type: "reasoning", summary: [] }, {
+        role: "user",
+        content: [{ type: "input_file", file_data: "x" }, { type: "input_text", text: " " }],
+      }],
+      "input[1].content",
+      "A prompt is required",
+    ],
+    [
+      [{ type: "reasoning", summary: [] }, {
+        role: "user",
+        content: [{ type: "input_text", text: "hi" }, { type: "input_file", file_data: "x" }, {
+          type: "input_image",
+          image_url: "ftp://host/a.png",
+        }],
+      }],
+      "input[1].content[2].image_url",
+      "input[1].content[2].image_url must be",
+    ],
+    [[{ role: "assistant", content: "hello" }], "input", "input must contain a user message"],
+  ];
+  for (const [input, param, message] of cases) {
+    const res = await post(`${server.url}/v1/responses`, { model: "Qwen/Qwen-Image", input });
+    const { error } = await res.json();
+    assertEquals([res.status, error.param], [400, param], JSON.stringify(error));
+    assertStringIncludes(error.message, message);
+  }
+  // Found while planning: the edit model finds no image in the item that holds the prompt.
+  const edit = await post(`${server.url}/v1/responses`, {
+    model: "Qwen/Qwen-Image-Edit-2509",
+    input: [{ type: "reasoning", summary: [] }, { role: "user", content: "make it night" }],
+  });
+  assertEquals([edit.status, (await edit.json()).error.param], [400, "input[1].content"]);
+});

@@ -103,7 +103,9 @@ async function outputItems(
 export async function responses(ctx: RequestContext): Promise<Response> {
   const auth = await authorizeRequest(ctx);
   const request = parseResponsesRequest(await readJson(ctx.request, bodyLimits(ctx)));
-  const generation = await prepareGeneration(ctx, auth, request.chat);
+  const generation = await prepareGeneration(ctx, auth, request.chat).catch((err) => {
+    throw request.named(err);
+  });
   const base: Base = {
     id: id("resp"),
     created: Math.floor(ctx.app.now() / 1000),
@@ -113,7 +115,9 @@ export async function responses(ctx: RequestContext): Promise<Response> {
   const release = generation.acquire();
   const produce = async (signal: AbortSignal) => {
     try {
-      const made = await generation.run(signal);
+      const made = await generation.run(signal).catch((err) => {
+        throw request.named(err);
+      });
       base.usage = made.rewrite?.usage;
       return await outputItems(ctx, made, request.wantResults, signal);
     } finally {

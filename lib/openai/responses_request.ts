@@ -5,7 +5,7 @@
  * multi-turn editing the way earlier chat messages do.
  * @module
  */
-import { invalidParam, notAnObject } from "../server/errors.ts";
+import { ApiError, invalidParam, notAnObject } from "../server/errors.ts";
 import { isJsonObject } from "../values.ts";
 import { type ChatRequest, parseChatRequest } from "./chat_request.ts";
 
@@ -21,6 +21,8 @@ export interface ResponsesRequest {
   tools: unknown[];
   /** Fields of the `image_generation` tool that mean nothing here, as `image_generation.NAME`. */
   ignored: string[];
+  /** An error of the chat code with the field at fault named in `input`'s terms. */
+  named(err: unknown): unknown;
 }
 
 /**
@@ -78,24 +80,61 @@ function chatPart(part: unknown, at: string): Part | undefined {
   }
 }
 
-/** One input item as a chat message, or undefined for items that carry nothing to draw. */
-function chatMessage(item: unknown, index: number): Part | undefined {
+/** Where a chat message came from: its `input` item, and the item's parts it kept, in order. */
+interface Origin {
+  item: number;
+  parts: number[];
+}
+
+/** One input item as a chat message and its origin, or undefined for items with nothing to draw. */
+function chatMessage(item: unknown, index: number): [Part, Origin] | undefined {
   const at = `input[${index}]`;
   if (!isJsonObject(item)) throw invalidParam(at, "An input item must be an object");
+  const origin: Origin = { item: index, parts: [] };
   if (item.type === "image_generation_call") {
     // An image made earlier in the conversation, returned as base64.
     const result = typeof item.result === "string" ? item.result : "";
     return result
-      ? { role: "assistant", content: `![](data:image/png;base64,${result})` }
+      ? [{ role: "assistant", content: `![](data:image/png;base64,${result})` }, origin]
       : undefined;
   }
   if (item.type !== undefined && item.type !== "message") return undefined;
   const content = typeof item.content === "string"
     ? item.content
     : Array.isArray(item.content)
-    ? item.content.map((p, j) => chatPart(p, `${at}.content[${j}]`)).filter((p) => p !== undefined)
+    ? item.content.flatMap((p, j) => {
+      const part = chatPart(p, `${at}.content[${j}]`);
+      if (part) origin.parts.push(j);
+      return part ? [part] : [];
+    })
     : item.content;
-  return { role: item.role, content };
+  return [{ role: item.role, content }, origin];
+}
+
+/**
+ * A field as the chat code names it (`messages[1].content[0].image_url`), as the client sent it
+ * (`input[3].content[1].image_url`; `input` when it was a string).
+ */
+function inputParam(param: string, origins: Origin[] | undefined): string {
+  const m = /^messages(?:\[(\d+)\](\.content(?:\[(\d+)\])?)?)?(.*)$/.exec(param);
+  if (!m) return param;
+  const origin = m[1] === undefined ? undefined : origins?.[Number(m[1])];
+  if (!origin) return "input";
+  const part = m[3] === undefined ? "" : `[${origin.parts[Number(m[3])] ?? m[3]}]`;
+  return `input[${origin.item}]${m[2] ? `.content${part}` : ""}${m[4]}`;
+}
+
+/** The error with a field of `messages` named as the client sent it (see {@link inputParam}). */
+function renamed(err: unknown, origins: Origin[] | undefined): unknown {
+  if (!(err instanceof ApiError) || !err.param?.startsWith("messages")) return err;
+  const param = inputParam(err.param, origins);
+  return new ApiError(err.status, err.message.replaceAll(err.param, param), {
+    type: err.type,
+    param,
+    code: err.code,
+    headers: err.headers,
+    cause: err.cause,
+  });
 }
 
 /** Parses a Responses API body into the chat shape. */
@@ -109,20 +148,27 @@ export function parseResponsesRequest(body: unknown): ResponsesRequest {
     );
   }
   const input = body.input;
-  const messages = typeof input === "string"
-    ? [{ role: "user", content: input }]
-    : Array.isArray(input)
-    ? input.map(chatMessage).filter((m) => m !== undefined)
-    : undefined;
-  if (messages === undefined) {
+  if (typeof input !== "string" && !Array.isArray(input)) {
     throw invalidParam("input", "input must be a string or a list of input items");
   }
+  const converted = Array.isArray(input)
+    ? input.map(chatMessage).filter((m) => m !== undefined)
+    : undefined;
+  const messages = converted?.map(([message]) => message) ?? [{ role: "user", content: input }];
+  const origins = converted?.map(([, origin]) => origin);
+  const named = (err: unknown) => renamed(err, origins);
   const tools = Array.isArray(body.tools) ? body.tools : [];
   const include = Array.isArray(body.include) ? body.include : [];
   const { fields, ignored } = withToolFields(body, tools);
-  const chat = parseChatRequest({ ...fields, messages, stream: body.stream === true });
+  let chat: ChatRequest;
+  try {
+    chat = parseChatRequest({ ...fields, messages, stream: body.stream === true });
+  } catch (err) {
+    throw named(err);
+  }
   return {
     ignored,
+    named,
     chat,
     stream: body.stream === true,
     wantResults: tools.some((t) => isJsonObject(t) && t.type === "image_generation") ||
