@@ -58,8 +58,8 @@ export async function fetchFollowing(
       throw new ApiError(
         502,
         hop >= MAX_REDIRECTS
-          ? `Downloading the generated image failed: more than ${MAX_REDIRECTS} redirects`
-          : "Downloading the generated image failed: redirected to a URL that is not http(s)",
+          ? `Downloading from SiliconFlow's link failed: more than ${MAX_REDIRECTS} redirects`
+          : "Downloading from SiliconFlow's link failed: redirected to a URL that is not http(s)",
         { code: "image_download_failed" },
       );
     }
@@ -151,7 +151,7 @@ function capped(maxBytes: number): TransformStream<Uint8Array, Uint8Array> {
 }
 
 function tooBig(): ApiError {
-  return new ApiError(502, "The generated image is larger than the download limit", {
+  return new ApiError(502, "The file at SiliconFlow's link is larger than the download limit", {
     code: "image_download_failed",
   });
 }
@@ -176,16 +176,20 @@ async function fetchImage<T>(
     const response = await fetchFollowing(url, options.fetch, limit.signal);
     if (!response.ok) {
       await response.body?.cancel();
-      throw new ApiError(502, `Downloading the generated image failed: HTTP ${response.status}`, {
-        code: "image_download_failed",
-      });
+      throw new ApiError(
+        502,
+        `Downloading from SiliconFlow's link failed: HTTP ${response.status}`,
+        {
+          code: "image_download_failed",
+        },
+      );
     }
     return await read(response, options.maxBytes ?? MAX_DOWNLOAD_BYTES, limit.signal);
   } catch (err) {
     if (err instanceof ApiError || passThrough()) throw err;
     throw new ApiError(
       limit.timedOut() ? 504 : 502,
-      `Downloading the generated image failed: ${(err as Error)?.message ?? err}`.slice(0, 300),
+      `Downloading from SiliconFlow's link failed: ${(err as Error)?.message ?? err}`.slice(0, 300),
       { code: "image_download_failed", cause: err },
     );
   } finally {
