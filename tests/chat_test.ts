@@ -175,6 +175,26 @@ Deno.test("chat completion: bad input gets an OpenAI error naming the field", as
       assertEquals(res.headers.get("access-control-allow-origin"), "*");
     });
   }
+  await t.step("the message says what is wrong with the value", async () => {
+    const said: [unknown, string][] = [
+      [
+        {
+          messages: user([
+            { type: "image_url", image_url: { url: "data:image/png;base64,AAAA" } },
+            { type: "text", text: "x" },
+          ]),
+        },
+        "is a data URI, but its base64 is not a png, jpeg, webp or gif image",
+      ],
+      [{ messages: user("x"), stream: "yes" }, "stream must be true or false"],
+      [{ messages: user("x"), image_size: "99999x99999" }, "each side 64 to 4096"],
+    ];
+    for (const [body, words] of said) {
+      const res = await post(chat, { model: "Qwen/Qwen-Image", ...body as object });
+      assertEquals(res.status, 400);
+      assertStringIncludes((await res.json()).error.message, words);
+    }
+  });
   assertEquals(fake.received.length, 0, "nothing invalid went upstream");
 });
 

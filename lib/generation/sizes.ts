@@ -61,7 +61,7 @@ interface SizeWords {
 }
 
 const SIZE_HELP =
-  "WIDTHxHEIGHT (e.g. 1024x1024), a ratio such as 16:9, a tier 1K, 2K or 4K (alone or with a ratio, e.g. 16:9 2K), or auto";
+  "WIDTHxHEIGHT with each side 64 to 4096 (e.g. 1024x1024), a ratio such as 16:9, a tier 1K, 2K or 4K (alone or with a ratio, e.g. 16:9 2K), or auto";
 
 /** Reads a size value in any of the vocabulary's forms; undefined for `auto` or nothing. */
 export function parseSizeWords(value: unknown, param: string): SizeWords | undefined {

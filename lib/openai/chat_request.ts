@@ -45,7 +45,7 @@ const Body = z.looseObject({
   messages: z.array(Message, {
     error: "messages is required: the conversation, as a list of {role, content}",
   }).min(1, "messages must not be empty"),
-  stream: z.boolean().nullish(),
+  stream: z.boolean({ error: "stream must be true or false" }).nullish(),
   stream_options: z.looseObject({ include_usage: z.boolean().nullish() }).nullish(),
 });
 

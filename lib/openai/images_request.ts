@@ -24,7 +24,9 @@ const Common = z.looseObject({
   model: z.string().nullish(),
   response_format: z.enum(["url", "b64_json"]).nullish(),
   // Multipart bodies carry it as text.
-  stream: z.union([z.boolean(), z.enum(["true", "false"])]).nullish(),
+  stream: z.union([z.boolean(), z.enum(["true", "false"])], {
+    error: "stream must be true or false",
+  }).nullish(),
 });
 
 /** An Images API request, checked. */

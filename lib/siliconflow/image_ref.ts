@@ -60,9 +60,12 @@ export function isImageDataUri(value: string): boolean {
  */
 export function checkImageRef(value: unknown, param: string): string {
   if (typeof value === "string" && (isHttpUrl(value) || isImageDataUri(value))) return value;
+  const dataUri = typeof value === "string" && splitDataUri(value) !== undefined;
   throw invalidParam(
     param,
-    `${param} must be an http(s) URL or a data:image/...;base64 URI of a png, jpeg, webp or gif image`,
+    dataUri
+      ? `${param} is a data URI, but its base64 is not a png, jpeg, webp or gif image`
+      : `${param} must be an http(s) URL or a data:image/...;base64 URI of a png, jpeg, webp or gif image`,
     "invalid_image_url",
   );
 }
