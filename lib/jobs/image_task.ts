@@ -165,7 +165,7 @@ export class ImageTasks {
     work: (signal: AbortSignal, started: () => Promise<void>) => Promise<TaskEnd>,
     signal: AbortSignal,
   ): Promise<ImageTask> {
-    const created = this.#now();
+    const created = this.jobs.newCreated();
     const record: ImageTask = {
       ...task,
       id: `imgtask_${randomToken(18)}`,

@@ -107,6 +107,17 @@ export class JobStore<J extends JobRecord> {
     };
   }
 
+  #lastCreated = 0;
+
+  /**
+   * The creation time of a new job: now, or a millisecond after the last one this store gave, so
+   * that the jobs made in this process list in the order they were made (the owner index sorts
+   * by it, then by the random id).
+   */
+  newCreated(): number {
+    return this.#lastCreated = Math.max(this.#now(), this.#lastCreated + 1);
+  }
+
   /** How long from now a record should live: to its deadline and then the retention. */
   #life(job: J): number {
     const end = isDone(job) ? (job.finished ?? this.#now()) : Math.max(job.deadline, this.#now());

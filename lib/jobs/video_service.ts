@@ -87,7 +87,7 @@ export class VideoService {
     caller: VideoCaller,
     order: VideoOrder,
   ): Promise<{ job: VideoJob; ignored: string[] }> {
-    const { config, quota, upstream, now, logger } = this.#deps;
+    const { config, quota, upstream, logger } = this.#deps;
     const { model } = order;
     const ignored: string[] = [];
     let images = order.images;
@@ -121,7 +121,7 @@ export class VideoService {
     ignored.push(...plan.ignored);
     const { account } = caller;
     const reservation = account && quota ? await quota.reserve(account, 1, "videos") : undefined;
-    const created = now();
+    const created = this.jobs.newCreated();
     const job: VideoJob = {
       id: `video_${randomToken(18)}`,
       owner: caller.owner,
