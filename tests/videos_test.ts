@@ -189,6 +189,11 @@ Deno.test(
       const json = await res.json();
       assertEquals([res.status, json.error.param], [400, param], JSON.stringify(body));
     }
+    const blank = await post(`${server.url}/v1/videos`, { prompt: " " });
+    assertEquals(
+      (await blank.json()).error.message.split(" (")[0],
+      "A prompt is required: describe the video to make.",
+    );
     const unknown = await post(`${server.url}/v1/videos`, { prompt: "x", model: "veo-9" });
     assertEquals([unknown.status, (await unknown.json()).error.code], [404, "model_not_found"]);
     // A video model in the Images API is told where to go.

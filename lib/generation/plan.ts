@@ -182,7 +182,8 @@ export function planGeneration(input: GenerationInput): GenerationPlan {
   const { model, fields } = input;
   const prompt = input.prompt.trim();
   if (!prompt) {
-    throw invalidParam(input.promptParam, "A prompt is required: describe the image to make.");
+    const what = model.video ? "video" : "image";
+    throw invalidParam(input.promptParam, `A prompt is required: describe the ${what} to make.`);
   }
   if (prompt.length > MAX_PROMPT_CHARS) {
     throw invalidParam(
