@@ -150,6 +150,17 @@ Deno.test("MCP over Streamable HTTP: tools, images, edits, video, errors", async
       });
       assertEquals(wrongModel.isError, true);
       assertMatch((wrongModel.content as Content[])[0].text as string, /does not exist here/);
+      // Named as the tool's arguments, not as the routes' fields behind them.
+      const badImage = await client.callTool({
+        name: "edit_image",
+        arguments: { prompt: "a", images: ["ftp://host/a.png"] },
+      });
+      assertMatch((badImage.content as Content[])[0].text as string, /^images\[0\] must be/);
+      const badFrame = await client.callTool({
+        name: "generate_video",
+        arguments: { prompt: "a", image: "ftp://host/a.png", wait: false },
+      });
+      assertMatch((badFrame.content as Content[])[0].text as string, /^image must be/);
       const unknown = client.callTool({ name: "no_such_tool", arguments: {} });
       await assertRejects(() => unknown, Error, "Unknown tool");
     });

@@ -16,8 +16,18 @@ import {
 import { MAX_INLINE_IMAGE_BYTES, toolError, type ToolResult, type ToolRun } from "./tool_result.ts";
 import { decodePng, encodePng, shrink } from "../png.ts";
 
-/** A route's error, in its own words. */
+/** A route's error, in its own words (with the names of the tool's arguments). */
 export class ToolFailure extends Error {}
+
+/** The routes' names for the tools' arguments, so that an error names what the caller sent. */
+const ARG_NAMES: [RegExp, string][] = [
+  [/\bimages\[(\d+)\]\.image_url\b/g, "images[$1]"],
+  [/\binput_reference\b/g, "image"],
+];
+
+function argNames(message: string): string {
+  return ARG_NAMES.reduce((text, [route, arg]) => text.replace(route, arg), message);
+}
 
 /** Calls one of this server's routes in process, with the MCP request's key and signal. */
 export async function inner(
@@ -43,7 +53,7 @@ export async function inner(
   const json = await response.json().catch(() => ({}));
   if (!response.ok) {
     const error = isJsonObject(json) && isJsonObject(json.error) ? json.error : {};
-    throw new ToolFailure(String(error.message ?? `HTTP ${response.status}`));
+    throw new ToolFailure(argNames(String(error.message ?? `HTTP ${response.status}`)));
   }
   return { json, headers: response.headers };
 }

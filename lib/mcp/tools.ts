@@ -99,7 +99,13 @@ const TOOLS = {
     title: "Edit an image",
     description:
       "Change one to three images as the prompt says (an edit model). Images may be URLs, data: URIs, or the id or link of an image this server made earlier (from generate_image or edit_image).",
-    input: () => z.strictObject({ ...imageArgs(), images: z.array(imageRef).min(1).max(3) }),
+    input: () =>
+      z.strictObject({
+        ...imageArgs(),
+        images: z.array(imageRef, {
+          error: "images is required: a list of one to three images (URLs, data: URIs or ids)",
+        }).min(1, "images needs at least one image").max(3, "images takes at most three"),
+      }),
     output: ImagesOut,
     run: (args: Record<string, unknown>, run: ToolRun) =>
       makeImages(args, run, args.images as string[]),
