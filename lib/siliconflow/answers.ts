@@ -30,6 +30,25 @@ export function withTrace(message: string, traceId?: string): string {
   return traceId ? `${message} (SiliconFlow trace id: ${traceId})` : message;
 }
 
+/** A 502 for a 200 answer that is not what SiliconFlow documents. */
+function bad(message: string, traceId?: string): ApiError {
+  return new ApiError(502, withTrace(message, traceId), { code: "upstream_bad_response" });
+}
+
+/** A 200 answer's JSON object (a 502 otherwise). */
+function object(text: string, traceId?: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw bad("SiliconFlow answered with something that is not JSON", traceId);
+  }
+  if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) {
+    throw bad("SiliconFlow's answer is not an object", traceId);
+  }
+  return parsed as Record<string, unknown>;
+}
+
 /** Pulls a readable message out of an upstream error body (JSON `{code,message,data}` or text). */
 export function upstreamMessage(text: string): { message: string; code?: string } {
   const trimmed = text.trim();
@@ -139,23 +158,6 @@ export interface VideoStatus {
 }
 
 const STATUSES = new Set(["InQueue", "InProgress", "Succeed", "Failed"]);
-
-function bad(message: string, traceId?: string): ApiError {
-  return new ApiError(502, withTrace(message, traceId), { code: "upstream_bad_response" });
-}
-
-function object(text: string, traceId?: string): Record<string, unknown> {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    throw bad("SiliconFlow answered with something that is not JSON", traceId);
-  }
-  if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) {
-    throw bad("SiliconFlow's answer is not an object", traceId);
-  }
-  return parsed as Record<string, unknown>;
-}
 
 /** A chat completion's answer: its text and the tokens it cost. */
 export interface ChatAnswer {

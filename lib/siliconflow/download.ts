@@ -179,9 +179,7 @@ async function fetchImage<T>(
       throw new ApiError(
         502,
         `Downloading from SiliconFlow's link failed: HTTP ${response.status}`,
-        {
-          code: "image_download_failed",
-        },
+        { code: "image_download_failed" },
       );
     }
     return await read(response, options.maxBytes ?? MAX_DOWNLOAD_BYTES, limit.signal);
