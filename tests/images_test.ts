@@ -308,6 +308,37 @@ Deno.test("images/edits: every multipart form, JSON form, sniffed types", async 
       await json.body?.cancel();
     },
   );
+  await t.step(
+    "JSON body with image (one or a list) or plain links in images; none is a 400",
+    async () => {
+      for (
+        const [fields, count] of [
+          [{ image: PNG_DATA_URI }, 1],
+          [{ image: [PNG_DATA_URI, PNG_DATA_URI] }, 2],
+          [{ images: [PNG_DATA_URI] }, 1],
+        ] as const
+      ) {
+        const res = await post(edits, {
+          prompt: "x",
+          model: "Qwen/Qwen-Image-Edit-2509",
+          ...fields,
+        });
+        assertEquals(res.status, 200, await res.clone().text());
+        await res.body?.cancel();
+        const sent = fake.received.at(-1)!.body;
+        assertEquals([sent.image, sent.image2], [
+          PNG_DATA_URI,
+          count === 2 ? PNG_DATA_URI : undefined,
+        ]);
+      }
+      for (const fields of [{}, { images: [] }, { image: ["ftp://x"] }]) {
+        const res = await post(edits, { prompt: "x", model: "gpt-image-1", ...fields });
+        const { error } = await res.json();
+        assertEquals(res.status, 400, JSON.stringify(error));
+        assertEquals(error.param, "image" in fields ? "image[0]" : "images");
+      }
+    },
+  );
   await t.step("JSON body with images[].image_url", async () => {
     const res = await post(edits, {
       prompt: "x",

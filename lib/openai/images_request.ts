@@ -74,11 +74,27 @@ export function parseImagesFields(
   };
 }
 
-/** The input images of an edits JSON body (`images: [{image_url}]`). */
+/**
+ * The input images of an edits JSON body: OpenAI's `images: [{image_url}]` (or plain links in the
+ * list), or `image` as one link or a list of them, as a form names it. A 400 without any.
+ */
 export function editsJsonImages(fields: Record<string, unknown>): string[] {
-  const list = Array.isArray(fields.images) ? fields.images : [];
-  return list.map((entry, i) =>
-    checkImageRef(isJsonObject(entry) ? entry.image_url : undefined, `images[${i}].image_url`)
+  if (Array.isArray(fields.images) && fields.images.length) {
+    return fields.images.map((entry, i) =>
+      isJsonObject(entry)
+        ? checkImageRef(entry.image_url, `images[${i}].image_url`)
+        : checkImageRef(entry, `images[${i}]`)
+    );
+  }
+  const { image } = fields;
+  if (Array.isArray(image) && image.length) {
+    return image.map((entry, i) => checkImageRef(entry, `image[${i}]`));
+  }
+  if (typeof image === "string") return [checkImageRef(image, "image")];
+  throw invalidParam(
+    "images",
+    "Attach at least one image, as images: [{image_url}] (a link or a data URI)",
+    "image_required",
   );
 }
 
