@@ -128,13 +128,7 @@ function inputParam(param: string, origins: Origin[] | undefined): string {
 function renamed(err: unknown, origins: Origin[] | undefined): unknown {
   if (!(err instanceof ApiError) || !err.param?.startsWith("messages")) return err;
   const param = inputParam(err.param, origins);
-  return new ApiError(err.status, err.message.replaceAll(err.param, param), {
-    type: err.type,
-    param,
-    code: err.code,
-    headers: err.headers,
-    cause: err.cause,
-  });
+  return err.with({ message: err.message.replaceAll(err.param, param), param });
 }
 
 /** Parses a Responses API body into the chat shape. */

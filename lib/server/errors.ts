@@ -75,6 +75,18 @@ export class ApiError extends Error {
     this.headers = options.headers ?? {};
   }
 
+  /** The same error in other words (a new message, or another `param`), caused by this one. */
+  with(changes: { message: string; param?: string }): ApiError {
+    const { status, type, param, code, headers } = this;
+    return new ApiError(status, changes.message, {
+      type,
+      param: changes.param ?? param,
+      code,
+      headers,
+      cause: this,
+    });
+  }
+
   /** The OpenAI error body for this error. */
   toJSON(): OpenAIErrorBody {
     return {
@@ -120,12 +132,5 @@ export function finalError(
   }
   const error = toApiError(err);
   if (error.message.includes(scope.requestId)) return error;
-  const { type, param, code, headers } = error;
-  return new ApiError(error.status, `${error.message} (request id: ${scope.requestId})`, {
-    type,
-    param,
-    code,
-    headers,
-    cause: error,
-  });
+  return error.with({ message: `${error.message} (request id: ${scope.requestId})` });
 }
