@@ -19,14 +19,12 @@ import { decodePng, encodePng, shrink } from "../png.ts";
 /** A route's error, in its own words (with the names of the tool's arguments). */
 export class ToolFailure extends Error {}
 
-/** The routes' names for the tools' arguments, so that an error names what the caller sent. */
-const ARG_NAMES: [RegExp, string][] = [
-  [/\bimages\[(\d+)\]\.image_url\b/g, "images[$1]"],
-  [/\binput_reference\b/g, "image"],
-];
-
+/**
+ * A route's error in the tool's words: `generate_video`'s first frame, `image`, goes to the
+ * Videos API as `input_reference`. (`edit_image`'s `images` go to the Images API as they are.)
+ */
 function argNames(message: string): string {
-  return ARG_NAMES.reduce((text, [route, arg]) => text.replace(route, arg), message);
+  return message.replace(/\binput_reference\b/g, "image");
 }
 
 /** Calls one of this server's routes in process, with the MCP request's key and signal. */
@@ -98,7 +96,7 @@ export async function makeImages(
         ...fields,
         model,
         response_format: "url",
-        images: inlined.map((image_url) => ({ image_url })),
+        images: inlined,
       });
     } else {
       answer = await inner(run, "POST", "/v1/images/generations", {
